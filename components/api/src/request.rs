@@ -1,0 +1,93 @@
+//! The parts of a request the routes read, with the body read under a size limit.
+
+use futures::TryStreamExt;
+use spin_sdk::http::{IncomingRequest, Method};
+use vigil_core::error::ApiError;
+
+/// Largest request body accepted. A batch of 1000 Celery events fits well within it.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// A request, read.
+pub struct Req {
+    pub method: Method,
+    pub path: String,
+    pub query: String,
+    pub authorization: Option<String>,
+    pub body: Vec<u8>,
+}
+
+impl Req {
+    /// Reads `req`, refusing a body over [`MAX_BODY_BYTES`] without buffering it.
+    pub async fn read(req: IncomingRequest) -> Result<Self, ApiError> {
+        let header = |name: &str| {
+            req.headers()
+                .get(&name.to_owned())
+                .into_iter()
+                .next()
+                .map(|v| String::from_utf8_lossy(&v).into_owned())
+        };
+        let declared = header("content-length").and_then(|v| v.trim().parse::<usize>().ok());
+        if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
+            return Err(ApiError::payload_too_large(MAX_BODY_BYTES));
+        }
+        let authorization = header("authorization");
+        let path_with_query = req.path_with_query().unwrap_or_else(|| "/".into());
+        let (path, query) = match path_with_query.split_once('?') {
+            Some((p, q)) => (p.to_owned(), q.to_owned()),
+            None => (path_with_query, String::new()),
+        };
+        let method = req.method();
+        let body = read_body(req).await?;
+        Ok(Self { method, path, query, authorization, body })
+    }
+
+    /// The first value of query parameter `name`, percent-decoded.
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        self.query.split('&').find_map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (k == name).then(|| percent_decode(v))
+        })
+    }
+}
+
+async fn read_body(req: IncomingRequest) -> Result<Vec<u8>, ApiError> {
+    let mut stream = req.into_body_stream();
+    let mut body = Vec::new();
+    while let Some(chunk) = stream
+        .try_next()
+        .await
+        .map_err(|_| ApiError::bad_request("could not read the request body"))?
+    {
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(ApiError::payload_too_large(MAX_BODY_BYTES));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                match std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}

@@ -1,0 +1,112 @@
+//! Encodings: JSON as the host produced it, MessagePack, and gzip over 1 KiB.
+
+use std::io::Write;
+
+use flate2::write::GzEncoder;
+use flate2::Compression;
+
+use crate::{Encoding, Event, Frame};
+
+/// Frames larger than this are gzip-compressed for subscribers that accept gzip (seed 001).
+pub const GZIP_THRESHOLD: usize = 1024;
+
+/// Encodes one event's envelope.
+pub fn event(ev: &Event, encoding: Encoding, gzip: bool) -> Frame {
+    match encoding {
+        Encoding::Json => finish(ev.json.as_bytes().to_vec(), false, gzip),
+        Encoding::Msgpack => {
+            let value: serde_json::Value =
+                serde_json::from_str(&ev.json).unwrap_or(serde_json::Value::Null);
+            finish(msgpack(&value), true, gzip)
+        }
+    }
+}
+
+/// Encodes held updates as one `batch_update` message:
+/// `{"type":"batch_update","seq":<last>,"count":n,"updates":[<envelope>…]}`.
+pub fn batch(events: &[Event], encoding: Encoding, gzip: bool) -> Frame {
+    let updates: Vec<serde_json::Value> = events
+        .iter()
+        .map(|e| serde_json::from_str(&e.json).unwrap_or(serde_json::Value::Null))
+        .collect();
+    let value = serde_json::json!({
+        "type": "batch_update",
+        "seq": events.last().map_or(0, |e| e.seq),
+        "count": updates.len(),
+        "updates": updates,
+    });
+    match encoding {
+        Encoding::Json => finish(value.to_string().into_bytes(), false, gzip),
+        Encoding::Msgpack => finish(msgpack(&value), true, gzip),
+    }
+}
+
+fn msgpack(value: &serde_json::Value) -> Vec<u8> {
+    rmp_serde::to_vec_named(value).unwrap_or_default()
+}
+
+fn finish(bytes: Vec<u8>, binary: bool, gzip: bool) -> Frame {
+    if gzip && bytes.len() > GZIP_THRESHOLD {
+        let mut enc = GzEncoder::new(Vec::with_capacity(bytes.len() / 2), Compression::fast());
+        if enc.write_all(&bytes).is_ok() {
+            if let Ok(compressed) = enc.finish() {
+                return Frame { bytes: compressed, gzip: true, binary: true };
+            }
+        }
+    }
+    Frame { bytes, gzip: false, binary }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::tests::event;
+    use std::io::Read;
+
+    #[test]
+    fn json_is_the_envelope_as_is() {
+        let ev = event(3, "t1", None);
+        let f = event_frame(&ev, Encoding::Json, true);
+        assert_eq!(f.bytes, ev.json.as_bytes());
+        assert!(!f.gzip && !f.binary);
+    }
+
+    fn event_frame(ev: &Event, enc: Encoding, gzip: bool) -> Frame {
+        super::event(ev, enc, gzip)
+    }
+
+    #[test]
+    fn msgpack_decodes_to_the_same_value() {
+        let ev = event(3, "t1", Some("q"));
+        let f = event_frame(&ev, Encoding::Msgpack, false);
+        assert!(f.binary);
+        let back: serde_json::Value = rmp_serde::from_slice(&f.bytes).unwrap();
+        assert_eq!(back, serde_json::from_str::<serde_json::Value>(&ev.json).unwrap());
+    }
+
+    #[test]
+    fn large_frames_are_gzipped_only_when_asked() {
+        let mut ev = event(3, "t1", None);
+        ev.json = serde_json::json!({ "seq": 3, "data": "x".repeat(4000) }).to_string();
+        let plain = event_frame(&ev, Encoding::Json, false);
+        assert!(!plain.gzip);
+        let small = event_frame(&event(1, "a", None), Encoding::Json, true);
+        assert!(!small.gzip, "under 1 KiB stays plain");
+        let z = event_frame(&ev, Encoding::Json, true);
+        assert!(z.gzip && z.bytes.len() < 1000);
+        let mut out = String::new();
+        flate2::read::GzDecoder::new(&z.bytes[..]).read_to_string(&mut out).unwrap();
+        assert_eq!(out, ev.json);
+    }
+
+    #[test]
+    fn batch_lists_updates_in_order() {
+        let evs = [event(4, "a", None), event(5, "b", None)];
+        let f = batch(&evs, Encoding::Json, false);
+        let v: serde_json::Value = serde_json::from_slice(&f.bytes).unwrap();
+        assert_eq!(v["type"], "batch_update");
+        assert_eq!(v["count"], 2);
+        assert_eq!(v["seq"], 5);
+        assert_eq!(v["updates"][1]["seq"], 5);
+    }
+}

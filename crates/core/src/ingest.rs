@@ -1,0 +1,244 @@
+//! Producers' events, in Celery's own event format, parsed and validated.
+//!
+//! A body is one JSON object or an array of them. Every event of a batch is validated
+//! before any is applied, so a batch is taken whole or refused whole.
+
+use serde_json::{Map, Value};
+
+use crate::error::ApiError;
+use crate::task::TaskState;
+
+/// Largest batch one request may carry.
+pub const MAX_BATCH: usize = 1000;
+/// Longest task id accepted; ids are key-value keys.
+pub const MAX_ID_LEN: usize = 255;
+
+/// The task event types Vigil accepts, each with the state it moves the task to.
+pub const TASK_EVENT_TYPES: [(&str, TaskState); 8] = [
+    ("task-received", TaskState::Received),
+    ("task-started", TaskState::Started),
+    ("task-progress", TaskState::Progress),
+    ("task-succeeded", TaskState::Success),
+    ("task-failed", TaskState::Failure),
+    ("task-retried", TaskState::Retry),
+    ("task-revoked", TaskState::Revoked),
+    ("task-rejected", TaskState::Failure),
+];
+
+/// One validated task event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskEvent {
+    /// Celery event type, e.g. `task-started`.
+    pub kind: &'static str,
+    /// State the event moves the task to.
+    pub state: TaskState,
+    /// Task uuid.
+    pub uuid: String,
+    /// Producer's timestamp (seconds since the epoch), if it sent one.
+    pub timestamp: Option<f64>,
+    /// Fields Vigil reads.
+    pub fields: TaskFields,
+    /// Everything else the producer sent, kept as it is.
+    pub extra: Map<String, Value>,
+}
+
+/// The known fields of a task event, each checked for its type.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TaskFields {
+    /// Task name.
+    pub name: Option<String>,
+    /// Worker hostname.
+    pub hostname: Option<String>,
+    /// Queue (`queue`, or Celery's `routing_key`).
+    pub queue: Option<String>,
+    /// Owning user id.
+    pub owner: Option<String>,
+    /// Positional arguments.
+    pub args: Option<Value>,
+    /// Keyword arguments.
+    pub kwargs: Option<Value>,
+    /// Retries so far.
+    pub retries: Option<u64>,
+    /// Run time, seconds.
+    pub runtime: Option<f64>,
+    /// Result of a success.
+    pub result: Option<Value>,
+    /// Exception of a failure.
+    pub exception: Option<String>,
+    /// Traceback of a failure.
+    pub traceback: Option<String>,
+    /// Progress, 0–100.
+    pub progress: Option<f64>,
+    /// Current step.
+    pub step: Option<String>,
+}
+
+/// Parses a request body into validated events, or the first reason to refuse it.
+pub fn parse_body(body: &[u8]) -> Result<Vec<TaskEvent>, ApiError> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))?;
+    match value {
+        Value::Object(obj) => Ok(vec![parse_event(obj, "")?]),
+        Value::Array(items) => {
+            if items.is_empty() {
+                return Err(ApiError::invalid_field("[]", "empty batch"));
+            }
+            if items.len() > MAX_BATCH {
+                return Err(ApiError::invalid_field(
+                    "[]",
+                    format!("a batch holds at most {MAX_BATCH} events"),
+                ));
+            }
+            items
+                .into_iter()
+                .enumerate()
+                .map(|(i, item)| match item {
+                    Value::Object(obj) => parse_event(obj, &format!("[{i}].")),
+                    _ => Err(ApiError::invalid_field(format!("[{i}]"), "event must be an object")),
+                })
+                .collect()
+        }
+        _ => Err(ApiError::bad_request("body must be an event object or an array of events")),
+    }
+}
+
+fn parse_event(mut obj: Map<String, Value>, at: &str) -> Result<TaskEvent, ApiError> {
+    let mut f = Fields { obj: &mut obj, at };
+    let kind_name = f.string("type")?.ok_or_else(|| f.err("type", "is required"))?;
+    let (kind, state) = TASK_EVENT_TYPES
+        .iter()
+        .find(|(k, _)| *k == kind_name)
+        .copied()
+        .ok_or_else(|| f.err("type", &format!("unknown event type `{kind_name}`")))?;
+    let uuid = f.string("uuid")?.ok_or_else(|| f.err("uuid", "is required"))?;
+    if uuid.is_empty() || uuid.len() > MAX_ID_LEN || uuid.chars().any(char::is_control) {
+        return Err(f.err("uuid", &format!("must be 1–{MAX_ID_LEN} printable characters")));
+    }
+    let timestamp = f.number("timestamp", 0.0, f64::MAX)?;
+    let routing_key = f.string("routing_key")?;
+    let fields = TaskFields {
+        name: f.string("name")?,
+        hostname: f.string("hostname")?,
+        queue: f.string("queue")?.or(routing_key),
+        owner: f.string("owner")?,
+        args: f.any("args"),
+        kwargs: f.any("kwargs"),
+        retries: f.count("retries")?,
+        runtime: f.number("runtime", 0.0, f64::MAX)?,
+        result: f.any("result"),
+        exception: f.string("exception")?,
+        traceback: f.string("traceback")?,
+        progress: f.number("progress", 0.0, 100.0)?,
+        step: f.string("step")?,
+    };
+    Ok(TaskEvent { kind, state, uuid, timestamp, fields, extra: obj })
+}
+
+/// Takes known fields out of an event object, checking each one's type.
+struct Fields<'a> {
+    obj: &'a mut Map<String, Value>,
+    at: &'a str,
+}
+
+impl Fields<'_> {
+    fn err(&self, name: &str, msg: &str) -> ApiError {
+        ApiError::invalid_field(format!("{}{name}", self.at), format!("{name} {msg}"))
+    }
+
+    fn any(&mut self, name: &str) -> Option<Value> {
+        self.obj.remove(name).filter(|v| !v.is_null())
+    }
+
+    fn string(&mut self, name: &str) -> Result<Option<String>, ApiError> {
+        match self.any(name) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(self.err(name, "must be a string")),
+        }
+    }
+
+    fn number(&mut self, name: &str, min: f64, max: f64) -> Result<Option<f64>, ApiError> {
+        match self.any(name) {
+            None => Ok(None),
+            Some(Value::Number(n)) => match n.as_f64() {
+                Some(x) if (min..=max).contains(&x) => Ok(Some(x)),
+                _ => Err(self.err(name, &format!("must be between {min} and {max}"))),
+            },
+            Some(_) => Err(self.err(name, "must be a number")),
+        }
+    }
+
+    fn count(&mut self, name: &str) -> Result<Option<u64>, ApiError> {
+        match self.any(name) {
+            None => Ok(None),
+            Some(Value::Number(n)) => n
+                .as_u64()
+                .map(Some)
+                .ok_or_else(|| self.err(name, "must be a non-negative integer")),
+            Some(_) => Err(self.err(name, "must be a non-negative integer")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_one_celery_event_and_keeps_unknown_fields() {
+        let evs = parse_body(
+            br#"{"type":"task-received","uuid":"u1","name":"app.add","args":"(1, 2)",
+                 "routing_key":"celery","timestamp":1700000000.5,"hostname":"w1","clock":12}"#,
+        )
+        .unwrap();
+        assert_eq!(evs.len(), 1);
+        let e = &evs[0];
+        assert_eq!((e.kind, e.state), ("task-received", TaskState::Received));
+        assert_eq!(e.fields.queue.as_deref(), Some("celery"));
+        assert_eq!(e.fields.args, Some(Value::from("(1, 2)")));
+        assert_eq!(e.timestamp, Some(1700000000.5));
+        assert_eq!(e.extra.get("clock"), Some(&Value::from(12)));
+        assert!(!e.extra.contains_key("type"));
+    }
+
+    #[test]
+    fn parses_a_batch() {
+        let evs = parse_body(
+            br#"[{"type":"task-started","uuid":"a"},{"type":"task-succeeded","uuid":"a","result":"3"}]"#,
+        )
+        .unwrap();
+        assert_eq!(evs.iter().map(|e| e.state).collect::<Vec<_>>(), [TaskState::Started, TaskState::Success]);
+    }
+
+    fn refusal(body: &str) -> ApiError {
+        parse_body(body.as_bytes()).unwrap_err()
+    }
+
+    #[test]
+    fn refuses_bad_input_with_the_field_to_blame() {
+        assert_eq!(refusal("{not json").status, 400);
+        assert_eq!(refusal("42").status, 400);
+        assert_eq!(refusal("[]").status, 422);
+        let e = refusal(r#"{"type":"task-started","uuid":"a","retries":"two"}"#);
+        assert_eq!((e.status, e.field.as_deref()), (422, Some("retries")));
+        let e = refusal(r#"[{"type":"task-started","uuid":"a"},{"type":"task-nope","uuid":"b"}]"#);
+        assert_eq!(e.field.as_deref(), Some("[1].type"));
+        let e = refusal(r#"{"type":"task-started"}"#);
+        assert_eq!(e.field.as_deref(), Some("uuid"));
+        let e = refusal(r#"{"type":"task-progress","uuid":"a","progress":101}"#);
+        assert_eq!(e.field.as_deref(), Some("progress"));
+        let e = refusal(r#"{"type":"task-started","uuid":""}"#);
+        assert_eq!(e.field.as_deref(), Some("uuid"));
+        let e = refusal(r#"{"type":"task-started","uuid":5}"#);
+        assert_eq!(e.field.as_deref(), Some("uuid"));
+        let e = refusal(r#"[1]"#);
+        assert_eq!(e.field.as_deref(), Some("[0]"));
+    }
+
+    #[test]
+    fn refuses_oversized_batches() {
+        let one = r#"{"type":"task-started","uuid":"a"}"#;
+        let body = format!("[{}]", vec![one; MAX_BATCH + 1].join(","));
+        assert_eq!(refusal(&body).status, 422);
+    }
+}

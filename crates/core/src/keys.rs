@@ -1,0 +1,46 @@
+//! Key-value layout shared by the components (which write) and the host (which relays).
+//!
+//! - `task/{id}`: a [`crate::task::Task`] as JSON.
+//! - `outbox/{micros:016x}-{nonce:016x}`: a JSON array of unsequenced events a component
+//!   published; the host's relay moves them into the event log.
+//! - `event/{seq:020}`: one sequenced [`crate::event::Event`]; the bounded history that
+//!   resume and long-poll read.
+//! - `meta/seq`: the last sequence number the relay assigned.
+
+/// Prefix of task records.
+pub const TASK_PREFIX: &str = "task/";
+/// Prefix of the outbox.
+pub const OUTBOX_PREFIX: &str = "outbox/";
+/// Prefix of the sequenced event log.
+pub const EVENT_PREFIX: &str = "event/";
+/// Last assigned sequence number.
+pub const SEQ_KEY: &str = "meta/seq";
+
+/// Key of a task record.
+pub fn task(id: &str) -> String {
+    format!("{TASK_PREFIX}{id}")
+}
+
+/// Key of an outbox entry. Keys sort by time, so the relay keeps publication order;
+/// the nonce keeps two instances writing in the same microsecond apart.
+pub fn outbox(micros: u64, nonce: u64) -> String {
+    format!("{OUTBOX_PREFIX}{micros:016x}-{nonce:016x}")
+}
+
+/// Key of a sequenced event; zero-padded so keys sort by sequence.
+pub fn event(seq: u64) -> String {
+    format!("{EVENT_PREFIX}{seq:020}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_sort_in_order() {
+        assert!(outbox(9, 0) < outbox(10, 0));
+        assert!(outbox(0xff, 5) < outbox(0x100, 0));
+        assert!(event(9) < event(10));
+        assert_eq!(task("abc"), "task/abc");
+    }
+}

@@ -1,0 +1,18 @@
+//! Vigil's domain, shared by the Spin components and the host. No I/O lives here.
+//!
+//! - [`task`]: the task record and its states.
+//! - [`ingest`]: parsing and validating producers' events (Celery's event format).
+//! - [`apply`]: how an ingested event changes a task record, and the event it publishes.
+//! - [`event`]: the published event envelope every push transport carries.
+//! - [`auth`]: JWT tokens, roles and what each role may do.
+//! - [`error`]: the one error shape every refusal is rendered with.
+//! - [`keys`]: the key-value layout shared by the components and the host.
+#![deny(missing_docs)]
+
+pub mod apply;
+pub mod auth;
+pub mod error;
+pub mod event;
+pub mod ingest;
+pub mod keys;
+pub mod task;

@@ -1,0 +1,194 @@
+//! The task record: what Vigil knows about one task, built up from its events.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Lifecycle state of a task, named as Celery names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum TaskState {
+    /// Known but not yet received by a worker.
+    Pending,
+    /// Received by a worker.
+    Received,
+    /// Running on a worker.
+    Started,
+    /// Running, with progress reported.
+    Progress,
+    /// Finished successfully.
+    Success,
+    /// Finished with an error.
+    Failure,
+    /// Failed and scheduled to run again.
+    Retry,
+    /// Cancelled.
+    Revoked,
+}
+
+impl TaskState {
+    /// All states, in lifecycle order.
+    pub const ALL: [TaskState; 8] = [
+        Self::Pending,
+        Self::Received,
+        Self::Started,
+        Self::Progress,
+        Self::Retry,
+        Self::Success,
+        Self::Failure,
+        Self::Revoked,
+    ];
+
+    /// The upper-case name, as in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "PENDING",
+            Self::Received => "RECEIVED",
+            Self::Started => "STARTED",
+            Self::Progress => "PROGRESS",
+            Self::Success => "SUCCESS",
+            Self::Failure => "FAILURE",
+            Self::Retry => "RETRY",
+            Self::Revoked => "REVOKED",
+        }
+    }
+
+    /// Parses a state name, case-insensitively.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|st| st.as_str().eq_ignore_ascii_case(s))
+    }
+
+    /// Whether the task has finished for good.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Success | Self::Failure | Self::Revoked)
+    }
+
+    /// Tie-break between two events with the same timestamp: the later stage wins.
+    pub fn rank(self) -> u8 {
+        match self {
+            Self::Pending => 0,
+            Self::Received => 1,
+            Self::Started => 2,
+            Self::Progress => 3,
+            Self::Retry => 4,
+            Self::Success | Self::Failure | Self::Revoked => 5,
+        }
+    }
+}
+
+/// Everything Vigil knows about one task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Task {
+    /// Celery's task uuid.
+    pub id: String,
+    /// Task name, e.g. `app.tasks.embed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Current state.
+    pub state: TaskState,
+    /// Queue (Celery routing key) the task was sent to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
+    /// Hostname of the worker running it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
+    /// User id of whoever owns the task; viewers see only their own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// Positional arguments as the producer reported them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args: Option<Value>,
+    /// Keyword arguments as the producer reported them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kwargs: Option<Value>,
+    /// Progress, 0–100.
+    #[serde(default)]
+    pub progress: f64,
+    /// Free-text description of the current step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    /// Result of a successful run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
+    /// Exception of a failed run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exception: Option<String>,
+    /// Traceback of a failed run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceback: Option<String>,
+    /// How many times it was retried.
+    #[serde(default)]
+    pub retries: u64,
+    /// Run time in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<f64>,
+    /// When a worker received it (seconds since the epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received_at: Option<f64>,
+    /// When it started (seconds since the epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<f64>,
+    /// When it finished (seconds since the epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<f64>,
+    /// Timestamp of the event that set the current state; older events do not change it.
+    pub state_at: f64,
+    /// Fields Vigil does not know, kept as the producer sent them.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub extra: Map<String, Value>,
+}
+
+impl Task {
+    /// A task Vigil has just heard of.
+    pub fn new(id: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            name: None,
+            state: TaskState::Pending,
+            queue: None,
+            worker: None,
+            owner: None,
+            args: None,
+            kwargs: None,
+            progress: 0.0,
+            step: None,
+            result: None,
+            exception: None,
+            traceback: None,
+            retries: 0,
+            runtime: None,
+            received_at: None,
+            started_at: None,
+            finished_at: None,
+            state_at: f64::MIN,
+            extra: Map::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_round_trip_through_their_names() {
+        for st in TaskState::ALL {
+            assert_eq!(TaskState::parse(st.as_str()), Some(st));
+            assert_eq!(TaskState::parse(&st.as_str().to_lowercase()), Some(st));
+        }
+        assert_eq!(TaskState::parse("DONE"), None);
+    }
+
+    #[test]
+    fn task_json_omits_unknowns_and_keeps_extra() {
+        let mut t = Task::new("a");
+        t.extra.insert("custom".into(), Value::from(7));
+        let v = serde_json::to_value(&t).unwrap();
+        assert_eq!(v["state"], "PENDING");
+        assert_eq!(v["extra"]["custom"], 7);
+        assert!(v.get("name").is_none());
+        let back: Task = serde_json::from_value(v).unwrap();
+        assert_eq!(back, t);
+    }
+}

@@ -1,0 +1,132 @@
+//! Configuration of `vigil serve`, and the JWT secret.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+
+/// Where the secret is kept when none is configured, inside the data directory.
+const SECRET_FILE: &str = "jwt_secret";
+
+/// Everything `vigil serve` needs.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Address to listen on; port 0 picks a free one.
+    pub listen: SocketAddr,
+    /// Directory for the embedded store and the generated secret.
+    pub data_dir: PathBuf,
+    /// The Spin manifest whose HTTP routes are served.
+    pub manifest: PathBuf,
+    /// Spin-format runtime config choosing the key-value backend; `None` = embedded default.
+    pub runtime_config: Option<PathBuf>,
+    /// The dispatch component; relative paths are relative to the manifest's folder.
+    pub dispatch: PathBuf,
+    /// HS256 secret; `None` = read or create `<data-dir>/jwt_secret`.
+    pub jwt_secret: Option<String>,
+    /// Longest a component may run for one request before it is stopped.
+    pub request_timeout: Duration,
+    /// How often the relay looks for events published by components it did not run
+    /// (e.g. components under `spin up` sharing the store).
+    pub outbox_poll: Duration,
+    /// Push tuning.
+    pub push: PushConfig,
+}
+
+/// Per-connection push limits.
+#[derive(Debug, Clone)]
+pub struct PushConfig {
+    /// Messages per second sent straight away (seed 001's default is 10).
+    pub rate_per_sec: u32,
+    /// Updates held for the next `batch_update` before a subscriber counts as too slow.
+    pub max_held: u32,
+    /// Most updates in one `batch_update` (seed 001: 50).
+    pub batch_max: usize,
+    /// How often held updates are flushed (seed 001: 500 ms).
+    pub flush_interval: Duration,
+    /// Frames queued per connection before it counts as a slow consumer.
+    pub queue_capacity: usize,
+    /// Interval of SSE heartbeat comments and WebSocket pings.
+    pub heartbeat: Duration,
+}
+
+impl Default for PushConfig {
+    fn default() -> Self {
+        Self {
+            rate_per_sec: 10,
+            max_held: 1000,
+            batch_max: 50,
+            flush_interval: Duration::from_millis(500),
+            queue_capacity: 1024,
+            heartbeat: Duration::from_secs(15),
+        }
+    }
+}
+
+impl ServeConfig {
+    /// Defaults for serving `manifest` with data in `data_dir`.
+    pub fn new(manifest: PathBuf, data_dir: PathBuf) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            data_dir,
+            manifest,
+            runtime_config: None,
+            dispatch: PathBuf::from("target/wasm32-wasip2/release/vigil_dispatch.wasm"),
+            jwt_secret: None,
+            request_timeout: Duration::from_secs(30),
+            outbox_poll: Duration::from_millis(200),
+            push: PushConfig::default(),
+        }
+    }
+
+    /// The folder relative paths in the manifest are resolved against.
+    pub fn app_dir(&self) -> PathBuf {
+        self.manifest
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+    }
+}
+
+/// The configured secret, or the one kept in the data directory (created on first use).
+pub fn jwt_secret(configured: Option<&str>, data_dir: &Path) -> anyhow::Result<String> {
+    if let Some(s) = configured.filter(|s| !s.is_empty()) {
+        return Ok(s.to_owned());
+    }
+    let path = data_dir.join(SECRET_FILE);
+    if let Ok(s) = std::fs::read_to_string(&path) {
+        return Ok(s.trim().to_owned());
+    }
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating data directory {}", data_dir.display()))?;
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    write_private(&path, &secret).with_context(|| format!("writing {}", path.display()))?;
+    Ok(secret)
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    opts.open(path)?.write_all(contents.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_is_created_once_and_reused() {
+        let dir = std::env::temp_dir().join(format!("vigil-secret-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let a = jwt_secret(None, &dir).unwrap();
+        assert_eq!(a.len(), 64);
+        assert_eq!(jwt_secret(None, &dir).unwrap(), a);
+        assert_eq!(jwt_secret(Some("given"), &dir).unwrap(), "given");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,71 @@
+//! The wasmtime engine, built once per process, and the epoch ticker behind deadlines.
+
+use std::time::Duration;
+
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// Granularity of deadlines: the epoch advances this often.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Instances the pooling allocator keeps slots for; concurrent requests beyond this
+/// wait for a slot. Override with `VIGIL_POOL_INSTANCES`.
+const DEFAULT_POOL_INSTANCES: u32 = 256;
+
+/// Largest linear memory of one component instance. Components here use a few MiB;
+/// this bounds a misbehaving one. Override with `VIGIL_MAX_MEMORY_MIB`.
+const DEFAULT_MAX_MEMORY_MIB: usize = 128;
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// Builds the engine: async, epoch interruption, the pooling allocator when the
+/// machine lets it reserve its address space (falling back to on-demand otherwise).
+pub fn build() -> anyhow::Result<Engine> {
+    let instances = env_or("VIGIL_POOL_INSTANCES", DEFAULT_POOL_INSTANCES);
+    let max_memory = env_or("VIGIL_MAX_MEMORY_MIB", DEFAULT_MAX_MEMORY_MIB) << 20;
+    let mut config = base_config();
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(instances)
+        // A Spin component holds a handful of core instances, memories and tables.
+        .total_core_instances(instances * 4)
+        .total_memories(instances * 2)
+        .total_tables(instances * 4)
+        .total_stacks(instances)
+        .max_memory_size(max_memory);
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    match Engine::new(&config) {
+        Ok(engine) => Ok(engine),
+        Err(e) => {
+            tracing::warn!(error = %e, "pooling allocator unavailable; using on-demand allocation");
+            Ok(Engine::new(&base_config())?)
+        }
+    }
+}
+
+fn base_config() -> Config {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    config.epoch_interruption(true);
+    config
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] for as long as the engine lives.
+pub fn start_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("vigil-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .expect("spawning the epoch thread");
+}
+
+/// Epoch ticks in `d`, at least one.
+pub fn ticks(d: Duration) -> u64 {
+    (d.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64
+}

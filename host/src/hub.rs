@@ -1,0 +1,265 @@
+//! The hub: every push subscriber, and the one task that asks the dispatch component
+//! what each of them receives. Connections only read their bounded queue; a
+//! connection that cannot keep up is closed with a reason and never slows the others.
+
+use std::sync::{Arc, OnceLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::PushConfig;
+use crate::dispatch::{self, Decision, DispatchComponent, Encoding, Filter, Frame, RateState};
+
+/// Commands queued to the hub before `publish` waits for room.
+const COMMAND_QUEUE: usize = 1024;
+
+/// An event as the relay hands it over: the envelope and its JSON, made once.
+#[derive(Debug)]
+pub struct Published {
+    /// The sequenced event.
+    pub event: vigil_core::event::Event,
+    /// Its JSON envelope.
+    pub json: String,
+}
+
+/// One message for one connection.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// Event name (`task_update`, `batch_update`, …).
+    pub kind: Arc<str>,
+    /// Sequence number of the (last) event inside.
+    pub seq: u64,
+    /// The encoded bytes, shared with every connection that gets the same encoding.
+    pub frame: Arc<Frame>,
+}
+
+/// What a connection subscribes to and how it wants it.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    /// Which events.
+    pub filter: Filter,
+    /// JSON or MessagePack.
+    pub encoding: Encoding,
+    /// Gzip frames over 1 KiB.
+    pub gzip: bool,
+}
+
+/// A connection's end of its subscription; dropping it unsubscribes.
+pub struct Subscription {
+    /// Subscriber id.
+    pub id: u64,
+    /// The connection's queue.
+    pub rx: mpsc::Receiver<Outgoing>,
+    /// Set when the hub closed the subscription, saying why.
+    pub closed: Arc<OnceLock<String>>,
+    hub: mpsc::Sender<Command>,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        let _ = self.hub.try_send(Command::Unsubscribe(self.id));
+    }
+}
+
+enum Command {
+    Subscribe(Box<Entry>, oneshot::Sender<()>),
+    Unsubscribe(u64),
+    Publish(Vec<Arc<Published>>),
+}
+
+/// Handle to the hub task.
+#[derive(Clone)]
+pub struct Hub {
+    tx: mpsc::Sender<Command>,
+    config: Arc<PushConfig>,
+    next_id: Arc<std::sync::atomic::AtomicU64>,
+}
+
+struct Entry {
+    id: u64,
+    spec: Spec,
+    out: mpsc::Sender<Outgoing>,
+    closed: Arc<OnceLock<String>>,
+    rate: RateState,
+    /// Updates over the rate, waiting for the next `batch_update`; at most one per key.
+    held: Vec<Arc<Published>>,
+}
+
+impl Hub {
+    /// Starts the hub task around `dispatch`.
+    pub fn start(dispatch: DispatchComponent, config: PushConfig) -> Self {
+        let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+        let config = Arc::new(config);
+        let task = HubTask { dispatch, subs: Vec::new(), config: config.clone() };
+        tokio::spawn(task.run(rx));
+        Self { tx, config, next_id: Arc::default() }
+    }
+
+    /// Registers a subscriber; once this returns, every later event reaches it.
+    pub async fn subscribe(&self, spec: Spec) -> Option<Subscription> {
+        let id = self.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let (out, rx) = mpsc::channel(self.config.queue_capacity);
+        let closed = Arc::new(OnceLock::new());
+        let entry = Entry {
+            id,
+            spec,
+            out,
+            closed: closed.clone(),
+            rate: RateState { tokens_milli: u64::from(self.config.rate_per_sec) * 1000, last_refill_ms: now_ms() },
+            held: Vec::new(),
+        };
+        let (done, registered) = oneshot::channel();
+        self.tx.send(Command::Subscribe(Box::new(entry), done)).await.ok()?;
+        registered.await.ok()?;
+        Some(Subscription { id, rx, closed, hub: self.tx.clone() })
+    }
+
+    /// Hands sequenced events to every subscriber.
+    pub async fn publish(&self, events: Vec<Arc<Published>>) {
+        let _ = self.tx.send(Command::Publish(events)).await;
+    }
+
+    /// Whether the hub task has stopped.
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+fn wit_event(p: &Published) -> dispatch::Event {
+    let e = &p.event;
+    dispatch::Event {
+        seq: e.seq,
+        kind: e.kind.clone(),
+        topic: e.topic.clone(),
+        key: e.key.clone(),
+        owner: e.owner.clone(),
+        queue: e.queue.clone(),
+        state: e.state.clone(),
+        json: p.json.clone(),
+    }
+}
+
+struct HubTask {
+    dispatch: DispatchComponent,
+    subs: Vec<Entry>,
+    config: Arc<PushConfig>,
+}
+
+impl HubTask {
+    async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        let mut flush = tokio::time::interval(self.config.flush_interval);
+        flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                cmd = rx.recv() => match cmd {
+                    Some(Command::Subscribe(entry, done)) => {
+                        self.subs.push(*entry);
+                        let _ = done.send(());
+                    }
+                    Some(Command::Unsubscribe(id)) => self.subs.retain(|s| s.id != id),
+                    Some(Command::Publish(events)) => self.publish(&events).await,
+                    None => return,
+                },
+                _ = flush.tick() => self.flush().await,
+            }
+        }
+    }
+
+    async fn publish(&mut self, events: &[Arc<Published>]) {
+        if self.subs.is_empty() {
+            return;
+        }
+        let wit_events: Vec<dispatch::Event> = events.iter().map(|p| wit_event(p)).collect();
+        let subscribers: Vec<dispatch::Subscriber> = self
+            .subs
+            .iter()
+            .map(|s| dispatch::Subscriber {
+                filter: s.spec.filter.clone(),
+                encoding: s.spec.encoding,
+                gzip: s.spec.gzip,
+                rate_per_sec: self.config.rate_per_sec,
+                rate: s.rate,
+                held_keys: s.held.iter().filter_map(|p| p.event.key.clone()).collect(),
+                held_count: s.held.len() as u32,
+                max_held: self.config.max_held,
+            })
+            .collect();
+        let plan = match self.dispatch.decide(now_ms(), &wit_events, &subscribers).await {
+            Ok(plan) => plan,
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "dispatch failed; batch not pushed (clients resume from the log)");
+                return;
+            }
+        };
+        let frames: Vec<Arc<Frame>> = plan.frames.into_iter().map(Arc::new).collect();
+        for (sub, rate) in self.subs.iter_mut().zip(plan.rates) {
+            sub.rate = rate;
+        }
+        for d in plan.deliveries {
+            let sub = &mut self.subs[d.subscriber as usize];
+            let event = &events[d.event as usize];
+            match d.decision {
+                Decision::Send => {
+                    let msg = Outgoing {
+                        kind: event.event.kind.as_str().into(),
+                        seq: event.event.seq,
+                        frame: frames[d.frame as usize].clone(),
+                    };
+                    if sub.out.try_send(msg).is_err() {
+                        close(sub, "slow consumer: the connection's queue is full");
+                    }
+                }
+                Decision::Hold => sub.held.push(event.clone()),
+                Decision::Conflate => {
+                    if let Some(slot) = sub.held.iter_mut().find(|h| h.event.key == event.event.key) {
+                        *slot = event.clone();
+                    }
+                }
+                Decision::Drop => close(sub, "slow consumer: too many updates held"),
+            }
+        }
+        self.subs.retain(|s| s.closed.get().is_none());
+    }
+
+    /// Sends each subscriber's held updates as `batch_update`s of at most `batch_max`.
+    async fn flush(&mut self) {
+        for i in 0..self.subs.len() {
+            if self.subs[i].held.is_empty() {
+                continue;
+            }
+            let n = self.subs[i].held.len().min(self.config.batch_max);
+            let batch: Vec<Arc<Published>> = self.subs[i].held.drain(..n).collect();
+            let wit_events: Vec<dispatch::Event> = batch.iter().map(|p| wit_event(p)).collect();
+            let spec = &self.subs[i].spec;
+            let frame = match self.dispatch.encode_batch(&wit_events, spec.encoding, spec.gzip).await {
+                Ok(f) => f,
+                Err(e) => {
+                    tracing::error!(error = %format!("{e:#}"), "encoding a batch failed");
+                    continue;
+                }
+            };
+            let msg = Outgoing {
+                kind: "batch_update".into(),
+                seq: batch.last().map_or(0, |p| p.event.seq),
+                frame: Arc::new(frame),
+            };
+            let sub = &mut self.subs[i];
+            if sub.out.try_send(msg).is_err() {
+                close(sub, "slow consumer: the connection's queue is full");
+            }
+        }
+        self.subs.retain(|s| s.closed.get().is_none());
+    }
+}
+
+/// Marks a subscriber closed; it is removed after the current pass, which drops its
+/// sender so the connection drains what it has and then ends with `reason`.
+fn close(sub: &mut Entry, reason: &str) {
+    if sub.closed.set(reason.to_owned()).is_ok() {
+        tracing::warn!(subscriber = sub.id, reason, "closing subscriber");
+    }
+}

@@ -1,0 +1,156 @@
+//! `vigil`: serve the platform, or mint a token.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use vigil::config::{self, ServeConfig};
+use vigil_core::auth::{self, Claims, Role};
+
+#[derive(Parser)]
+#[command(name = "vigil", version, about = "Real-time monitoring for task queues and batch jobs")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the REST API (Spin components), SSE and WebSocket push.
+    Serve(ServeArgs),
+    /// Print a signed token.
+    Token(TokenArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "VIGIL_LISTEN", default_value = "127.0.0.1:3000")]
+    listen: SocketAddr,
+    /// Directory for the embedded store and the generated JWT secret.
+    #[arg(long, env = "VIGIL_DATA_DIR", default_value = ".vigil")]
+    data_dir: PathBuf,
+    /// Spin manifest to serve.
+    #[arg(long, env = "VIGIL_MANIFEST", default_value = "spin.toml")]
+    manifest: PathBuf,
+    /// Spin-format runtime config choosing the key-value backend.
+    #[arg(long, env = "VIGIL_RUNTIME_CONFIG")]
+    runtime_config: Option<PathBuf>,
+    /// The dispatch component, relative to the manifest's folder.
+    #[arg(long, env = "VIGIL_DISPATCH", default_value = "target/wasm32-wasip2/release/vigil_dispatch.wasm")]
+    dispatch: PathBuf,
+    /// HS256 secret; by default one is generated into the data directory.
+    #[arg(long, env = "VIGIL_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: Option<String>,
+    /// Messages per second per push connection before updates are batched.
+    #[arg(long, env = "VIGIL_RATE_PER_SEC", default_value_t = 10)]
+    rate_per_sec: u32,
+}
+
+#[derive(clap::Args)]
+struct TokenArgs {
+    /// User id (`sub`).
+    #[arg(long)]
+    sub: String,
+    /// admin, viewer or producer.
+    #[arg(long)]
+    role: String,
+    /// Lifetime, e.g. 90s, 30m, 1h, 7d.
+    #[arg(long, default_value = "1h")]
+    ttl: String,
+    /// Data directory holding the generated secret (same as `serve`).
+    #[arg(long, env = "VIGIL_DATA_DIR", default_value = ".vigil")]
+    data_dir: PathBuf,
+    /// HS256 secret, if the server was given one.
+    #[arg(long, env = "VIGIL_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: Option<String>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG")
+                .unwrap_or_else(|_| "info,wasmtime=warn,cranelift=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Serve(args) => serve(args).await,
+        Command::Token(args) => token(args),
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let mut config = ServeConfig::new(args.manifest, args.data_dir);
+    config.listen = args.listen;
+    config.runtime_config = args.runtime_config;
+    config.dispatch = args.dispatch;
+    config.jwt_secret = args.jwt_secret;
+    config.push.rate_per_sec = args.rate_per_sec;
+    let running = vigil::server::start(config, shutdown_signal()).await?;
+    println!("vigil listening on http://{}", running.addr);
+    running.wait().await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing the SIGTERM handler");
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down");
+}
+
+fn token(args: TokenArgs) -> anyhow::Result<()> {
+    let Some(role) = Role::parse(&args.role) else {
+        bail!("--role must be admin, viewer or producer, not `{}`", args.role);
+    };
+    let ttl = parse_ttl(&args.ttl).with_context(|| format!("--ttl `{}`", args.ttl))?;
+    let secret = config::jwt_secret(args.jwt_secret.as_deref(), &args.data_dir)?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+    let claims = Claims { sub: args.sub, role, exp: now + ttl.as_secs(), iat: now };
+    println!("{}", auth::sign(&claims, secret.as_bytes()));
+    Ok(())
+}
+
+/// `90s`, `30m`, `1h`, `7d`, or plain seconds.
+fn parse_ttl(s: &str) -> anyhow::Result<Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse().context("expected a number followed by s, m, h or d")?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86400,
+        _ => bail!("unknown unit `{unit}` (use s, m, h or d)"),
+    };
+    if secs == 0 {
+        bail!("the lifetime must be positive");
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_ttl;
+
+    #[test]
+    fn ttl_units() {
+        assert_eq!(parse_ttl("90").unwrap().as_secs(), 90);
+        assert_eq!(parse_ttl("30m").unwrap().as_secs(), 1800);
+        assert_eq!(parse_ttl("1h").unwrap().as_secs(), 3600);
+        assert_eq!(parse_ttl("7d").unwrap().as_secs(), 604800);
+        assert!(parse_ttl("1y").is_err());
+        assert!(parse_ttl("h").is_err());
+        assert!(parse_ttl("0s").is_err());
+    }
+}

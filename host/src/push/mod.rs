@@ -1,0 +1,82 @@
+//! Push transports: Server-Sent Events ([`sse`]) and native WebSocket ([`ws`]).
+//! Both authenticate the same way and subscribe through the hub with the same filter.
+
+pub mod sse;
+pub mod ws;
+
+use serde::Deserialize;
+use vigil_core::auth::{self, Claims, Role};
+use vigil_core::error::ApiError;
+
+use crate::dispatch::{Encoding, Filter};
+use crate::error::HttpError;
+use crate::hub::Spec;
+
+/// Query parameters both transports read.
+#[derive(Debug, Default, Deserialize)]
+pub struct PushQuery {
+    /// Token, for clients that cannot set headers (EventSource, browsers' WebSocket).
+    pub access_token: Option<String>,
+    /// Comma-separated topics/rooms, e.g. `celery:tasks`.
+    pub topics: Option<String>,
+    /// Comma-separated queues.
+    pub queues: Option<String>,
+    /// Comma-separated states.
+    pub states: Option<String>,
+    /// Comma-separated task ids.
+    pub ids: Option<String>,
+    /// `json` (default) or `msgpack` (WebSocket only).
+    pub encoding: Option<String>,
+}
+
+fn list(v: &Option<String>) -> Vec<String> {
+    v.as_deref()
+        .map(|s| s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect())
+        .unwrap_or_default()
+}
+
+/// The caller's claims from `Authorization: Bearer` or `access_token`; readers only.
+pub fn authenticate(
+    header: Option<&str>,
+    query: &PushQuery,
+    secret: &[u8],
+) -> Result<Claims, HttpError> {
+    let token = match (header, &query.access_token) {
+        (Some(h), _) => auth::bearer(Some(h))?,
+        (None, Some(t)) => t.as_str(),
+        (None, None) => return Err(auth::TokenError::Missing.into()),
+    };
+    let claims = auth::verify(token, secret, now_secs())?;
+    if !claims.role.can_read() {
+        return Err(ApiError::forbidden("push endpoints need role viewer or admin").into());
+    }
+    Ok(claims)
+}
+
+/// The subscription a query asks for; non-admins only ever see their own tasks.
+pub fn spec(claims: &Claims, query: &PushQuery, binary_ok: bool) -> Result<Spec, HttpError> {
+    let encoding = match query.encoding.as_deref() {
+        None | Some("json") => Encoding::Json,
+        Some("msgpack") if binary_ok => Encoding::Msgpack,
+        Some(other) => {
+            return Err(ApiError::invalid_field("encoding", format!("unsupported encoding `{other}`")).into())
+        }
+    };
+    Ok(Spec {
+        filter: Filter {
+            topics: list(&query.topics),
+            queues: list(&query.queues),
+            states: list(&query.states),
+            keys: list(&query.ids),
+            owner: (claims.role != Role::Admin).then(|| claims.sub.clone()),
+        },
+        encoding,
+        gzip: false,
+    })
+}
+
+pub(crate) fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
