@@ -1,1 +1,195 @@
+//! Every kind of bad input gets the right status and a JSON error body, and leaves the
+//! stored state exactly as it was.
 
+mod common;
+
+use serde_json::Value;
+use vigil_core::auth::Role;
+
+const GOOD: &str = r#"{"type":"task-received","uuid":"t1","name":"add"}"#;
+
+/// Everything an admin can read, to compare before and after.
+async fn snapshot(host: &common::TestHost) -> Value {
+    host.get("/api/v1/tasks?limit=1000").await.1
+}
+
+fn assert_error(status: u16, body: &Value, want: u16, code: &str) {
+    assert_eq!(status, want, "body: {body}");
+    assert_eq!(body["error"]["status"], want);
+    assert_eq!(body["error"]["code"], code);
+    assert!(body["error"]["message"]
+        .as_str()
+        .is_some_and(|m| !m.is_empty()));
+}
+
+#[tokio::test]
+async fn bad_ingest_bodies_are_refused_and_change_nothing() {
+    let host = common::start().await;
+    assert_eq!(host.ingest(GOOD).await.0, 202);
+    let before = snapshot(&host).await;
+
+    let cases: &[(&str, u16, &str, Option<&str>)] = &[
+        ("{not json", 400, "bad_request", None),
+        ("", 400, "bad_request", None),
+        ("\"a string\"", 400, "bad_request", None),
+        (
+            r#"{"type":"task-started","uuid":"t1","retries":"three"}"#,
+            422,
+            "invalid_field",
+            Some("retries"),
+        ),
+        (
+            r#"{"type":"task-started","uuid":7}"#,
+            422,
+            "invalid_field",
+            Some("uuid"),
+        ),
+        (
+            r#"{"type":"task-exploded","uuid":"t1"}"#,
+            422,
+            "invalid_field",
+            Some("type"),
+        ),
+        (
+            r#"{"type":"task-progress","uuid":"t1","progress":250}"#,
+            422,
+            "invalid_field",
+            Some("progress"),
+        ),
+        // One bad event refuses the whole batch: t1 must not become STARTED.
+        (
+            r#"[{"type":"task-started","uuid":"t1"},{"type":"task-failed","uuid":"t1","runtime":"slow"}]"#,
+            422,
+            "invalid_field",
+            Some("[1].runtime"),
+        ),
+    ];
+    for (body, status, code, field) in cases {
+        let (s, b) = host.ingest(body).await;
+        assert_error(s, &b, *status, code);
+        assert_eq!(b["error"]["field"].as_str(), *field, "for {body}");
+    }
+    assert_eq!(snapshot(&host).await, before);
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_refused() {
+    let host = common::start().await;
+    let big = format!(
+        r#"{{"type":"task-received","uuid":"big","pad":"{}"}}"#,
+        "x".repeat(2 << 20)
+    );
+    let (s, b) = host.ingest(&big).await;
+    assert_error(s, &b, 413, "payload_too_large");
+    // Without a Content-Length (chunked) the limit holds while reading.
+    let chunks =
+        futures::stream::iter((0..40).map(|_| Ok::<_, std::io::Error>(vec![b' '; 64 * 1024])));
+    let req = reqwest::Client::new()
+        .post(host.url("/api/v1/events"))
+        .bearer_auth(common::producer())
+        .body(reqwest::Body::wrap_stream(chunks));
+    let (s, b) = common::send(req).await;
+    assert_error(s, &b, 413, "payload_too_large");
+    assert_eq!(host.get("/api/v1/tasks/big").await.0, 404);
+}
+
+#[tokio::test]
+async fn tokens_are_checked_on_rest_and_push() {
+    let host = common::start().await;
+    let client = reqwest::Client::new();
+    let expired = common::token_with("w", Role::Producer, -10, common::SECRET);
+    let forged = common::token_with("w", Role::Producer, 3600, "another-secret");
+    let viewer = common::token("v", Role::Viewer);
+    let post = |t: Option<&str>| {
+        let r = client.post(host.url("/api/v1/events")).body(GOOD);
+        match t {
+            Some(t) => r.bearer_auth(t),
+            None => r,
+        }
+    };
+    for (token, status, code) in [
+        (None, 401, "unauthorized"),
+        (Some("not-a-jwt"), 401, "unauthorized"),
+        (Some(forged.as_str()), 401, "unauthorized"),
+        (Some(expired.as_str()), 401, "unauthorized"),
+        (Some(viewer.as_str()), 403, "forbidden"),
+    ] {
+        let (s, b) = common::send(post(token)).await;
+        assert_error(s, &b, status, code);
+    }
+    let (s, b) = common::send(
+        client
+            .get(host.url("/api/v1/tasks"))
+            .bearer_auth(common::producer()),
+    )
+    .await;
+    assert_error(s, &b, 403, "forbidden");
+    let (s, b) = common::send(client.get(host.url("/api/v1/tasks"))).await;
+    assert_error(s, &b, 401, "unauthorized");
+    assert_eq!(snapshot(&host).await["total"], 0, "nothing was ingested");
+
+    // Push endpoints: same rules.
+    for (url, status) in [
+        (host.url("/events"), 401),
+        (host.url(&format!("/events?access_token={expired}")), 401),
+        (host.url(&format!("/events?access_token={forged}")), 401),
+        (
+            host.url(&format!("/events?access_token={}", common::producer())),
+            403,
+        ),
+        (
+            host.url(&format!("/ws?access_token={}", common::producer())),
+            403,
+        ),
+    ] {
+        let (s, b) = common::send(client.get(url)).await;
+        assert_eq!(s, status, "{b}");
+        assert_eq!(b["error"]["status"], status);
+    }
+}
+
+#[tokio::test]
+async fn unknown_routes_and_ids_are_404_and_bad_queries_422() {
+    let host = common::start().await;
+    let (s, b) = host.get("/api/v1/tasks/nope").await;
+    assert_error(s, &b, 404, "not_found");
+    let (s, b) = host.get("/api/v1/nothing-here").await;
+    assert_error(s, &b, 404, "not_found");
+    let (s, b) = host.get("/not-a-route").await;
+    assert_error(s, &b, 404, "not_found");
+    let (s, b) = common::send(
+        reqwest::Client::new()
+            .delete(host.url("/api/v1/tasks"))
+            .bearer_auth(common::admin()),
+    )
+    .await;
+    assert_error(s, &b, 405, "method_not_allowed");
+    let (s, b) = host.get("/api/v1/tasks?state=DONE").await;
+    assert_error(s, &b, 422, "invalid_field");
+    let (s, b) = host.get("/api/v1/tasks?limit=0").await;
+    assert_error(s, &b, 422, "invalid_field");
+}
+
+#[tokio::test]
+async fn viewers_see_only_their_own_tasks() {
+    let host = common::start().await;
+    let batch = r#"[{"type":"task-received","uuid":"a1","owner":"alice"},{"type":"task-received","uuid":"b1","owner":"bob"}]"#;
+    assert_eq!(host.ingest(batch).await.0, 202);
+    let alice = common::token("alice", Role::Viewer);
+    let client = reqwest::Client::new();
+    let (_, list) = common::send(client.get(host.url("/api/v1/tasks")).bearer_auth(&alice)).await;
+    let ids: Vec<&str> = list["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["a1"]);
+    let (s, _) = common::send(client.get(host.url("/api/v1/tasks/b1")).bearer_auth(&alice)).await;
+    assert_eq!(s, 404, "another user's task does not exist for alice");
+    assert_eq!(
+        host.get("/api/v1/tasks").await.1["total"],
+        2,
+        "admin sees all"
+    );
+}

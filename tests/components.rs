@@ -1,1 +1,182 @@
+//! The built `.wasm` components, loaded into wasmtime and called directly (no server).
 
+mod common;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use http_body_util::BodyExt;
+use serde_json::Value;
+use vigil::dispatch::{
+    Decision, DispatchComponent, Encoding, Event, Filter, RateState, Subscriber,
+};
+use vigil::kv::Stores;
+use vigil::manifest::Manifest;
+use vigil::spin_http::HttpComponents;
+use vigil_core::auth::Role;
+
+fn wasm(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/wasm32-wasip2/release")
+        .join(name)
+}
+
+async fn call(
+    c: &HttpComponents,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: &str,
+) -> (u16, Value) {
+    let req = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("authorization", format!("Bearer {token}"))
+        .header("host", "localhost")
+        .body(Body::from(body.to_owned()))
+        .unwrap();
+    let resp = c.handle(req, "127.0.0.1:9".parse().unwrap()).await;
+    let status = resp.status().as_u16();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap())
+}
+
+#[tokio::test]
+async fn api_component_ingests_and_reads_through_the_spin_key_value_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = vigil::engine::build().unwrap();
+    vigil::engine::start_epoch_ticker(&engine);
+    let manifest = Manifest::load(&common::manifest()).unwrap();
+    let stores =
+        Arc::new(Stores::open(&vigil::runtime_config::load(None, dir.path()).unwrap()).unwrap());
+    let vars = HashMap::from([("jwt_secret".to_owned(), common::SECRET.to_owned())]);
+    let app_vars = vigil::variables::resolve_app(&manifest, &vars).unwrap();
+    let app_dir = common::manifest().parent().unwrap().to_path_buf();
+    let c = HttpComponents::load(
+        &engine,
+        &manifest,
+        &app_dir,
+        &app_vars,
+        stores.clone(),
+        Duration::from_secs(10),
+    )
+    .unwrap();
+
+    let (s, _) = call(&c, "GET", "/health", "", "").await;
+    assert_eq!(s, 200);
+    let (s, b) = call(
+        &c,
+        "POST",
+        "/api/v1/events",
+        &common::producer(),
+        r#"{"type":"task-failed","uuid":"x","exception":"boom"}"#,
+    )
+    .await;
+    assert_eq!((s, b["accepted"].as_u64()), (202, Some(1)));
+    let (s, task) = call(&c, "GET", "/api/v1/tasks/x", &common::admin(), "").await;
+    assert_eq!(
+        (s, task["state"].as_str(), task["exception"].as_str()),
+        (200, Some("FAILURE"), Some("boom"))
+    );
+
+    // What the component wrote is in the store in Vigil's layout: the record and one outbox entry.
+    let kv = stores.get("default").unwrap();
+    assert!(kv.get("task/x").await.unwrap().is_some());
+    let outbox = kv.scan_prefix("outbox/", 10).await.unwrap();
+    assert_eq!(outbox.len(), 1);
+    let events: Value = serde_json::from_slice(&outbox[0].1).unwrap();
+    assert_eq!(events[0]["type"], "task_update");
+    assert_eq!(events[0]["data"]["state"], "FAILURE");
+
+    let viewer = common::token("v", Role::Viewer);
+    let (s, _) = call(&c, "POST", "/api/v1/events", &viewer, "{}").await;
+    assert_eq!(s, 403);
+}
+
+fn event(seq: u64, key: &str) -> Event {
+    Event {
+        seq,
+        kind: "task_update".into(),
+        topic: "celery:tasks".into(),
+        key: Some(key.into()),
+        owner: Some("alice".into()),
+        queue: Some("q".into()),
+        state: Some("STARTED".into()),
+        json: serde_json::json!({ "seq": seq, "type": "task_update", "data": { "id": key } })
+            .to_string(),
+    }
+}
+
+fn subscriber(encoding: Encoding, owner: Option<&str>, rate: u32) -> Subscriber {
+    Subscriber {
+        filter: Filter {
+            topics: vec![],
+            queues: vec![],
+            states: vec![],
+            keys: vec![],
+            owner: owner.map(Into::into),
+        },
+        encoding,
+        gzip: false,
+        rate_per_sec: rate,
+        rate: RateState {
+            tokens_milli: u64::from(rate) * 1000,
+            last_refill_ms: 0,
+        },
+        held_keys: vec![],
+        held_count: 0,
+        max_held: 10,
+    }
+}
+
+#[tokio::test]
+async fn dispatch_component_decides_a_batch() {
+    let engine = vigil::engine::build().unwrap();
+    vigil::engine::start_epoch_ticker(&engine);
+    let mut d = DispatchComponent::load(&engine, &wasm("vigil_dispatch.wasm"))
+        .await
+        .unwrap();
+    let events = [event(1, "a"), event(2, "b"), event(3, "b")];
+    let subs = [
+        subscriber(Encoding::Json, None, 0),
+        subscriber(Encoding::Json, Some("alice"), 0),
+        subscriber(Encoding::Msgpack, Some("bob"), 0),
+        subscriber(Encoding::Json, None, 1),
+    ];
+    let plan = d.decide(0, &events, &subs).await.unwrap();
+    let for_sub = |i: u32| {
+        plan.deliveries
+            .iter()
+            .filter(|x| x.subscriber == i)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(for_sub(0).len(), 3);
+    assert_eq!(
+        for_sub(0)[0].frame,
+        for_sub(1)[0].frame,
+        "one JSON frame shared"
+    );
+    assert!(for_sub(2).is_empty(), "bob owns none of these");
+    let limited: Vec<Decision> = for_sub(3).iter().map(|x| x.decision).collect();
+    assert_eq!(
+        limited,
+        [Decision::Send, Decision::Hold, Decision::Conflate]
+    );
+    assert_eq!(
+        plan.frames[for_sub(0)[1].frame as usize].bytes,
+        events[1].json.as_bytes()
+    );
+
+    let frame = d
+        .encode_batch(&events[1..], Encoding::Msgpack, false)
+        .await
+        .unwrap();
+    let v: Value = rmp_serde::from_slice(&frame.bytes).unwrap();
+    assert_eq!(
+        (v["type"].as_str(), v["count"].as_u64()),
+        (Some("batch_update"), Some(2))
+    );
+}

@@ -34,7 +34,10 @@ struct DispatchState {
 
 impl WasiView for DispatchState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -52,13 +55,20 @@ impl DispatchComponent {
         let component = Component::from_file(engine, path)
             .map_err(anyhow::Error::from)
             .with_context(|| {
-            format!("loading the dispatch component {} (run ./scripts/build-wasm)", path.display())
-        })?;
+                format!(
+                    "loading the dispatch component {} (run ./scripts/build-wasm)",
+                    path.display()
+                )
+            })?;
         let mut linker = Linker::new(engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         let pre = DispatcherPre::new(linker.instantiate_pre(&component)?)?;
         let (store, instance) = Self::instantiate(&pre).await?;
-        Ok(Self { pre, store, instance })
+        Ok(Self {
+            pre,
+            store,
+            instance,
+        })
     }
 
     async fn instantiate(
@@ -82,7 +92,8 @@ impl DispatchComponent {
         events: &[Event],
         subscribers: &[Subscriber],
     ) -> anyhow::Result<Plan> {
-        self.store.set_epoch_deadline(crate::engine::ticks(CALL_DEADLINE));
+        self.store
+            .set_epoch_deadline(crate::engine::ticks(CALL_DEADLINE));
         let result = self
             .instance
             .vigil_platform_dispatch()
@@ -98,7 +109,8 @@ impl DispatchComponent {
         encoding: Encoding,
         gzip: bool,
     ) -> anyhow::Result<Frame> {
-        self.store.set_epoch_deadline(crate::engine::ticks(CALL_DEADLINE));
+        self.store
+            .set_epoch_deadline(crate::engine::ticks(CALL_DEADLINE));
         let result = self
             .instance
             .vigil_platform_dispatch()

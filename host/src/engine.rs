@@ -16,7 +16,10 @@ const DEFAULT_POOL_INSTANCES: u32 = 256;
 const DEFAULT_MAX_MEMORY_MIB: usize = 128;
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// Builds the engine: async, epoch interruption, the pooling allocator when the

@@ -90,14 +90,25 @@ impl Hub {
     pub fn start(dispatch: DispatchComponent, config: PushConfig) -> Self {
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         let config = Arc::new(config);
-        let task = HubTask { dispatch, subs: Vec::new(), config: config.clone() };
+        let task = HubTask {
+            dispatch,
+            subs: Vec::new(),
+            config: config.clone(),
+        };
         tokio::spawn(task.run(rx));
-        Self { tx, config, next_id: Arc::default() }
+        Self {
+            tx,
+            config,
+            next_id: Arc::default(),
+        }
     }
 
     /// Registers a subscriber; once this returns, every later event reaches it.
     pub async fn subscribe(&self, spec: Spec) -> Option<Subscription> {
-        let id = self.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let id = self
+            .next_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
         let (out, rx) = mpsc::channel(self.config.queue_capacity);
         let closed = Arc::new(OnceLock::new());
         let entry = Entry {
@@ -105,13 +116,24 @@ impl Hub {
             spec,
             out,
             closed: closed.clone(),
-            rate: RateState { tokens_milli: u64::from(self.config.rate_per_sec) * 1000, last_refill_ms: now_ms() },
+            rate: RateState {
+                tokens_milli: u64::from(self.config.rate_per_sec) * 1000,
+                last_refill_ms: now_ms(),
+            },
             held: Vec::new(),
         };
         let (done, registered) = oneshot::channel();
-        self.tx.send(Command::Subscribe(Box::new(entry), done)).await.ok()?;
+        self.tx
+            .send(Command::Subscribe(Box::new(entry), done))
+            .await
+            .ok()?;
         registered.await.ok()?;
-        Some(Subscription { id, rx, closed, hub: self.tx.clone() })
+        Some(Subscription {
+            id,
+            rx,
+            closed,
+            hub: self.tx.clone(),
+        })
     }
 
     /// Hands sequenced events to every subscriber.
@@ -126,7 +148,9 @@ impl Hub {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 fn wit_event(p: &Published) -> dispatch::Event {
@@ -188,7 +212,11 @@ impl HubTask {
                 max_held: self.config.max_held,
             })
             .collect();
-        let plan = match self.dispatch.decide(now_ms(), &wit_events, &subscribers).await {
+        let plan = match self
+            .dispatch
+            .decide(now_ms(), &wit_events, &subscribers)
+            .await
+        {
             Ok(plan) => plan,
             Err(e) => {
                 tracing::error!(error = %format!("{e:#}"), "dispatch failed; batch not pushed (clients resume from the log)");
@@ -215,7 +243,8 @@ impl HubTask {
                 }
                 Decision::Hold => sub.held.push(event.clone()),
                 Decision::Conflate => {
-                    if let Some(slot) = sub.held.iter_mut().find(|h| h.event.key == event.event.key) {
+                    if let Some(slot) = sub.held.iter_mut().find(|h| h.event.key == event.event.key)
+                    {
                         *slot = event.clone();
                     }
                 }
@@ -235,7 +264,11 @@ impl HubTask {
             let batch: Vec<Arc<Published>> = self.subs[i].held.drain(..n).collect();
             let wit_events: Vec<dispatch::Event> = batch.iter().map(|p| wit_event(p)).collect();
             let spec = &self.subs[i].spec;
-            let frame = match self.dispatch.encode_batch(&wit_events, spec.encoding, spec.gzip).await {
+            let frame = match self
+                .dispatch
+                .encode_batch(&wit_events, spec.encoding, spec.gzip)
+                .await
+            {
                 Ok(f) => f,
                 Err(e) => {
                     tracing::error!(error = %format!("{e:#}"), "encoding a batch failed");

@@ -10,7 +10,11 @@ use vigil::config::{self, ServeConfig};
 use vigil_core::auth::{self, Claims, Role};
 
 #[derive(Parser)]
-#[command(name = "vigil", version, about = "Real-time monitoring for task queues and batch jobs")]
+#[command(
+    name = "vigil",
+    version,
+    about = "Real-time monitoring for task queues and batch jobs"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -39,7 +43,11 @@ struct ServeArgs {
     #[arg(long, env = "VIGIL_RUNTIME_CONFIG")]
     runtime_config: Option<PathBuf>,
     /// The dispatch component, relative to the manifest's folder.
-    #[arg(long, env = "VIGIL_DISPATCH", default_value = "target/wasm32-wasip2/release/vigil_dispatch.wasm")]
+    #[arg(
+        long,
+        env = "VIGIL_DISPATCH",
+        default_value = "target/wasm32-wasip2/release/vigil_dispatch.wasm"
+    )]
     dispatch: PathBuf,
     /// HS256 secret; by default one is generated into the data directory.
     #[arg(long, env = "VIGIL_JWT_SECRET", hide_env_values = true)]
@@ -110,12 +118,22 @@ async fn shutdown_signal() {
 
 fn token(args: TokenArgs) -> anyhow::Result<()> {
     let Some(role) = Role::parse(&args.role) else {
-        bail!("--role must be admin, viewer or producer, not `{}`", args.role);
+        bail!(
+            "--role must be admin, viewer or producer, not `{}`",
+            args.role
+        );
     };
     let ttl = parse_ttl(&args.ttl).with_context(|| format!("--ttl `{}`", args.ttl))?;
     let secret = config::jwt_secret(args.jwt_secret.as_deref(), &args.data_dir)?;
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
-    let claims = Claims { sub: args.sub, role, exp: now + ttl.as_secs(), iat: now };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    let claims = Claims {
+        sub: args.sub,
+        role,
+        exp: now + ttl.as_secs(),
+        iat: now,
+    };
     println!("{}", auth::sign(&claims, secret.as_bytes()));
     Ok(())
 }
@@ -125,7 +143,9 @@ fn parse_ttl(s: &str) -> anyhow::Result<Duration> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (n, unit) = s.split_at(split);
-    let n: u64 = n.parse().context("expected a number followed by s, m, h or d")?;
+    let n: u64 = n
+        .parse()
+        .context("expected a number followed by s, m, h or d")?;
     let secs = match unit {
         "" | "s" => n,
         "m" => n * 60,

@@ -74,11 +74,18 @@ impl Manifest {
     pub fn parse(text: &str) -> anyhow::Result<Self> {
         let m: Manifest = toml::from_str(text)?;
         if m.spin_manifest_version != 2 {
-            bail!("spin_manifest_version must be 2, found {}", m.spin_manifest_version);
+            bail!(
+                "spin_manifest_version must be 2, found {}",
+                m.spin_manifest_version
+            );
         }
         for t in &m.trigger.http {
             if !m.component.contains_key(&t.component) {
-                bail!("route {} names unknown component `{}`", t.route, t.component);
+                bail!(
+                    "route {} names unknown component `{}`",
+                    t.route,
+                    t.component
+                );
             }
         }
         Ok(m)
@@ -91,8 +98,8 @@ mod tests {
 
     #[test]
     fn reads_the_repository_manifest() {
-        let m = Manifest::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../spin.toml"))
-            .unwrap();
+        let m =
+            Manifest::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../spin.toml")).unwrap();
         let api = &m.component["api"];
         assert_eq!(api.key_value_stores, ["default"]);
         assert!(api.source.ends_with("vigil_api.wasm"));

@@ -93,7 +93,11 @@ impl Relay {
             }
         }
         sets.push((keys::SEQ_KEY.to_owned(), seq.to_string().into_bytes()));
-        deletes.extend((self.seq + 1..=seq).filter(|s| *s > HISTORY).map(|s| keys::event(s - HISTORY)));
+        deletes.extend(
+            (self.seq + 1..=seq)
+                .filter(|s| *s > HISTORY)
+                .map(|s| keys::event(s - HISTORY)),
+        );
         self.kv.write_batch(sets, deletes).await?;
         self.seq = seq;
         let n = out.len();

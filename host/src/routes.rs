@@ -36,8 +36,17 @@ impl Route {
             None if trimmed == "..." => ("", true),
             None => (trimmed, false),
         };
-        let segments = body.split('/').filter(|s| !s.is_empty()).map(String::from).collect();
-        Self { pattern: pattern.to_owned(), component, segments, wildcard }
+        let segments = body
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect();
+        Self {
+            pattern: pattern.to_owned(),
+            component,
+            segments,
+            wildcard,
+        }
     }
 
     fn matches<'a>(&'a self, path: &[&str]) -> Option<Match<'a>> {
@@ -58,7 +67,11 @@ impl Route {
             component: self.component,
             pattern: &self.pattern,
             base: format!("/{}", self.segments.join("/")),
-            path_info: if rest.is_empty() { String::new() } else { format!("/{}", rest.join("/")) },
+            path_info: if rest.is_empty() {
+                String::new()
+            } else {
+                format!("/{}", rest.join("/"))
+            },
             params,
         })
     }
@@ -103,7 +116,10 @@ mod tests {
         let r = router();
         assert_eq!(r.find("/api/special").unwrap().component, 2);
         let m = r.find("/api/v1/tasks").unwrap();
-        assert_eq!((m.component, m.base.as_str(), m.path_info.as_str()), (0, "/api", "/v1/tasks"));
+        assert_eq!(
+            (m.component, m.base.as_str(), m.path_info.as_str()),
+            (0, "/api", "/v1/tasks")
+        );
         assert_eq!(r.find("/health").unwrap().component, 1);
         assert_eq!(r.find("/elsewhere").unwrap().component, 4);
         assert_eq!(r.find("/api").unwrap().path_info, "");
@@ -111,9 +127,10 @@ mod tests {
 
     #[test]
     fn parameters_are_captured() {
-        let m = router().find("/users/42").unwrap();
+        let r = router();
+        let m = r.find("/users/42").unwrap();
         assert_eq!(m.params, [("id".to_owned(), "42".to_owned())]);
-        assert_eq!(router().find("/users/42/x").unwrap().component, 4);
+        assert_eq!(r.find("/users/42/x").unwrap().component, 4);
     }
 
     #[test]

@@ -44,7 +44,9 @@ pub fn load(file: Option<&Path>, data_dir: &Path) -> anyhow::Result<BTreeMap<Str
     let mut stores = BTreeMap::new();
     stores.insert(
         "default".to_owned(),
-        StoreConfig::Sqlite { path: data_dir.join(DEFAULT_DB_FILE) },
+        StoreConfig::Sqlite {
+            path: data_dir.join(DEFAULT_DB_FILE),
+        },
     );
     let Some(file) = file else { return Ok(stores) };
     let text = std::fs::read_to_string(file)
@@ -71,7 +73,8 @@ mod tests {
     use super::*;
 
     fn write(text: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("vigil-rc-{}-{}", std::process::id(), text.len()));
+        let dir =
+            std::env::temp_dir().join(format!("vigil-rc-{}-{}", std::process::id(), text.len()));
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("runtime-config.toml");
         std::fs::write(&f, text).unwrap();
@@ -81,14 +84,24 @@ mod tests {
     #[test]
     fn default_is_embedded_in_the_data_dir() {
         let s = load(None, Path::new("/data")).unwrap();
-        assert_eq!(s["default"], StoreConfig::Sqlite { path: "/data/sqlite_key_value.db".into() });
+        assert_eq!(
+            s["default"],
+            StoreConfig::Sqlite {
+                path: "/data/sqlite_key_value.db".into()
+            }
+        );
     }
 
     #[test]
     fn spin_type_path_is_relative_to_the_file() {
         let f = write("[key_value_store.default]\ntype = \"spin\"\npath = \"kv.db\"\n");
         let s = load(Some(&f), Path::new("/data")).unwrap();
-        assert_eq!(s["default"], StoreConfig::Sqlite { path: f.parent().unwrap().join("kv.db") });
+        assert_eq!(
+            s["default"],
+            StoreConfig::Sqlite {
+                path: f.parent().unwrap().join("kv.db")
+            }
+        );
     }
 
     #[test]

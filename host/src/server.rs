@@ -59,7 +59,11 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn spin(State(app): State<AppState>, ConnectInfo(client): ConnectInfo<SocketAddr>, req: Request) -> Response {
+async fn spin(
+    State(app): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    req: Request,
+) -> Response {
     app.0.components.handle(req, client).await
 }
 
@@ -96,21 +100,35 @@ pub async fn start(
     let secret = crate::config::jwt_secret(config.jwt_secret.as_deref(), &config.data_dir)?;
     let provided = HashMap::from([("jwt_secret".to_owned(), secret.clone())]);
     let app_vars = crate::variables::resolve_app(&manifest, &provided)?;
-    let store_config = crate::runtime_config::load(config.runtime_config.as_deref(), &config.data_dir)?;
+    let store_config =
+        crate::runtime_config::load(config.runtime_config.as_deref(), &config.data_dir)?;
     let stores = Arc::new(Stores::open(&store_config)?);
 
     let engine = crate::engine::build()?;
     crate::engine::start_epoch_ticker(&engine);
-    let components =
-        HttpComponents::load(&engine, &manifest, &app_dir, &app_vars, stores.clone(), config.request_timeout)?;
+    let components = HttpComponents::load(
+        &engine,
+        &manifest,
+        &app_dir,
+        &app_vars,
+        stores.clone(),
+        config.request_timeout,
+    )?;
     let dispatch = DispatchComponent::load(&engine, &app_dir.join(&config.dispatch)).await?;
     let hub = Hub::start(dispatch, config.push.clone());
 
-    let kv = stores.get("default").context("no `default` key-value store configured")?;
+    let kv = stores
+        .get("default")
+        .context("no `default` key-value store configured")?;
     let relay = Relay::new(kv, hub.clone()).await?;
     tokio::spawn(relay.run(stores.published.clone(), config.outbox_poll));
 
-    let state = AppState(Arc::new(Inner { components, hub, secret, push: config.push.clone() }));
+    let state = AppState(Arc::new(Inner {
+        components,
+        hub,
+        secret,
+        push: config.push.clone(),
+    }));
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
@@ -125,5 +143,9 @@ pub async fn start(
             .await
     });
     tracing::info!(%addr, "vigil listening");
-    Ok(Running { addr, shutdown: Some(tx), task })
+    Ok(Running {
+        addr,
+        shutdown: Some(tx),
+        task,
+    })
 }

@@ -61,7 +61,10 @@ pub struct ComponentState {
 
 impl WasiView for ComponentState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -120,8 +123,11 @@ impl HttpComponents {
                 let component = Component::from_file(engine, &path)
                     .map_err(anyhow::Error::from)
                     .with_context(|| {
-                    format!("loading component `{id}` from {} (run ./scripts/build-wasm)", path.display())
-                })?;
+                        format!(
+                            "loading component `{id}` from {} (run ./scripts/build-wasm)",
+                            path.display()
+                        )
+                    })?;
                 let pre = ProxyPre::new(linker.instantiate_pre(&component)?)
                     .map_err(anyhow::Error::from)
                     .with_context(|| format!("component `{id}` is not a wasi:http component"))?;
@@ -132,15 +138,27 @@ impl HttpComponents {
                         .with_context(|| format!("component `{id}`"))?,
                 };
                 index.insert(id.clone(), components.len());
-                components.push(Loaded { pre, info: Arc::new(info) });
+                components.push(Loaded {
+                    pre,
+                    info: Arc::new(info),
+                });
             }
             routes.push(Route::new(&trigger.route, index[id]));
         }
-        Ok(Self { components, router: Router::new(routes), stores, timeout })
+        Ok(Self {
+            components,
+            router: Router::new(routes),
+            stores,
+            timeout,
+        })
     }
 
     /// Serves `req` with the component its route names, or a JSON 404.
-    pub async fn handle(&self, req: http::Request<Body>, client: SocketAddr) -> axum::response::Response {
+    pub async fn handle(
+        &self,
+        req: http::Request<Body>,
+        client: SocketAddr,
+    ) -> axum::response::Response {
         match self.serve(req, client).await {
             Ok(resp) => resp,
             Err(e) => crate::error::HttpError(e).into_response_inner(),
@@ -191,14 +209,20 @@ impl HttpComponents {
         store.epoch_deadline_trap();
         let req = req.map(|body| body.map_err(|e| ErrorCode::InternalError(Some(e.to_string()))));
         let (sender, receiver) = tokio::sync::oneshot::channel();
-        let req = store.data_mut().http().new_incoming_request(Scheme::Http, req)?;
+        let req = store
+            .data_mut()
+            .http()
+            .new_incoming_request(Scheme::Http, req)?;
         let out = store.data_mut().http().new_response_outparam(sender)?;
         let pre = loaded.pre.clone();
         // The guest may keep writing the body after it has sent the headers, so it runs
         // on its own task.
         let task = tokio::spawn(async move {
             let proxy = pre.instantiate_async(&mut store).await?;
-            proxy.wasi_http_incoming_handler().call_handle(&mut store, req, out).await
+            proxy
+                .wasi_http_incoming_handler()
+                .call_handle(&mut store, req, out)
+                .await
         });
         match receiver.await {
             Ok(Ok(resp)) => Ok(resp.map(Body::new)),
@@ -213,7 +237,11 @@ impl HttpComponents {
 }
 
 /// The headers Spin adds to every request it hands a component.
-fn set_spin_headers(req: &mut http::Request<Body>, m: &crate::routes::Match<'_>, client: SocketAddr) {
+fn set_spin_headers(
+    req: &mut http::Request<Body>,
+    m: &crate::routes::Match<'_>,
+    client: SocketAddr,
+) {
     let host = req
         .headers()
         .get(http::header::HOST)
@@ -235,9 +263,10 @@ fn set_spin_headers(req: &mut http::Request<Body>, m: &crate::routes::Match<'_>,
     }
     let headers = req.headers_mut();
     for (name, value) in pairs {
-        if let (Ok(n), Ok(v)) =
-            (http::HeaderName::try_from(name), http::HeaderValue::try_from(value))
-        {
+        if let (Ok(n), Ok(v)) = (
+            http::HeaderName::try_from(name),
+            http::HeaderValue::try_from(value),
+        ) {
             headers.insert(n, v);
         }
     }

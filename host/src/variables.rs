@@ -20,7 +20,9 @@ pub fn resolve_app(
     let mut out = HashMap::new();
     for (name, decl) in &manifest.variables {
         let env = std::env::var(format!("SPIN_VARIABLE_{}", name.to_uppercase())).ok();
-        let value = env.or_else(|| provided.get(name).cloned()).or_else(|| decl.default.clone());
+        let value = env
+            .or_else(|| provided.get(name).cloned())
+            .or_else(|| decl.default.clone());
         match value {
             Some(v) => {
                 out.insert(name.clone(), v);
@@ -39,7 +41,12 @@ pub fn render_component(
 ) -> anyhow::Result<HashMap<String, String>> {
     templates
         .iter()
-        .map(|(k, t)| Ok((k.clone(), render(t, app).with_context(|| format!("variable `{k}`"))?)))
+        .map(|(k, t)| {
+            Ok((
+                k.clone(),
+                render(t, app).with_context(|| format!("variable `{k}`"))?,
+            ))
+        })
         .collect()
 }
 
@@ -48,7 +55,9 @@ fn render(template: &str, app: &HashMap<String, String>) -> anyhow::Result<Strin
     let mut rest = template;
     while let Some(start) = rest.find("{{") {
         out.push_str(&rest[..start]);
-        let Some(end) = rest[start..].find("}}") else { bail!("unclosed `{{{{`") };
+        let Some(end) = rest[start..].find("}}") else {
+            bail!("unclosed `{{{{`")
+        };
         let name = rest[start + 2..start + end].trim();
         match app.get(name) {
             Some(v) => out.push_str(v),
@@ -97,7 +106,13 @@ mod tests {
             ("vigil_test_req".to_owned(), "r".to_owned()),
         ]);
         let v = resolve_app(&m, &provided).unwrap();
-        assert_eq!((v["vigil_test_a"].as_str(), v["vigil_test_b"].as_str()), ("d", "p"));
-        assert!(resolve_app(&m, &HashMap::new()).is_err(), "required variable missing");
+        assert_eq!(
+            (v["vigil_test_a"].as_str(), v["vigil_test_b"].as_str()),
+            ("d", "p")
+        );
+        assert!(
+            resolve_app(&m, &HashMap::new()).is_err(),
+            "required variable missing"
+        );
     }
 }

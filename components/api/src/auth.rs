@@ -20,7 +20,9 @@ pub fn claims(req: &Req) -> Result<Claims, ApiError> {
 pub fn reader(req: &Req) -> Result<Claims, ApiError> {
     let c = claims(req)?;
     if !c.role.can_read() {
-        return Err(ApiError::forbidden("this endpoint needs role viewer or admin"));
+        return Err(ApiError::forbidden(
+            "this endpoint needs role viewer or admin",
+        ));
     }
     Ok(c)
 }

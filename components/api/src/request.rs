@@ -21,7 +21,7 @@ impl Req {
     pub async fn read(req: IncomingRequest) -> Result<Self, ApiError> {
         let header = |name: &str| {
             req.headers()
-                .get(&name.to_owned())
+                .get(name)
                 .into_iter()
                 .next()
                 .map(|v| String::from_utf8_lossy(&v).into_owned())
@@ -38,7 +38,13 @@ impl Req {
         };
         let method = req.method();
         let body = read_body(req).await?;
-        Ok(Self { method, path, query, authorization, body })
+        Ok(Self {
+            method,
+            path,
+            query,
+            authorization,
+            body,
+        })
     }
 
     /// The first value of query parameter `name`, percent-decoded.

@@ -50,11 +50,19 @@ fn finish(bytes: Vec<u8>, binary: bool, gzip: bool) -> Frame {
         let mut enc = GzEncoder::new(Vec::with_capacity(bytes.len() / 2), Compression::fast());
         if enc.write_all(&bytes).is_ok() {
             if let Ok(compressed) = enc.finish() {
-                return Frame { bytes: compressed, gzip: true, binary: true };
+                return Frame {
+                    bytes: compressed,
+                    gzip: true,
+                    binary: true,
+                };
             }
         }
     }
-    Frame { bytes, gzip: false, binary }
+    Frame {
+        bytes,
+        gzip: false,
+        binary,
+    }
 }
 
 #[cfg(test)]
@@ -81,7 +89,10 @@ mod tests {
         let f = event_frame(&ev, Encoding::Msgpack, false);
         assert!(f.binary);
         let back: serde_json::Value = rmp_serde::from_slice(&f.bytes).unwrap();
-        assert_eq!(back, serde_json::from_str::<serde_json::Value>(&ev.json).unwrap());
+        assert_eq!(
+            back,
+            serde_json::from_str::<serde_json::Value>(&ev.json).unwrap()
+        );
     }
 
     #[test]
@@ -95,7 +106,9 @@ mod tests {
         let z = event_frame(&ev, Encoding::Json, true);
         assert!(z.gzip && z.bytes.len() < 1000);
         let mut out = String::new();
-        flate2::read::GzDecoder::new(&z.bytes[..]).read_to_string(&mut out).unwrap();
+        flate2::read::GzDecoder::new(&z.bytes[..])
+            .read_to_string(&mut out)
+            .unwrap();
         assert_eq!(out, ev.json);
     }
 

@@ -13,7 +13,9 @@ pub fn matches(f: &Filter, ev: &Event) -> bool {
         && allows(&f.queues, ev.queue.as_deref())
         && allows(&f.states, ev.state.as_deref())
         && allows(&f.keys, ev.key.as_deref())
-        && f.owner.as_ref().is_none_or(|o| ev.owner.as_ref() == Some(o))
+        && f.owner
+            .as_ref()
+            .is_none_or(|o| ev.owner.as_ref() == Some(o))
 }
 
 #[cfg(test)]

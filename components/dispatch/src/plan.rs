@@ -22,18 +22,29 @@ pub fn plan(now_ms: u64, events: &[Event], subscribers: &[Subscriber]) -> Plan {
             let decision = decide(sub, ev, &mut bucket, &mut held, &mut held_count);
             let frame = if decision == Decision::Send {
                 let msgpack = matches!(sub.encoding, Encoding::Msgpack);
-                *frame_of.entry((ei as u32, msgpack, sub.gzip)).or_insert_with(|| {
-                    frames.push(encode::event(ev, sub.encoding, sub.gzip));
-                    frames.len() as u32 - 1
-                })
+                *frame_of
+                    .entry((ei as u32, msgpack, sub.gzip))
+                    .or_insert_with(|| {
+                        frames.push(encode::event(ev, sub.encoding, sub.gzip));
+                        frames.len() as u32 - 1
+                    })
             } else {
                 0
             };
-            deliveries.push(Delivery { subscriber: si as u32, event: ei as u32, decision, frame });
+            deliveries.push(Delivery {
+                subscriber: si as u32,
+                event: ei as u32,
+                decision,
+                frame,
+            });
         }
         rates.push(bucket);
     }
-    Plan { frames, deliveries, rates }
+    Plan {
+        frames,
+        deliveries,
+        rates,
+    }
 }
 
 /// Send while the bucket has tokens. Past that, hold for the next batch; an update
@@ -87,7 +98,13 @@ pub(crate) mod tests {
     }
 
     pub fn filter() -> Filter {
-        Filter { topics: vec![], queues: vec![], states: vec![], keys: vec![], owner: None }
+        Filter {
+            topics: vec![],
+            queues: vec![],
+            states: vec![],
+            keys: vec![],
+            owner: None,
+        }
     }
 
     fn subscriber(rate_per_sec: u32, encoding: Encoding) -> Subscriber {
@@ -104,7 +121,11 @@ pub(crate) mod tests {
     }
 
     fn decisions(p: &Plan, sub: u32) -> Vec<Decision> {
-        p.deliveries.iter().filter(|d| d.subscriber == sub).map(|d| d.decision).collect()
+        p.deliveries
+            .iter()
+            .filter(|d| d.subscriber == sub)
+            .map(|d| d.decision)
+            .collect()
     }
 
     #[test]
@@ -118,7 +139,10 @@ pub(crate) mod tests {
         let p = plan(0, &evs, &subs);
         assert_eq!(p.frames.len(), 4, "2 events × 2 encodings");
         assert_eq!(p.deliveries.len(), 6);
-        assert_eq!(p.deliveries[0].frame, p.deliveries[2].frame, "both JSON subscribers share");
+        assert_eq!(
+            p.deliveries[0].frame, p.deliveries[2].frame,
+            "both JSON subscribers share"
+        );
         assert!(p.frames[p.deliveries[4].frame as usize].binary);
     }
 
@@ -150,7 +174,10 @@ pub(crate) mod tests {
     #[test]
     fn held_keys_from_earlier_batches_conflate() {
         let mut sub = subscriber(1, Encoding::Json);
-        sub.rate = RateState { tokens_milli: 0, last_refill_ms: 0 };
+        sub.rate = RateState {
+            tokens_milli: 0,
+            last_refill_ms: 0,
+        };
         sub.held_keys = vec!["a".into()];
         sub.held_count = 1;
         let p = plan(0, &[event(9, "a", None)], &[sub]);
@@ -160,7 +187,10 @@ pub(crate) mod tests {
     #[test]
     fn tokens_refill_with_time() {
         let mut sub = subscriber(10, Encoding::Json);
-        sub.rate = RateState { tokens_milli: 0, last_refill_ms: 0 };
+        sub.rate = RateState {
+            tokens_milli: 0,
+            last_refill_ms: 0,
+        };
         let p = plan(100, &[event(1, "a", None)], &[sub]);
         assert_eq!(decisions(&p, 0), [Decision::Send]);
     }

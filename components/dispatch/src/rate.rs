@@ -15,7 +15,10 @@ pub fn refill(state: RateState, rate_per_sec: u32, now_ms: u64) -> RateState {
         .tokens_milli
         .saturating_add(elapsed.saturating_mul(u64::from(rate_per_sec)))
         .min(capacity);
-    RateState { tokens_milli: tokens, last_refill_ms: now_ms.max(state.last_refill_ms) }
+    RateState {
+        tokens_milli: tokens,
+        last_refill_ms: now_ms.max(state.last_refill_ms),
+    }
 }
 
 /// Takes one message's token if there is one.
@@ -30,7 +33,10 @@ pub fn take(state: &mut RateState) -> bool {
 
 /// A fresh subscriber's bucket: full.
 pub fn full(rate_per_sec: u32, now_ms: u64) -> RateState {
-    RateState { tokens_milli: u64::from(rate_per_sec) * MILLI, last_refill_ms: now_ms }
+    RateState {
+        tokens_milli: u64::from(rate_per_sec) * MILLI,
+        last_refill_ms: now_ms,
+    }
 }
 
 #[cfg(test)]
@@ -50,7 +56,20 @@ mod tests {
 
     #[test]
     fn clock_going_backwards_adds_nothing() {
-        let s = refill(RateState { tokens_milli: 0, last_refill_ms: 500 }, 10, 100);
-        assert_eq!(s, RateState { tokens_milli: 0, last_refill_ms: 500 });
+        let s = refill(
+            RateState {
+                tokens_milli: 0,
+                last_refill_ms: 500,
+            },
+            10,
+            100,
+        );
+        assert_eq!(
+            s,
+            RateState {
+                tokens_milli: 0,
+                last_refill_ms: 500
+            }
+        );
     }
 }

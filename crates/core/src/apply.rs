@@ -83,7 +83,10 @@ mod tests {
     }
 
     fn run(events: &[&str]) -> Task {
-        events.iter().fold(None, |t, e| Some(apply(t, &ev(e), 1000.0))).unwrap()
+        events
+            .iter()
+            .fold(None, |t, e| Some(apply(t, &ev(e), 1000.0)))
+            .unwrap()
     }
 
     #[test]
@@ -94,8 +97,14 @@ mod tests {
             r#"{"type":"task-succeeded","uuid":"a","result":"3","runtime":0.5,"timestamp":3}"#,
         ]);
         assert_eq!(t.state, TaskState::Success);
-        assert_eq!((t.name.as_deref(), t.queue.as_deref(), t.worker.as_deref()), (Some("add"), Some("q1"), Some("w1")));
-        assert_eq!((t.received_at, t.started_at, t.finished_at), (Some(1.0), Some(2.0), Some(3.0)));
+        assert_eq!(
+            (t.name.as_deref(), t.queue.as_deref(), t.worker.as_deref()),
+            (Some("add"), Some("q1"), Some("w1"))
+        );
+        assert_eq!(
+            (t.received_at, t.started_at, t.finished_at),
+            (Some(1.0), Some(2.0), Some(3.0))
+        );
         assert_eq!(t.progress, 100.0);
         assert_eq!(t.result, Some("3".into()));
     }
@@ -108,7 +117,11 @@ mod tests {
         ]);
         assert_eq!(t.state, TaskState::Success);
         assert_eq!(t.name.as_deref(), Some("add"));
-        assert_eq!(t.worker.as_deref(), Some("w2"), "older event must not overwrite");
+        assert_eq!(
+            t.worker.as_deref(),
+            Some("w2"),
+            "older event must not overwrite"
+        );
         assert_eq!(t.received_at, Some(1.0));
     }
 
@@ -135,8 +148,15 @@ mod tests {
 
     #[test]
     fn events_without_timestamp_use_arrival_time() {
-        let t = apply(None, &ev(r#"{"type":"task-progress","uuid":"a","progress":40,"step":"load"}"#), 77.0);
-        assert_eq!((t.state, t.state_at, t.progress), (TaskState::Progress, 77.0, 40.0));
+        let t = apply(
+            None,
+            &ev(r#"{"type":"task-progress","uuid":"a","progress":40,"step":"load"}"#),
+            77.0,
+        );
+        assert_eq!(
+            (t.state, t.state_at, t.progress),
+            (TaskState::Progress, 77.0, 40.0)
+        );
         assert_eq!(t.step.as_deref(), Some("load"));
     }
 }

@@ -103,7 +103,8 @@ pub fn sign(claims: &Claims, secret: &[u8]) -> String {
 /// Verifies an HS256 token against `secret` at time `now` (seconds since the epoch).
 pub fn verify(token: &str, secret: &[u8], now: u64) -> Result<Claims, TokenError> {
     let mut parts = token.split('.');
-    let (Some(h), Some(b), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(b), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(TokenError::Malformed);
     };
@@ -116,7 +117,8 @@ pub fn verify(token: &str, secret: &[u8], now: u64) -> Result<Claims, TokenError
     mac.update(h.as_bytes());
     mac.update(b".");
     mac.update(b.as_bytes());
-    mac.verify_slice(&sig).map_err(|_| TokenError::BadSignature)?;
+    mac.verify_slice(&sig)
+        .map_err(|_| TokenError::BadSignature)?;
     let claims: Claims = decode_json(b)?;
     if claims.exp <= now {
         return Err(TokenError::Expired);
@@ -155,7 +157,10 @@ mod tests {
     #[test]
     fn signed_token_verifies() {
         let t = sign(&claims(Role::Viewer, 100), b"s3cret");
-        assert_eq!(verify(&t, b"s3cret", 99).unwrap(), claims(Role::Viewer, 100));
+        assert_eq!(
+            verify(&t, b"s3cret", 99).unwrap(),
+            claims(Role::Viewer, 100)
+        );
     }
 
     #[test]

@@ -90,9 +90,10 @@ mod tests {
 
     #[test]
     fn renders_one_shape() {
-        let body: serde_json::Value =
-            serde_json::from_str(&ApiError::invalid_field("retries", "must be an integer").to_json())
-                .unwrap();
+        let body: serde_json::Value = serde_json::from_str(
+            &ApiError::invalid_field("retries", "must be an integer").to_json(),
+        )
+        .unwrap();
         assert_eq!(body["error"]["status"], 422);
         assert_eq!(body["error"]["code"], "invalid_field");
         assert_eq!(body["error"]["field"], "retries");

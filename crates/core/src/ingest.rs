@@ -94,25 +94,37 @@ pub fn parse_body(body: &[u8]) -> Result<Vec<TaskEvent>, ApiError> {
                 .enumerate()
                 .map(|(i, item)| match item {
                     Value::Object(obj) => parse_event(obj, &format!("[{i}].")),
-                    _ => Err(ApiError::invalid_field(format!("[{i}]"), "event must be an object")),
+                    _ => Err(ApiError::invalid_field(
+                        format!("[{i}]"),
+                        "event must be an object",
+                    )),
                 })
                 .collect()
         }
-        _ => Err(ApiError::bad_request("body must be an event object or an array of events")),
+        _ => Err(ApiError::bad_request(
+            "body must be an event object or an array of events",
+        )),
     }
 }
 
 fn parse_event(mut obj: Map<String, Value>, at: &str) -> Result<TaskEvent, ApiError> {
     let mut f = Fields { obj: &mut obj, at };
-    let kind_name = f.string("type")?.ok_or_else(|| f.err("type", "is required"))?;
+    let kind_name = f
+        .string("type")?
+        .ok_or_else(|| f.err("type", "is required"))?;
     let (kind, state) = TASK_EVENT_TYPES
         .iter()
         .find(|(k, _)| *k == kind_name)
         .copied()
         .ok_or_else(|| f.err("type", &format!("unknown event type `{kind_name}`")))?;
-    let uuid = f.string("uuid")?.ok_or_else(|| f.err("uuid", "is required"))?;
+    let uuid = f
+        .string("uuid")?
+        .ok_or_else(|| f.err("uuid", "is required"))?;
     if uuid.is_empty() || uuid.len() > MAX_ID_LEN || uuid.chars().any(char::is_control) {
-        return Err(f.err("uuid", &format!("must be 1–{MAX_ID_LEN} printable characters")));
+        return Err(f.err(
+            "uuid",
+            &format!("must be 1–{MAX_ID_LEN} printable characters"),
+        ));
     }
     let timestamp = f.number("timestamp", 0.0, f64::MAX)?;
     let routing_key = f.string("routing_key")?;
@@ -131,7 +143,14 @@ fn parse_event(mut obj: Map<String, Value>, at: &str) -> Result<TaskEvent, ApiEr
         progress: f.number("progress", 0.0, 100.0)?,
         step: f.string("step")?,
     };
-    Ok(TaskEvent { kind, state, uuid, timestamp, fields, extra: obj })
+    Ok(TaskEvent {
+        kind,
+        state,
+        uuid,
+        timestamp,
+        fields,
+        extra: obj,
+    })
 }
 
 /// Takes known fields out of an event object, checking each one's type.
@@ -207,7 +226,10 @@ mod tests {
             br#"[{"type":"task-started","uuid":"a"},{"type":"task-succeeded","uuid":"a","result":"3"}]"#,
         )
         .unwrap();
-        assert_eq!(evs.iter().map(|e| e.state).collect::<Vec<_>>(), [TaskState::Started, TaskState::Success]);
+        assert_eq!(
+            evs.iter().map(|e| e.state).collect::<Vec<_>>(),
+            [TaskState::Started, TaskState::Success]
+        );
     }
 
     fn refusal(body: &str) -> ApiError {

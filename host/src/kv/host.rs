@@ -52,7 +52,11 @@ impl HostStore for ComponentState {
         key: String,
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), Error>> {
-        let result = self.store(&store)?.set(&key, &value).await.map_err(backend_error);
+        let result = self
+            .store(&store)?
+            .set(&key, &value)
+            .await
+            .map_err(backend_error);
         if result.is_ok() && key.starts_with(vigil_core::keys::OUTBOX_PREFIX) {
             self.stores.published.notify_one();
         }
@@ -64,7 +68,11 @@ impl HostStore for ComponentState {
         store: Resource<KvStore>,
         key: String,
     ) -> wasmtime::Result<Result<(), Error>> {
-        Ok(self.store(&store)?.delete(&key).await.map_err(backend_error))
+        Ok(self
+            .store(&store)?
+            .delete(&key)
+            .await
+            .map_err(backend_error))
     }
 
     async fn exists(
@@ -72,7 +80,11 @@ impl HostStore for ComponentState {
         store: Resource<KvStore>,
         key: String,
     ) -> wasmtime::Result<Result<bool, Error>> {
-        Ok(self.store(&store)?.exists(&key).await.map_err(backend_error))
+        Ok(self
+            .store(&store)?
+            .exists(&key)
+            .await
+            .map_err(backend_error))
     }
 
     async fn get_keys(

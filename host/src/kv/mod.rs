@@ -26,8 +26,11 @@ pub trait KvBackend: Send + Sync + 'static {
     /// Every key.
     async fn get_keys(&self) -> anyhow::Result<Vec<String>>;
     /// Up to `limit` entries whose key starts with `prefix`, in key order.
-    async fn scan_prefix(&self, prefix: &str, limit: usize)
-        -> anyhow::Result<Vec<(String, Vec<u8>)>>;
+    async fn scan_prefix(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> anyhow::Result<Vec<(String, Vec<u8>)>>;
     /// Sets and deletes, all or nothing.
     async fn write_batch(
         &self,
@@ -53,7 +56,10 @@ impl Stores {
             };
             by_label.insert(label.clone(), backend);
         }
-        Ok(Self { by_label, published: Arc::new(Notify::new()) })
+        Ok(Self {
+            by_label,
+            published: Arc::new(Notify::new()),
+        })
     }
 
     /// The store named `label`.

@@ -38,12 +38,17 @@ impl SqliteStore {
                 PRIMARY KEY (store, key)
             )",
         )?;
-        Ok(Self { conn: Mutex::new(conn), label: label.to_owned() })
+        Ok(Self {
+            conn: Mutex::new(conn),
+            label: label.to_owned(),
+        })
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         // A panic while holding the lock leaves SQLite consistent (transactions roll back).
-        self.conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.conn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -167,8 +172,13 @@ mod tests {
         for k in ["outbox/2", "outbox/1", "outboxx", "task/a", "outbox/3"] {
             s.set(k, b"v").await.unwrap();
         }
-        let keys: Vec<String> =
-            s.scan_prefix("outbox/", 2).await.unwrap().into_iter().map(|(k, _)| k).collect();
+        let keys: Vec<String> = s
+            .scan_prefix("outbox/", 2)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
         assert_eq!(keys, ["outbox/1", "outbox/2"]);
         assert_eq!(s.get_keys().await.unwrap().len(), 5);
     }
@@ -177,7 +187,9 @@ mod tests {
     async fn batch_is_atomic() {
         let s = store("batch");
         s.set("old", b"x").await.unwrap();
-        s.write_batch(vec![("new".into(), b"y".to_vec())], vec!["old".into()]).await.unwrap();
+        s.write_batch(vec![("new".into(), b"y".to_vec())], vec!["old".into()])
+            .await
+            .unwrap();
         assert!(s.exists("new").await.unwrap() && !s.exists("old").await.unwrap());
     }
 }

@@ -31,7 +31,13 @@ pub struct PushQuery {
 
 fn list(v: &Option<String>) -> Vec<String> {
     v.as_deref()
-        .map(|s| s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect())
+        .map(|s| {
+            s.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -59,7 +65,11 @@ pub fn spec(claims: &Claims, query: &PushQuery, binary_ok: bool) -> Result<Spec,
         None | Some("json") => Encoding::Json,
         Some("msgpack") if binary_ok => Encoding::Msgpack,
         Some(other) => {
-            return Err(ApiError::invalid_field("encoding", format!("unsupported encoding `{other}`")).into())
+            return Err(ApiError::invalid_field(
+                "encoding",
+                format!("unsupported encoding `{other}`"),
+            )
+            .into())
         }
     };
     Ok(Spec {

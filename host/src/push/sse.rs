@@ -21,7 +21,9 @@ pub async fn events(
     headers: HeaderMap,
     Query(query): Query<PushQuery>,
 ) -> Result<Response, HttpError> {
-    let header = headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let header = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
     let claims = super::authenticate(header, &query, app.secret())?;
     let spec = super::spec(&claims, &query, false)?;
     let sub = app
@@ -45,7 +47,11 @@ fn messages(sub: Subscription) -> impl Stream<Item = Result<SseEvent, Infallible
         match sub.rx.recv().await {
             Some(msg) => Some((Ok(to_sse(&msg)), Some(sub))),
             None => {
-                let reason = sub.closed.get().cloned().unwrap_or_else(|| "server closed".into());
+                let reason = sub
+                    .closed
+                    .get()
+                    .cloned()
+                    .unwrap_or_else(|| "server closed".into());
                 let bye = SseEvent::default()
                     .event("disconnect")
                     .data(serde_json::json!({ "reason": reason }).to_string());

@@ -2,11 +2,13 @@
 //! text, or MessagePack binary with `?encoding=msgpack`); the client may send
 //! `{"type":"ping","timestamp":…}` and gets `{"type":"pong","timestamp":…}` back.
 
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::response::Response;
 use http::HeaderMap;
 use serde_json::{json, Value};
+use vigil_core::error::ApiError;
 
 use super::PushQuery;
 use crate::error::HttpError;
@@ -23,18 +25,23 @@ pub async fn upgrade(
     State(app): State<AppState>,
     headers: HeaderMap,
     Query(query): Query<PushQuery>,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, HttpError> {
-    let header = headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let header = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
     let claims = super::authenticate(header, &query, app.secret())?;
     let spec = super::spec(&claims, &query, true)?;
+    let ws = ws.map_err(|e| ApiError::bad_request(format!("expected a WebSocket upgrade: {e}")))?;
     Ok(ws
         .max_message_size(MAX_CLIENT_MESSAGE)
         .on_upgrade(move |socket| serve(socket, app, spec)))
 }
 
 async fn serve(mut socket: WebSocket, app: AppState, spec: Spec) {
-    let Some(mut sub) = app.hub().subscribe(spec).await else { return };
+    let Some(mut sub) = app.hub().subscribe(spec).await else {
+        return;
+    };
     let hello = json!({ "type": "connected", "subscriber": sub.id }).to_string();
     if socket.send(Message::Text(hello.into())).await.is_err() {
         return;
@@ -64,7 +71,9 @@ fn to_message(msg: &Outgoing) -> Message {
     if msg.frame.binary {
         Message::Binary(msg.frame.bytes.clone().into())
     } else {
-        Message::Text(Utf8Bytes::from(String::from_utf8_lossy(&msg.frame.bytes).into_owned()))
+        Message::Text(Utf8Bytes::from(
+            String::from_utf8_lossy(&msg.frame.bytes).into_owned(),
+        ))
     }
 }
 
@@ -75,14 +84,24 @@ fn reply(text: &str) -> String {
     };
     match v.get("type").and_then(Value::as_str) {
         Some("ping") => json!({ "type": "pong", "timestamp": v.get("timestamp") }).to_string(),
-        Some(other) => json!({ "type": "error", "error": format!("unknown message type `{other}`") }).to_string(),
+        Some(other) => {
+            json!({ "type": "error", "error": format!("unknown message type `{other}`") })
+                .to_string()
+        }
         None => json!({ "type": "error", "error": "message needs a `type`" }).to_string(),
     }
 }
 
 async fn close(mut socket: WebSocket, sub: &Subscription) {
-    let reason = sub.closed.get().cloned().unwrap_or_else(|| "server closed".into());
-    let frame = CloseFrame { code: CLOSE_SUBSCRIPTION_ENDED, reason: reason.into() };
+    let reason = sub
+        .closed
+        .get()
+        .cloned()
+        .unwrap_or_else(|| "server closed".into());
+    let frame = CloseFrame {
+        code: CLOSE_SUBSCRIPTION_ENDED,
+        reason: reason.into(),
+    };
     let _ = socket.send(Message::Close(Some(frame))).await;
 }
 

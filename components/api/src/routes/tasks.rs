@@ -22,9 +22,10 @@ fn visible(claims: &Claims, task: &Task) -> bool {
 pub fn list(req: &Req) -> Result<Response, ApiError> {
     let claims = crate::auth::reader(req)?;
     let state = match req.query_param("state") {
-        Some(s) => Some(TaskState::parse(&s).ok_or_else(|| {
-            ApiError::invalid_field("state", format!("unknown state `{s}`"))
-        })?),
+        Some(s) => Some(
+            TaskState::parse(&s)
+                .ok_or_else(|| ApiError::invalid_field("state", format!("unknown state `{s}`")))?,
+        ),
         None => None,
     };
     let queue = req.query_param("queue");
@@ -45,7 +46,11 @@ pub fn list(req: &Req) -> Result<Response, ApiError> {
         .filter(|t| state.is_none_or(|s| t.state == s))
         .filter(|t| queue.as_ref().is_none_or(|q| t.queue.as_ref() == Some(q)))
         .collect();
-    tasks.sort_by(|a, b| b.state_at.total_cmp(&a.state_at).then_with(|| a.id.cmp(&b.id)));
+    tasks.sort_by(|a, b| {
+        b.state_at
+            .total_cmp(&a.state_at)
+            .then_with(|| a.id.cmp(&b.id))
+    });
     let total = tasks.len();
     tasks.truncate(limit);
     Ok(crate::json_response(
