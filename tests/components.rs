@@ -180,3 +180,34 @@ async fn dispatch_component_decides_a_batch() {
         (Some("batch_update"), Some(2))
     );
 }
+
+/// The API component must run on any Spin 2+ host: it may import only WASI 0.2 and the
+/// Spin 2.0 key-value and variables interfaces, and must export wasi:http's handler.
+#[test]
+fn api_component_imports_only_what_every_spin_provides() {
+    let engine = vigil::engine::build().unwrap();
+    let component =
+        wasmtime::component::Component::from_file(&engine, wasm("vigil_api.wasm")).unwrap();
+    let ty = component.component_type();
+    let imports: Vec<String> = ty
+        .imports(&engine)
+        .map(|(name, _)| name.to_owned())
+        .collect();
+    for name in &imports {
+        let allowed = name.starts_with("wasi:")
+            || name == "fermyon:spin/key-value@2.0.0"
+            || name == "fermyon:spin/variables@2.0.0";
+        assert!(allowed, "unexpected import {name}");
+    }
+    assert!(imports.iter().any(|n| n == "fermyon:spin/key-value@2.0.0"));
+    let exports: Vec<String> = ty
+        .exports(&engine)
+        .map(|(name, _)| name.to_owned())
+        .collect();
+    assert!(
+        exports
+            .iter()
+            .any(|n| n.starts_with("wasi:http/incoming-handler@0.2.")),
+        "{exports:?}"
+    );
+}

@@ -65,6 +65,7 @@ enum Command {
     Subscribe(Box<Entry>, oneshot::Sender<()>),
     Unsubscribe(u64),
     Publish(Vec<Arc<Published>>),
+    CloseAll(String),
 }
 
 /// Handle to the hub task.
@@ -141,6 +142,11 @@ impl Hub {
         let _ = self.tx.send(Command::Publish(events)).await;
     }
 
+    /// Ends every subscription with `reason` (e.g. on shutdown, so clients reconnect elsewhere).
+    pub async fn close_all(&self, reason: &str) {
+        let _ = self.tx.send(Command::CloseAll(reason.to_owned())).await;
+    }
+
     /// Whether the hub task has stopped.
     pub fn is_closed(&self) -> bool {
         self.tx.is_closed()
@@ -186,6 +192,12 @@ impl HubTask {
                     }
                     Some(Command::Unsubscribe(id)) => self.subs.retain(|s| s.id != id),
                     Some(Command::Publish(events)) => self.publish(&events).await,
+                    Some(Command::CloseAll(reason)) => {
+                        for sub in &mut self.subs {
+                            close(sub, &reason);
+                        }
+                        self.subs.clear();
+                    }
                     None => return,
                 },
                 _ = flush.tick() => self.flush().await,

@@ -125,7 +125,7 @@ pub async fn start(
 
     let state = AppState(Arc::new(Inner {
         components,
-        hub,
+        hub: hub.clone(),
         secret,
         push: config.push.clone(),
     }));
@@ -139,6 +139,8 @@ pub async fn start(
         axum::serve(listener, service)
             .with_graceful_shutdown(async move {
                 tokio::select! { _ = rx => {}, _ = signal => {} }
+                // Push streams never end by themselves: end them so the drain completes.
+                hub.close_all("server shutting down; reconnect").await;
             })
             .await
     });

@@ -242,6 +242,11 @@ fn set_spin_headers(
     m: &crate::routes::Match<'_>,
     client: SocketAddr,
 ) {
+    // wasi:http needs an authority; HTTP/1.0 clients may send no Host.
+    if !req.headers().contains_key(http::header::HOST) && req.uri().authority().is_none() {
+        let localhost = http::HeaderValue::from_static("localhost");
+        req.headers_mut().insert(http::header::HOST, localhost);
+    }
     let host = req
         .headers()
         .get(http::header::HOST)
