@@ -126,13 +126,17 @@ async fn msgpack_websocket_gets_binary_frames() {
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
     assert_eq!(ws_next(&mut ws).await["type"], "connected");
     host.ingest(r#"{"type":"task-started","uuid":"m1"}"#).await;
-    let msg = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    let Message::Binary(bytes) = msg else {
-        panic!("expected binary, got {msg:?}")
+    let bytes = loop {
+        let msg = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        match msg {
+            Message::Binary(b) => break b,
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("expected binary, got {other:?}"),
+        }
     };
     let v: Value = rmp_serde::from_slice(&bytes).unwrap();
     assert_eq!(

@@ -198,3 +198,26 @@ impl SseClient {
         }
     }
 }
+
+impl TestHost {
+    /// POSTs `body` to `path` with `token`.
+    pub async fn post(&self, path: &str, token: &str, body: &str) -> (u16, Value) {
+        send(
+            reqwest::Client::new()
+                .post(self.url(path))
+                .bearer_auth(token)
+                .body(body.to_owned()),
+        )
+        .await
+    }
+
+    /// GETs `path` with `token`.
+    pub async fn get_as(&self, path: &str, token: &str) -> (u16, Value) {
+        send(
+            reqwest::Client::new()
+                .get(self.url(path))
+                .bearer_auth(token),
+        )
+        .await
+    }
+}

@@ -13,6 +13,7 @@
 #![allow(unsafe_code)]
 
 mod auth;
+mod clock;
 mod request;
 mod routes;
 mod store;

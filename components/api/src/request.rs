@@ -97,3 +97,55 @@ fn percent_decode(s: &str) -> String {
     }
     String::from_utf8_lossy(&out).into_owned()
 }
+
+impl Req {
+    /// An integer query parameter within `range`, `default` when absent, 422 otherwise.
+    pub fn query_u64(
+        &self,
+        name: &str,
+        range: std::ops::RangeInclusive<u64>,
+        default: u64,
+    ) -> Result<u64, ApiError> {
+        match self.query_param(name) {
+            None => Ok(default),
+            Some(v) => v
+                .parse::<u64>()
+                .ok()
+                .filter(|n| range.contains(n))
+                .ok_or_else(|| {
+                    ApiError::invalid_field(
+                        name,
+                        format!(
+                            "{name} must be an integer from {} to {}",
+                            range.start(),
+                            range.end()
+                        ),
+                    )
+                }),
+        }
+    }
+
+    /// A boolean query parameter (`true`/`false`/`1`/`0`), `false` when absent.
+    pub fn query_bool(&self, name: &str) -> Result<bool, ApiError> {
+        match self.query_param(name).as_deref() {
+            None | Some("false") | Some("0") => Ok(false),
+            Some("true") | Some("1") | Some("") => Ok(true),
+            Some(_) => Err(ApiError::invalid_field(
+                name,
+                format!("{name} must be true or false"),
+            )),
+        }
+    }
+
+    /// The body as a JSON object; an empty body is an empty object.
+    pub fn json_object(&self) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
+        if self.body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(serde_json::Map::new());
+        }
+        match serde_json::from_slice(&self.body) {
+            Ok(serde_json::Value::Object(m)) => Ok(m),
+            Ok(_) => Err(ApiError::bad_request("body must be a JSON object")),
+            Err(e) => Err(ApiError::bad_request(format!("malformed JSON: {e}"))),
+        }
+    }
+}

@@ -41,6 +41,10 @@ fn merge_fields(t: &mut Task, ev: &TaskEvent, newer: bool) {
     fill(&mut t.exception, &f.exception, newer);
     fill(&mut t.traceback, &f.traceback, newer);
     fill(&mut t.step, &f.step, newer);
+    fill(&mut t.total_batches, &f.total_batches, newer);
+    fill(&mut t.completed_batches, &f.completed_batches, newer);
+    fill(&mut t.eta_secs, &f.eta_secs, newer);
+    fill(&mut t.queue_position, &f.queue_position, newer);
     if let Some(r) = f.retries {
         t.retries = t.retries.max(r);
     }
@@ -79,7 +83,10 @@ mod tests {
     use crate::ingest::parse_body;
 
     fn ev(json: &str) -> TaskEvent {
-        parse_body(json.as_bytes()).unwrap().remove(0)
+        match parse_body(json.as_bytes()).unwrap().remove(0) {
+            crate::ingest::IngestEvent::Task(t) => t,
+            other => panic!("not a task event: {other:?}"),
+        }
     }
 
     fn run(events: &[&str]) -> Task {

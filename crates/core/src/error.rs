@@ -73,6 +73,23 @@ impl ApiError {
         Self::new(500, "internal", message)
     }
 
+    /// 409: the request conflicts with the record's state (e.g. revoking a finished task).
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(409, "conflict", message)
+    }
+
+    /// 503: the queue's circuit breaker is open; new tasks for it are refused.
+    pub fn circuit_open(queue: &str, reason: Option<&str>) -> Self {
+        let why = reason.map(|r| format!(": {r}")).unwrap_or_default();
+        let mut e = Self::new(
+            503,
+            "circuit_open",
+            format!("the circuit breaker of queue `{queue}` is open{why}"),
+        );
+        e.field = Some("queue".into());
+        e
+    }
+
     /// 503: the service cannot take this now.
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(503, "unavailable", message)

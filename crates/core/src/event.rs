@@ -7,6 +7,18 @@ use serde_json::Value;
 pub const TASK_UPDATE: &str = "task_update";
 /// Room every task event goes to (seed 000's `celery:tasks`).
 pub const TASKS_TOPIC: &str = "celery:tasks";
+/// Room of batch-job progress (seed 000's `celery:batch_jobs`).
+pub const BATCH_JOBS_TOPIC: &str = "celery:batch_jobs";
+/// Room of queue statistics (seed 000's `celery:queues`).
+pub const QUEUES_TOPIC: &str = "celery:queues";
+/// Topic of worker registrations and health (seed 004).
+pub const WORKERS_TOPIC: &str = "workers";
+/// Topic of circuit-breaker changes (seed 002).
+pub const BREAKERS_TOPIC: &str = "breakers";
+/// Topic of system metrics; carries no owner, so only admins receive it.
+pub const METRICS_TOPIC: &str = "admin:metrics";
+/// Topic of commands for producers (revoke, job submissions), which workers long-poll.
+pub const COMMANDS_TOPIC: &str = "commands";
 
 /// One change, as published to subscribers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -38,6 +50,40 @@ pub struct Event {
 }
 
 impl Event {
+    /// An event about no particular task: no key, owner, queue or state.
+    pub fn new(kind: &str, topic: &str, ts_ms: u64, data: Value) -> Self {
+        Self {
+            seq: 0,
+            kind: kind.to_owned(),
+            topic: topic.to_owned(),
+            ts: ts_ms,
+            key: None,
+            owner: None,
+            queue: None,
+            state: None,
+            data,
+        }
+    }
+
+    /// Seed 000's `batch_progress` for a task that reports batches.
+    pub fn batch_progress(task: &crate::task::Task, ts_ms: u64) -> Self {
+        let data = serde_json::json!({
+            "jobId": task.id,
+            "totalBatches": task.total_batches,
+            "completedBatches": task.completed_batches,
+            "progress": task.progress,
+            "estimatedTimeRemaining": task.eta_secs,
+            "queuePosition": task.queue_position,
+            "state": task.state,
+        });
+        Self {
+            topic: BATCH_JOBS_TOPIC.to_owned(),
+            kind: "batch_progress".to_owned(),
+            data,
+            ..Self::task_update(task, ts_ms)
+        }
+    }
+
     /// The event published when a task record changes.
     pub fn task_update(task: &crate::task::Task, ts_ms: u64) -> Self {
         Self {
@@ -49,7 +95,7 @@ impl Event {
             owner: task.owner.clone(),
             queue: task.queue.clone(),
             state: Some(task.state.as_str().to_owned()),
-            data: serde_json::to_value(task).unwrap_or(Value::Null),
+            data: task.view(),
         }
     }
 }

@@ -6,7 +6,9 @@
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
+use crate::queue::ReportedQueue;
 use crate::task::TaskState;
+use crate::worker::{WorkerEvent, WorkerEventKind};
 
 /// Largest batch one request may carry.
 pub const MAX_BATCH: usize = 1000;
@@ -24,6 +26,28 @@ pub const TASK_EVENT_TYPES: [(&str, TaskState); 8] = [
     ("task-revoked", TaskState::Revoked),
     ("task-rejected", TaskState::Failure),
 ];
+
+/// The worker event types, Celery's own.
+pub const WORKER_EVENT_TYPES: [(&str, WorkerEventKind); 3] = [
+    ("worker-online", WorkerEventKind::Online),
+    ("worker-heartbeat", WorkerEventKind::Heartbeat),
+    ("worker-offline", WorkerEventKind::Offline),
+];
+
+/// One validated event of any type. Task events dominate every batch, so they are not
+/// boxed to save the smaller variants' space.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum IngestEvent {
+    /// `task-*`.
+    Task(TaskEvent),
+    /// `worker-*`.
+    Worker(WorkerEvent),
+    /// `queue-stats`: what the broker says about a queue.
+    QueueStats(ReportedQueue),
+    /// `system-metrics`: free-form numbers for admins.
+    SystemMetrics(Map<String, Value>),
+}
 
 /// One validated task event.
 #[derive(Debug, Clone, PartialEq)]
@@ -71,10 +95,18 @@ pub struct TaskFields {
     pub progress: Option<f64>,
     /// Current step.
     pub step: Option<String>,
+    /// Batch job: batches in all (seed 000 `totalBatches`).
+    pub total_batches: Option<u64>,
+    /// Batch job: batches done (`completedBatches`).
+    pub completed_batches: Option<u64>,
+    /// Batch job: seconds left (`estimatedTimeRemaining`).
+    pub eta_secs: Option<f64>,
+    /// Position in the queue (`queuePosition`).
+    pub queue_position: Option<u64>,
 }
 
 /// Parses a request body into validated events, or the first reason to refuse it.
-pub fn parse_body(body: &[u8]) -> Result<Vec<TaskEvent>, ApiError> {
+pub fn parse_body(body: &[u8]) -> Result<Vec<IngestEvent>, ApiError> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))?;
     match value {
@@ -107,25 +139,44 @@ pub fn parse_body(body: &[u8]) -> Result<Vec<TaskEvent>, ApiError> {
     }
 }
 
-fn parse_event(mut obj: Map<String, Value>, at: &str) -> Result<TaskEvent, ApiError> {
+fn parse_event(mut obj: Map<String, Value>, at: &str) -> Result<IngestEvent, ApiError> {
     let mut f = Fields { obj: &mut obj, at };
     let kind_name = f
         .string("type")?
         .ok_or_else(|| f.err("type", "is required"))?;
-    let (kind, state) = TASK_EVENT_TYPES
-        .iter()
-        .find(|(k, _)| *k == kind_name)
-        .copied()
-        .ok_or_else(|| f.err("type", &format!("unknown event type `{kind_name}`")))?;
-    let uuid = f
-        .string("uuid")?
-        .ok_or_else(|| f.err("uuid", "is required"))?;
-    if uuid.is_empty() || uuid.len() > MAX_ID_LEN || uuid.chars().any(char::is_control) {
+    if let Some((kind, state)) = TASK_EVENT_TYPES.iter().find(|(k, _)| *k == kind_name) {
+        return task_event(f, kind, *state).map(IngestEvent::Task);
+    }
+    if let Some((_, kind)) = WORKER_EVENT_TYPES.iter().find(|(k, _)| *k == kind_name) {
+        return worker_event(f, *kind).map(IngestEvent::Worker);
+    }
+    match kind_name.as_str() {
+        "queue-stats" => queue_stats(f).map(IngestEvent::QueueStats),
+        "system-metrics" => {
+            f.number("timestamp", 0.0, f64::MAX)?;
+            Ok(IngestEvent::SystemMetrics(std::mem::take(f.obj)))
+        }
+        _ => Err(f.err("type", &format!("unknown event type `{kind_name}`"))),
+    }
+}
+
+fn required_id(f: &mut Fields<'_>, name: &str) -> Result<String, ApiError> {
+    let id = f.string(name)?.ok_or_else(|| f.err(name, "is required"))?;
+    if id.is_empty() || id.len() > MAX_ID_LEN || id.chars().any(char::is_control) {
         return Err(f.err(
-            "uuid",
+            name,
             &format!("must be 1–{MAX_ID_LEN} printable characters"),
         ));
     }
+    Ok(id)
+}
+
+fn task_event(
+    mut f: Fields<'_>,
+    kind: &'static str,
+    state: TaskState,
+) -> Result<TaskEvent, ApiError> {
+    let uuid = required_id(&mut f, "uuid")?;
     let timestamp = f.number("timestamp", 0.0, f64::MAX)?;
     let routing_key = f.string("routing_key")?;
     let fields = TaskFields {
@@ -142,14 +193,54 @@ fn parse_event(mut obj: Map<String, Value>, at: &str) -> Result<TaskEvent, ApiEr
         traceback: f.string("traceback")?,
         progress: f.number("progress", 0.0, 100.0)?,
         step: f.string("step")?,
+        total_batches: f.count("totalBatches")?,
+        completed_batches: f.count("completedBatches")?,
+        eta_secs: f.number("estimatedTimeRemaining", 0.0, f64::MAX)?,
+        queue_position: f.count("queuePosition")?,
     };
+    let extra = std::mem::take(f.obj);
     Ok(TaskEvent {
         kind,
         state,
         uuid,
         timestamp,
         fields,
-        extra: obj,
+        extra,
+    })
+}
+
+fn worker_event(mut f: Fields<'_>, kind: WorkerEventKind) -> Result<WorkerEvent, ApiError> {
+    Ok(WorkerEvent {
+        kind,
+        hostname: required_id(&mut f, "hostname")?,
+        timestamp: f.number("timestamp", 0.0, f64::MAX)?,
+        cpu: f.number("cpu", 0.0, f64::MAX)?,
+        memory: f.number("memory", 0.0, f64::MAX)?,
+        active: f.count("active")?,
+        processed: f.count("processed")?,
+        failed: f.count("failed")?,
+        loadavg: f.any("loadavg"),
+        freq: f.number("freq", 0.0, f64::MAX)?,
+        extra: std::mem::take(f.obj),
+    })
+}
+
+fn queue_stats(mut f: Fields<'_>) -> Result<ReportedQueue, ApiError> {
+    let name = if f.obj.contains_key("queue") {
+        required_id(&mut f, "queue")?
+    } else {
+        required_id(&mut f, "name")?
+    };
+    let depth = match f.count("depth")? {
+        Some(d) => Some(d),
+        None => f.count("messages")?,
+    };
+    Ok(ReportedQueue {
+        name,
+        depth,
+        consumers: f.count("consumers")?,
+        reported_at: f.number("timestamp", 0.0, f64::MAX)?.unwrap_or(0.0),
+        extra: std::mem::take(f.obj),
     })
 }
 
@@ -203,13 +294,23 @@ impl Fields<'_> {
 mod tests {
     use super::*;
 
+    fn tasks(body: &[u8]) -> Vec<TaskEvent> {
+        parse_body(body)
+            .unwrap()
+            .into_iter()
+            .map(|e| match e {
+                IngestEvent::Task(t) => t,
+                other => panic!("not a task event: {other:?}"),
+            })
+            .collect()
+    }
+
     #[test]
     fn parses_one_celery_event_and_keeps_unknown_fields() {
-        let evs = parse_body(
+        let evs = tasks(
             br#"{"type":"task-received","uuid":"u1","name":"app.add","args":"(1, 2)",
                  "routing_key":"celery","timestamp":1700000000.5,"hostname":"w1","clock":12}"#,
-        )
-        .unwrap();
+        );
         assert_eq!(evs.len(), 1);
         let e = &evs[0];
         assert_eq!((e.kind, e.state), ("task-received", TaskState::Received));
@@ -222,10 +323,9 @@ mod tests {
 
     #[test]
     fn parses_a_batch() {
-        let evs = parse_body(
+        let evs = tasks(
             br#"[{"type":"task-started","uuid":"a"},{"type":"task-succeeded","uuid":"a","result":"3"}]"#,
-        )
-        .unwrap();
+        );
         assert_eq!(
             evs.iter().map(|e| e.state).collect::<Vec<_>>(),
             [TaskState::Started, TaskState::Success]
@@ -255,6 +355,64 @@ mod tests {
         assert_eq!(e.field.as_deref(), Some("uuid"));
         let e = refusal(r#"[1]"#);
         assert_eq!(e.field.as_deref(), Some("[0]"));
+    }
+
+    #[test]
+    fn parses_worker_queue_and_metrics_events() {
+        let evs = parse_body(
+            br#"[{"type":"worker-heartbeat","hostname":"celery@w1","active":2,"processed":10,"loadavg":[0.1,0.2,0.3],"sw_ver":"5.4"},
+                 {"type":"queue-stats","queue":"embedding","messages":12,"consumers":3},
+                 {"type":"system-metrics","cpu":40.5,"timestamp":5}]"#,
+        )
+        .unwrap();
+        let IngestEvent::Worker(w) = &evs[0] else {
+            panic!()
+        };
+        assert_eq!(
+            (w.hostname.as_str(), w.active, w.processed),
+            ("celery@w1", Some(2), Some(10))
+        );
+        assert_eq!(w.extra.get("sw_ver"), Some(&Value::from("5.4")));
+        let IngestEvent::QueueStats(q) = &evs[1] else {
+            panic!()
+        };
+        assert_eq!(
+            (q.name.as_str(), q.depth, q.consumers),
+            ("embedding", Some(12), Some(3))
+        );
+        let IngestEvent::SystemMetrics(m) = &evs[2] else {
+            panic!()
+        };
+        assert_eq!(m.get("cpu"), Some(&Value::from(40.5)));
+        assert_eq!(
+            refusal(r#"{"type":"worker-online"}"#).field.as_deref(),
+            Some("hostname")
+        );
+        assert_eq!(
+            refusal(r#"{"type":"queue-stats","queue":"q","depth":-1}"#)
+                .field
+                .as_deref(),
+            Some("depth")
+        );
+    }
+
+    #[test]
+    fn batch_job_fields_are_typed() {
+        let t = &tasks(br#"{"type":"task-progress","uuid":"j","totalBatches":10,"completedBatches":4,"estimatedTimeRemaining":12.5}"#)[0];
+        assert_eq!(
+            (
+                t.fields.total_batches,
+                t.fields.completed_batches,
+                t.fields.eta_secs
+            ),
+            (Some(10), Some(4), Some(12.5))
+        );
+        assert_eq!(
+            refusal(r#"{"type":"task-progress","uuid":"j","totalBatches":"ten"}"#)
+                .field
+                .as_deref(),
+            Some("totalBatches")
+        );
     }
 
     #[test]

@@ -6,6 +6,8 @@
 //! - `event/{seq:020}`: one sequenced [`crate::event::Event`]; the bounded history that
 //!   resume and long-poll read.
 //! - `meta/seq`: the last sequence number the relay assigned.
+//! - `worker/{hostname}`, `queue/{name}` (reported stats), `breaker/{queue}`,
+//!   `metrics/system`: the other records.
 
 /// Prefix of task records.
 pub const TASK_PREFIX: &str = "task/";
@@ -15,6 +17,14 @@ pub const OUTBOX_PREFIX: &str = "outbox/";
 pub const EVENT_PREFIX: &str = "event/";
 /// Last assigned sequence number.
 pub const SEQ_KEY: &str = "meta/seq";
+/// Prefix of worker records.
+pub const WORKER_PREFIX: &str = "worker/";
+/// Prefix of reported queue statistics.
+pub const QUEUE_PREFIX: &str = "queue/";
+/// Prefix of circuit breakers.
+pub const BREAKER_PREFIX: &str = "breaker/";
+/// The last system metrics reported.
+pub const SYSTEM_METRICS: &str = "metrics/system";
 
 /// Key of a task record.
 pub fn task(id: &str) -> String {

@@ -7,12 +7,18 @@
 //! - [`auth`]: JWT tokens, roles and what each role may do.
 //! - [`error`]: the one error shape every refusal is rendered with.
 //! - [`keys`]: the key-value layout shared by the components and the host.
+//! - [`worker`], [`queue`], [`breaker`]: workers, queue statistics, circuit breakers.
+//! - [`time`]: timestamps as the APIs show them.
 #![deny(missing_docs)]
 
 pub mod apply;
 pub mod auth;
+pub mod breaker;
 pub mod error;
 pub mod event;
 pub mod ingest;
 pub mod keys;
+pub mod queue;
 pub mod task;
+pub mod time;
+pub mod worker;

@@ -132,6 +132,34 @@ pub struct Task {
     /// When it finished (seconds since the epoch).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<f64>,
+    /// Batch job: batches in all.
+    #[serde(
+        rename = "totalBatches",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub total_batches: Option<u64>,
+    /// Batch job: batches done.
+    #[serde(
+        rename = "completedBatches",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub completed_batches: Option<u64>,
+    /// Batch job: seconds left.
+    #[serde(
+        rename = "estimatedTimeRemaining",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub eta_secs: Option<f64>,
+    /// Position in its queue.
+    #[serde(
+        rename = "queuePosition",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub queue_position: Option<u64>,
     /// Timestamp of the event that set the current state; older events do not change it.
     pub state_at: f64,
     /// Fields Vigil does not know, kept as the producer sent them.
@@ -140,6 +168,21 @@ pub struct Task {
 }
 
 impl Task {
+    /// The record as the APIs show it: the stored fields plus `timestamp`, the time of
+    /// the current state as an RFC 3339 string (seed 000's task shape).
+    pub fn view(&self) -> Value {
+        let mut v = serde_json::to_value(self).unwrap_or(Value::Null);
+        if let Value::Object(m) = &mut v {
+            let ts = if self.state_at.is_finite() {
+                self.state_at
+            } else {
+                0.0
+            };
+            m.insert("timestamp".into(), Value::from(crate::time::iso8601(ts)));
+        }
+        v
+    }
+
     /// A task Vigil has just heard of.
     pub fn new(id: impl Into<String>) -> Self {
         Self {
@@ -161,6 +204,10 @@ impl Task {
             received_at: None,
             started_at: None,
             finished_at: None,
+            total_batches: None,
+            completed_batches: None,
+            eta_secs: None,
+            queue_position: None,
             state_at: f64::MIN,
             extra: Map::new(),
         }

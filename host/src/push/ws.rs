@@ -46,7 +46,8 @@ async fn serve(mut socket: WebSocket, app: AppState, spec: Spec) {
     if socket.send(Message::Text(hello.into())).await.is_err() {
         return;
     }
-    let mut heartbeat = tokio::time::interval(app.push().heartbeat);
+    let every = app.push().heartbeat;
+    let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     loop {
         tokio::select! {
             msg = sub.rx.recv() => match msg {

@@ -1,8 +1,13 @@
 //! Routing: path and method to handler.
 
+mod admin;
+mod breaker;
+mod dashboard;
+mod feed;
 mod health;
-mod ingest;
-mod tasks;
+pub mod ingest;
+pub mod tasks;
+pub mod workers;
 
 use spin_sdk::http::{Method, Response};
 use vigil_core::error::ApiError;
@@ -12,14 +17,40 @@ use crate::request::Req;
 /// Runs the handler for `req`'s path and method.
 pub fn route(req: &Req) -> Result<Response, ApiError> {
     let segments: Vec<&str> = req.path.trim_matches('/').split('/').collect();
-    match (segments.as_slice(), &req.method) {
-        (["health"], Method::Get) => Ok(health::get()),
-        (["api", "v1", "events"], Method::Post) => ingest::post(req),
-        (["api", "v1", "tasks"], Method::Get) => tasks::list(req),
-        (["api", "v1", "tasks", id], Method::Get) => tasks::get(req, id),
-        (["health"], _) | (["api", "v1", "events"], _) | (["api", "v1", "tasks", ..], _) => Err(
-            ApiError::method_not_allowed(format!("{} is not allowed on {}", req.method, req.path)),
-        ),
+    let get = matches!(req.method, Method::Get);
+    let post = matches!(req.method, Method::Post);
+    let wrong_method = || {
+        Err(ApiError::method_not_allowed(format!(
+            "{} is not allowed on {}",
+            req.method, req.path
+        )))
+    };
+    match segments.as_slice() {
+        ["health"] if get => Ok(health::get()),
+        ["api", "v1", "events"] if post => ingest::post(req),
+        ["api", "v1", "events"] if get => feed::get(req),
+        ["api", "v1", "tasks"] if get => tasks::list(req),
+        ["api", "v1", "tasks", id] if get => tasks::get(req, id),
+        ["api", "v1", "tasks", id, "revoke"] if post => admin::revoke(req, id),
+        ["api", "v1", "workers"] if get => workers::list(req),
+        ["api", "v1", "workers", id] if get => workers::get(req, id),
+        ["api", "v1", "queues"] if get => workers::list_queues(req),
+        ["api", "v1", "dashboard"] if get => dashboard::get(req),
+        ["api", "v1", "queue", "circuit-breaker-status"] if get => breaker::status(req),
+        ["api", "v1", "queue", "open-circuit-breaker"] if post => breaker::set(req, true),
+        ["api", "v1", "queue", "close-circuit-breaker"] if post => breaker::set(req, false),
+        ["api", "admin", "celery", "tasks"] if get => admin::tasks(req),
+        ["api", "admin", "celery", "tasks", id, "revoke"] if post => admin::revoke(req, id),
+        ["api", "admin", "celery", "jobs", name] if post => admin::submit(req, name),
+        ["api", "admin", "celery", "jobs", id, "wait"] if get => admin::wait(req, id),
+        ["api", "admin", "celery", "queues", "stats"] if get => admin::queue_stats(req),
+        ["api", "admin", "celery", "workers"] if get => admin::workers(req),
+        ["api", "auth", "refresh"] if post => crate::auth::refresh(req),
+        ["health"]
+        | ["api", "v1", "events" | "tasks" | "workers" | "queues" | "dashboard", ..]
+        | ["api", "v1", "queue", _]
+        | ["api", "admin", "celery", ..]
+        | ["api", "auth", "refresh"] => wrong_method(),
         _ => Err(ApiError::not_found(format!("no route for {}", req.path))),
     }
 }

@@ -1,0 +1,83 @@
+//! Seed 002's circuit-breaker API: `GET /api/v1/queue/circuit-breaker-status`,
+//! `POST /api/v1/queue/open-circuit-breaker` and `/close-circuit-breaker` with
+//! `{reason}`, answering `{"status":"success","data":{state,opened_at,closed_at,metadata}}`.
+//! The queue is `?queue=` (or `queue` in the body), `celery` — Celery's default — if absent.
+
+use serde_json::{json, Value};
+use spin_sdk::http::Response;
+use vigil_core::breaker::{Breaker, BreakerConfig};
+use vigil_core::error::ApiError;
+use vigil_core::event::{self, Event};
+use vigil_core::keys;
+
+use crate::request::Req;
+use crate::store::Kv;
+
+/// The queue the seed's unparameterised calls mean.
+const DEFAULT_QUEUE: &str = "celery";
+
+fn queue(req: &Req, body: Option<&serde_json::Map<String, Value>>) -> Result<String, ApiError> {
+    let from_body = body.and_then(|b| b.get("queue"));
+    let q = match (req.query_param("queue"), from_body) {
+        (Some(q), _) => q,
+        (None, Some(Value::String(q))) => q.clone(),
+        (None, Some(_)) => return Err(ApiError::invalid_field("queue", "queue must be a string")),
+        (None, None) => DEFAULT_QUEUE.to_owned(),
+    };
+    if q.is_empty() || q.len() > vigil_core::ingest::MAX_ID_LEN {
+        return Err(ApiError::invalid_field(
+            "queue",
+            "queue must be 1–255 characters",
+        ));
+    }
+    Ok(q)
+}
+
+fn load(kv: &Kv, queue: &str) -> Result<Breaker, ApiError> {
+    Ok(kv
+        .get(&format!("{}{queue}", keys::BREAKER_PREFIX))?
+        .unwrap_or_else(|| Breaker::new(queue)))
+}
+
+fn success(data: Value) -> Response {
+    crate::json_response(200, &json!({ "status": "success", "data": data }))
+}
+
+/// `GET …/circuit-breaker-status`.
+pub fn status(req: &Req) -> Result<Response, ApiError> {
+    crate::auth::reader(req)?;
+    let q = queue(req, None)?;
+    let b = load(&Kv::open()?, &q)?;
+    Ok(success(
+        b.status(crate::clock::secs(), &BreakerConfig::default()),
+    ))
+}
+
+/// `POST …/open-circuit-breaker` or `…/close-circuit-breaker` (admin).
+pub fn set(req: &Req, open: bool) -> Result<Response, ApiError> {
+    let claims = crate::auth::admin(req)?;
+    let body = req.json_object()?;
+    let reason = match body.get("reason") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(r)) => Some(format!("{r} (by {})", claims.sub)),
+        Some(_) => return Err(ApiError::invalid_field("reason", "reason must be a string")),
+    };
+    let q = queue(req, Some(&body))?;
+    let kv = Kv::open()?;
+    let mut b = load(&kv, &q)?;
+    let now = crate::clock::secs();
+    if open {
+        b.open(reason, now);
+    } else {
+        b.close(reason, now);
+    }
+    let status = b.status(now, &BreakerConfig::default());
+    kv.put(&format!("{}{q}", keys::BREAKER_PREFIX), &b)?;
+    kv.publish(&[Event::new(
+        "circuit_breaker",
+        event::BREAKERS_TOPIC,
+        crate::clock::millis(),
+        status.clone(),
+    )])?;
+    Ok(success(status))
+}

@@ -1,0 +1,67 @@
+//! `GET /api/v1/events?since=N&timeout=S&topics=a,b&limit=L`: the event feed. Returns
+//! every event after sequence N, in order, none missing (up to `limit`), or waits up to
+//! S seconds for the next one. When N is older than the kept history it answers
+//! `{"reset":true}`: refetch the snapshot and continue from its `seq`.
+
+use serde_json::{json, Value};
+use spin_sdk::http::Response;
+use vigil_core::auth::Role;
+use vigil_core::error::ApiError;
+use vigil_core::event::Event;
+use vigil_core::keys;
+
+use crate::request::Req;
+use crate::routes::admin::{MAX_WAIT_SECS, POLL_EVERY};
+use crate::store::Kv;
+
+/// Events one answer carries when the client gives no `limit`.
+const DEFAULT_LIMIT: u64 = 500;
+
+/// The feed.
+pub fn get(req: &Req) -> Result<Response, ApiError> {
+    let claims = crate::auth::reader(req)?;
+    let kv = Kv::open()?;
+    let head = kv.head()?;
+    let since = req.query_u64("since", 0..=u64::MAX, head)?;
+    let timeout = req.query_u64("timeout", 0..=MAX_WAIT_SECS, 30)?;
+    let limit = req.query_u64("limit", 1..=5000, DEFAULT_LIMIT)?;
+    let topics: Vec<String> = req
+        .query_param("topics")
+        .map(|t| {
+            t.split(',')
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default();
+    let wanted = |e: &Event| {
+        (topics.is_empty() || topics.contains(&e.topic))
+            && (claims.role == Role::Admin || e.owner.as_deref() == Some(claims.sub.as_str()))
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(timeout);
+    let mut cursor = since;
+    loop {
+        let head = kv.head()?;
+        let mut events: Vec<Value> = Vec::new();
+        while cursor < head && (events.len() as u64) < limit {
+            let Some(e) = kv.get::<Event>(&keys::event(cursor + 1))? else {
+                // The next event is gone from the bounded history.
+                return Ok(crate::json_response(
+                    200,
+                    &json!({ "reset": true, "seq": head }),
+                ));
+            };
+            cursor += 1;
+            if wanted(&e) {
+                events.push(serde_json::to_value(&e).unwrap_or_default());
+            }
+        }
+        if !events.is_empty() || std::time::Instant::now() >= deadline {
+            return Ok(crate::json_response(
+                200,
+                &json!({ "events": events, "seq": cursor }),
+            ));
+        }
+        std::thread::sleep(POLL_EVERY);
+    }
+}
