@@ -193,3 +193,38 @@ async fn viewers_see_only_their_own_tasks() {
         "admin sees all"
     );
 }
+
+#[tokio::test]
+async fn floods_get_429_with_retry_after_per_token() {
+    let host = common::start_with(|c| {
+        c.rest_rate_per_sec = 5;
+        c.rest_burst = 5;
+    })
+    .await;
+    let client = reqwest::Client::new();
+    let admin = common::admin();
+    // One token string throughout: the limit is per token.
+    for _ in 0..5 {
+        assert_eq!(host.get_as("/api/v1/tasks", &admin).await.0, 200);
+    }
+    let resp = client
+        .get(host.url("/api/v1/tasks"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 429);
+    let retry: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry >= 1);
+    let body: Value = resp.json().await.unwrap();
+    assert_error(429, &body, 429, "rate_limited");
+    // Another caller is unaffected; the flooder recovers after the wait.
+    let other = common::token("someone-else", Role::Viewer);
+    assert_eq!(host.get_as("/api/v1/tasks", &other).await.0, 200);
+    tokio::time::sleep(std::time::Duration::from_secs(retry)).await;
+    assert_eq!(host.get_as("/api/v1/tasks", &admin).await.0, 200);
+}

@@ -29,6 +29,10 @@ pub struct ServeConfig {
     /// How often the relay looks for events published by components it did not run
     /// (e.g. components under `spin up` sharing the store).
     pub outbox_poll: Duration,
+    /// REST requests per second per caller (bearer token, or address); 0 = unlimited.
+    pub rest_rate_per_sec: u32,
+    /// Burst of REST requests a caller may make at once.
+    pub rest_burst: u32,
     /// Push tuning.
     pub push: PushConfig,
 }
@@ -75,6 +79,8 @@ impl ServeConfig {
             jwt_secret: None,
             request_timeout: Duration::from_secs(30),
             outbox_poll: Duration::from_millis(200),
+            rest_rate_per_sec: 100,
+            rest_burst: 200,
             push: PushConfig::default(),
         }
     }

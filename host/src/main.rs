@@ -52,6 +52,9 @@ struct ServeArgs {
     /// HS256 secret; by default one is generated into the data directory.
     #[arg(long, env = "VIGIL_JWT_SECRET", hide_env_values = true)]
     jwt_secret: Option<String>,
+    /// REST requests per second per caller (token or address); 0 turns the limit off.
+    #[arg(long, env = "VIGIL_REST_RATE", default_value_t = 100)]
+    rest_rate: u32,
     /// Messages per second per push connection before updates are batched.
     #[arg(long, env = "VIGIL_RATE_PER_SEC", default_value_t = 10)]
     rate_per_sec: u32,
@@ -98,6 +101,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.dispatch = args.dispatch;
     config.jwt_secret = args.jwt_secret;
     config.push.rate_per_sec = args.rate_per_sec;
+    config.rest_rate_per_sec = args.rest_rate;
+    config.rest_burst = args.rest_rate.saturating_mul(2);
     let running = vigil::server::start(config, shutdown_signal()).await?;
     println!("vigil listening on http://{}", running.addr);
     running.wait().await

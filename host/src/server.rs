@@ -19,6 +19,7 @@ use crate::dispatch::DispatchComponent;
 use crate::hub::Hub;
 use crate::kv::Stores;
 use crate::manifest::Manifest;
+use crate::rate_limit::RateLimiter;
 use crate::relay::Relay;
 use crate::spin_http::HttpComponents;
 
@@ -28,6 +29,7 @@ pub struct AppState(Arc<Inner>);
 
 struct Inner {
     components: HttpComponents,
+    limiter: Option<RateLimiter>,
     hub: Hub,
     secret: String,
     push: PushConfig,
@@ -64,7 +66,27 @@ async fn spin(
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     req: Request,
 ) -> Response {
+    if let Some(limiter) = &app.0.limiter {
+        let auth = req
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .map(|v| v.as_bytes());
+        let key = RateLimiter::key(auth, client.ip());
+        if let Err(wait) = limiter.check(key, std::time::Instant::now()) {
+            return too_many(wait);
+        }
+    }
     app.0.components.handle(req, client).await
+}
+
+/// 429 with the JSON error body and `Retry-After` (whole seconds, at least 1).
+fn too_many(wait: std::time::Duration) -> Response {
+    let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+    let e = vigil_core::error::ApiError::rate_limited(secs);
+    let mut resp = crate::error::HttpError(e).into_response_inner();
+    resp.headers_mut()
+        .insert(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
+    resp
 }
 
 /// A started server.
@@ -125,6 +147,8 @@ pub async fn start(
 
     let state = AppState(Arc::new(Inner {
         components,
+        limiter: (config.rest_rate_per_sec > 0)
+            .then(|| RateLimiter::new(config.rest_rate_per_sec, config.rest_burst)),
         hub: hub.clone(),
         secret,
         push: config.push.clone(),

@@ -34,9 +34,22 @@ pub async fn start() -> TestHost {
     host
 }
 
+/// Starts a host with a fresh data directory and a changed configuration.
+pub async fn start_with(tweak: impl FnOnce(&mut ServeConfig)) -> TestHost {
+    let dir = tempfile::tempdir().unwrap();
+    let mut host = start_configured(dir.path(), tweak).await;
+    host._dir = Some(dir);
+    host
+}
+
 /// Starts a host on `data`.
 pub async fn start_in(data: &Path) -> TestHost {
+    start_configured(data, |_| {}).await
+}
+
+async fn start_configured(data: &Path, tweak: impl FnOnce(&mut ServeConfig)) -> TestHost {
     let mut config = ServeConfig::new(manifest(), data.to_path_buf());
+    tweak(&mut config);
     config.listen = "127.0.0.1:0".parse().unwrap();
     config.jwt_secret = Some(SECRET.into());
     let running = vigil::server::start(config, std::future::pending())

@@ -68,6 +68,15 @@ impl ApiError {
         e
     }
 
+    /// 429: the caller sends too many requests; retry after `secs`.
+    pub fn rate_limited(secs: u64) -> Self {
+        Self::new(
+            429,
+            "rate_limited",
+            format!("too many requests; retry after {secs} s"),
+        )
+    }
+
     /// 500: something failed inside; the message must not leak internals.
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(500, "internal", message)

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use spin_sdk::http::Response;
 use vigil_core::auth::Role;
 use vigil_core::error::ApiError;
-use vigil_core::event::Event;
+use vigil_core::event::{self, Event};
 use vigil_core::keys;
 
 use crate::request::Req;
@@ -17,9 +17,16 @@ use crate::store::Kv;
 /// Events one answer carries when the client gives no `limit`.
 const DEFAULT_LIMIT: u64 = 500;
 
-/// The feed.
+/// The feed. Producers may read it too, for the `commands` topic only: that is how a
+/// worker or bridge picks up revocations and job submissions.
 pub fn get(req: &Req) -> Result<Response, ApiError> {
-    let claims = crate::auth::reader(req)?;
+    let claims = crate::auth::claims(req)?;
+    let only_commands = req.query_param("topics").as_deref() == Some(event::COMMANDS_TOPIC);
+    if claims.role == Role::Producer && !only_commands {
+        return Err(ApiError::forbidden(
+            "producers may read only `topics=commands`",
+        ));
+    }
     let kv = Kv::open()?;
     let head = kv.head()?;
     let since = req.query_u64("since", 0..=u64::MAX, head)?;
@@ -36,7 +43,7 @@ pub fn get(req: &Req) -> Result<Response, ApiError> {
         .unwrap_or_default();
     let wanted = |e: &Event| {
         (topics.is_empty() || topics.contains(&e.topic))
-            && (claims.role == Role::Admin || e.owner.as_deref() == Some(claims.sub.as_str()))
+            && (claims.role != Role::Viewer || e.owner.as_deref() == Some(claims.sub.as_str()))
     };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(timeout);
     let mut cursor = since;
