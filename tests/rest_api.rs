@@ -482,3 +482,32 @@ async fn dashboard_snapshot_and_token_refresh() {
     let expired = common::token_with("bob", Role::Viewer, -5, common::SECRET);
     assert_eq!(host.post("/api/auth/refresh", &expired, "").await.0, 401);
 }
+
+#[tokio::test]
+async fn silent_workers_go_offline_with_an_event() {
+    let host = common::start_with(|c| c.sweep_interval = Duration::from_millis(200)).await;
+    let mut sse =
+        common::SseClient::connect(&host.url("/events?topics=workers"), &common::admin()).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let body = format!(
+        r#"[{{"type":"worker-online","hostname":"old","timestamp":{}}},{{"type":"worker-online","hostname":"fresh"}}]"#,
+        now - 100.0
+    );
+    assert_eq!(host.ingest(&body).await.0, 202);
+    assert_eq!(sse.next().await.event, "worker_registered");
+    assert_eq!(sse.next().await.event, "worker_registered");
+    // The host's periodic sweep marks the silent one offline, without anyone asking.
+    let m = sse.next().await;
+    assert_eq!(m.event, "worker_deregistered");
+    assert!(m.data.contains(r#""key":"old""#), "{}", m.data);
+    assert_eq!(host.get("/api/v1/workers/old").await.1["status"], "offline");
+    assert_eq!(
+        host.get("/api/v1/workers/fresh").await.1["status"],
+        "online"
+    );
+    let viewer = common::token("v", Role::Viewer);
+    assert_eq!(host.post("/api/v1/workers/sweep", &viewer, "").await.0, 403);
+}

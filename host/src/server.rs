@@ -89,6 +89,40 @@ fn too_many(wait: std::time::Duration) -> Response {
     resp
 }
 
+/// Periodically asks the component to mark workers that stopped heartbeating offline
+/// (components are stateless and cannot run timers themselves).
+async fn sweep_workers(app: AppState, every: std::time::Duration) {
+    /// Lifetime of the host's own token for the call.
+    const TOKEN_TTL: u64 = 60;
+    let client = SocketAddr::from(([127, 0, 0, 1], 0));
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if app.hub().is_closed() {
+            return;
+        }
+        let now = crate::push::now_secs();
+        let claims = vigil_core::auth::Claims {
+            sub: "vigil-host".into(),
+            role: vigil_core::auth::Role::Admin,
+            exp: now + TOKEN_TTL,
+            iat: now,
+        };
+        let token = vigil_core::auth::sign(&claims, app.secret());
+        let req = http::Request::post("/api/v1/workers/sweep")
+            .header(http::header::HOST, "localhost")
+            .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(axum::body::Body::empty());
+        if let Ok(req) = req {
+            let resp = app.0.components.handle(req, client).await;
+            if !resp.status().is_success() {
+                tracing::warn!(status = %resp.status(), "worker sweep failed");
+            }
+        }
+    }
+}
+
 /// A started server.
 pub struct Running {
     /// The address it listens on.
@@ -153,6 +187,7 @@ pub async fn start(
         secret,
         push: config.push.clone(),
     }));
+    tokio::spawn(sweep_workers(state.clone(), config.sweep_interval));
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;

@@ -33,6 +33,7 @@ pub fn route(req: &Req) -> Result<Response, ApiError> {
         ["api", "v1", "tasks", id] if get => tasks::get(req, id),
         ["api", "v1", "tasks", id, "revoke"] if post => admin::revoke(req, id),
         ["api", "v1", "workers"] if get => workers::list(req),
+        ["api", "v1", "workers", "sweep"] if post => workers::sweep(req),
         ["api", "v1", "workers", id] if get => workers::get(req, id),
         ["api", "v1", "queues"] if get => workers::list_queues(req),
         ["api", "v1", "dashboard"] if get => dashboard::get(req),

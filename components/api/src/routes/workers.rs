@@ -3,18 +3,29 @@
 use serde_json::{json, Value};
 use spin_sdk::http::Response;
 use vigil_core::error::ApiError;
+use vigil_core::event::{self, Event};
 use vigil_core::keys;
 use vigil_core::queue::{summarize, ReportedQueue};
 use vigil_core::task::Task;
-use vigil_core::worker::{Worker, DEFAULT_OFFLINE_AFTER};
+use vigil_core::worker::{expire, Worker, DEFAULT_OFFLINE_AFTER};
 
 use crate::request::Req;
 use crate::store::Kv;
 
+/// Seconds of silence after which a worker is offline (Spin variable
+/// `worker_offline_after_secs`, default [`DEFAULT_OFFLINE_AFTER`]).
+pub fn offline_after() -> f64 {
+    spin_sdk::variables::get("worker_offline_after_secs")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|v| *v > 0.0)
+        .unwrap_or(DEFAULT_OFFLINE_AFTER)
+}
+
 /// A worker as shown: its current status (silent ones are offline) and uptime.
 pub fn view(w: &Worker, now: f64) -> Value {
     let mut v = serde_json::to_value(w).unwrap_or_default();
-    v["status"] = json!(w.status_at(now, DEFAULT_OFFLINE_AFTER));
+    v["status"] = json!(w.status_at(now, offline_after()));
     v["uptime"] = json!(w.uptime(now));
     v["heartbeat"] = json!(vigil_core::time::iso8601(w.heartbeat_at));
     v
@@ -26,6 +37,35 @@ pub fn all(kv: &Kv) -> Result<Vec<Value>, ApiError> {
     let mut workers: Vec<Worker> = kv.all(keys::WORKER_PREFIX)?;
     workers.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(workers.iter().map(|w| view(w, now)).collect())
+}
+
+/// `POST /api/v1/workers/sweep` (admin): marks workers that missed their heartbeats
+/// offline and publishes `worker_deregistered` for each. The host calls it periodically;
+/// without the host (plain `spin up`) a cron job can.
+pub fn sweep(req: &Req) -> Result<Response, ApiError> {
+    crate::auth::admin(req)?;
+    let kv = Kv::open()?;
+    let now = crate::clock::secs();
+    let limit = offline_after();
+    let mut expired = Vec::new();
+    let mut events = Vec::new();
+    for w in kv.all::<Worker>(keys::WORKER_PREFIX)? {
+        if let Some(gone) = expire(&w, now, limit) {
+            kv.put(&format!("{}{}", keys::WORKER_PREFIX, gone.id), &gone)?;
+            let mut e = Event::new(
+                "worker_deregistered",
+                event::WORKERS_TOPIC,
+                crate::clock::millis(),
+                view(&gone, now),
+            );
+            e.key = Some(gone.id.clone());
+            e.state = Some("offline".into());
+            events.push(e);
+            expired.push(gone.id);
+        }
+    }
+    kv.publish(&events)?;
+    Ok(crate::json_response(200, &json!({ "expired": expired })))
 }
 
 /// `GET /api/v1/workers`.
