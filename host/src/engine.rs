@@ -7,9 +7,10 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 /// Granularity of deadlines: the epoch advances this often.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
-/// Instances the pooling allocator keeps slots for; concurrent requests beyond this
-/// wait for a slot. Override with `VIGIL_POOL_INSTANCES`.
-const DEFAULT_POOL_INSTANCES: u32 = 256;
+/// Instances the pooling allocator keeps slots for: the most component calls in flight
+/// at once (long-polls included; see `spin_http`). Each idle long-poll costs ~0.3 MiB.
+/// Override with `VIGIL_POOL_INSTANCES`.
+const DEFAULT_POOL_INSTANCES: u32 = 1024;
 
 /// Largest linear memory of one component instance. Components here use a few MiB;
 /// this bounds a misbehaving one. Override with `VIGIL_MAX_MEMORY_MIB`.
@@ -22,10 +23,15 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
+/// Component instances that may exist at once.
+pub fn pool_instances() -> u32 {
+    env_or("VIGIL_POOL_INSTANCES", DEFAULT_POOL_INSTANCES).max(8)
+}
+
 /// Builds the engine: async, epoch interruption, the pooling allocator when the
 /// machine lets it reserve its address space (falling back to on-demand otherwise).
 pub fn build() -> anyhow::Result<Engine> {
-    let instances = env_or("VIGIL_POOL_INSTANCES", DEFAULT_POOL_INSTANCES);
+    let instances = pool_instances();
     let max_memory = env_or("VIGIL_MAX_MEMORY_MIB", DEFAULT_MAX_MEMORY_MIB) << 20;
     let mut config = base_config();
     let mut pool = PoolingAllocationConfig::default();

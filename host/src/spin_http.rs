@@ -34,6 +34,12 @@ pub mod bindings {
     });
 }
 
+/// Share of the instance pool long-polls may hold, so short requests (ingest above all)
+/// always find a slot however many clients wait.
+const LONG_POLL_SHARE: f64 = 0.75;
+/// How long a short request waits for a free instance before it is refused with 503.
+const QUEUE_WAIT: Duration = Duration::from_secs(5);
+
 /// Most resources (streams, fields, stores) one request may hold.
 const MAX_RESOURCES: usize = 10_000;
 /// Largest linear memory a request's instance may grow to.
@@ -86,6 +92,10 @@ struct Loaded {
 /// The manifest's HTTP components, ready to serve.
 pub struct HttpComponents {
     components: Vec<Loaded>,
+    /// Slots for short requests.
+    short: tokio::sync::Semaphore,
+    /// Slots for long-polls (GET with a `timeout` parameter).
+    long: tokio::sync::Semaphore,
     router: Router,
     stores: Arc<Stores>,
     timeout: Duration,
@@ -145,8 +155,13 @@ impl HttpComponents {
             }
             routes.push(Route::new(&trigger.route, index[id]));
         }
+        // One slot stays for the dispatch component's instance.
+        let pool = crate::engine::pool_instances() as usize - 1;
+        let long = (pool as f64 * LONG_POLL_SHARE) as usize;
         Ok(Self {
             components,
+            short: tokio::sync::Semaphore::new(pool - long),
+            long: tokio::sync::Semaphore::new(long),
             router: Router::new(routes),
             stores,
             timeout,
@@ -176,6 +191,7 @@ impl HttpComponents {
             .find(&path)
             .ok_or_else(|| ApiError::not_found(format!("no route for {path}")))?;
         set_spin_headers(&mut req, &m, client);
+        let _slot = self.slot(is_long_poll(&req)).await?;
         let loaded = &self.components[m.component];
         let started = std::time::Instant::now();
         let result = tokio::time::timeout(self.timeout, self.run(loaded, req)).await;
@@ -185,6 +201,20 @@ impl HttpComponents {
             tracing::error!(component = %loaded.info.id, error = %format!("{e:#}"), "component failed");
             ApiError::internal("the component failed to handle the request")
         })
+    }
+
+    /// A pool slot for `req`: long-polls take one of theirs or are refused at once;
+    /// other requests wait briefly for one.
+    async fn slot(&self, long_poll: bool) -> Result<tokio::sync::SemaphorePermit<'_>, ApiError> {
+        if long_poll {
+            return self.long.try_acquire().map_err(|_| {
+                ApiError::unavailable("too many concurrent long-polls; retry shortly")
+            });
+        }
+        match tokio::time::timeout(QUEUE_WAIT, self.short.acquire()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(ApiError::unavailable("the server is busy; retry shortly")),
+        }
     }
 
     async fn run(
@@ -234,6 +264,15 @@ impl HttpComponents {
             },
         }
     }
+}
+
+/// A long-poll is a GET with a non-zero `timeout` query parameter.
+fn is_long_poll(req: &http::Request<Body>) -> bool {
+    req.method() == http::Method::GET
+        && req.uri().query().is_some_and(|q| {
+            q.split('&')
+                .any(|p| p.strip_prefix("timeout=").is_some_and(|v| v != "0"))
+        })
 }
 
 /// The headers Spin adds to every request it hands a component.
