@@ -14,6 +14,17 @@ use vigil_core::error::ApiError;
 
 use crate::request::Req;
 
+/// The OpenAPI document of this API; `tests/openapi.rs` checks real responses against it.
+const OPENAPI: &str = include_str!("../../openapi/openapi.json");
+
+fn openapi() -> Response {
+    Response::builder()
+        .status(200)
+        .header("content-type", "application/json")
+        .body(OPENAPI)
+        .build()
+}
+
 /// Runs the handler for `req`'s path and method.
 pub fn route(req: &Req) -> Result<Response, ApiError> {
     let segments: Vec<&str> = req.path.trim_matches('/').split('/').collect();
@@ -27,6 +38,7 @@ pub fn route(req: &Req) -> Result<Response, ApiError> {
     };
     match segments.as_slice() {
         ["health"] if get => Ok(health::get()),
+        ["api", "v1", "openapi.json"] if get => Ok(openapi()),
         ["api", "v1", "events"] if post => ingest::post(req),
         ["api", "v1", "events"] if get => feed::get(req),
         ["api", "v1", "tasks"] if get => tasks::list(req),
