@@ -228,3 +228,82 @@ async fn floods_get_429_with_retry_after_per_token() {
     tokio::time::sleep(std::time::Duration::from_secs(retry)).await;
     assert_eq!(host.get_as("/api/v1/tasks", &admin).await.0, 200);
 }
+
+/// Every endpoint refuses a missing token (401) and the wrong role (403) with the JSON
+/// error shape, before touching anything.
+#[tokio::test]
+async fn every_endpoint_checks_token_and_role() {
+    let host = common::start().await;
+    let producer = common::producer();
+    let viewer = common::token("v", Role::Viewer);
+    let endpoints: &[(&str, &str, &str)] = &[
+        // (method, path, a token whose role may not use it)
+        ("POST", "/api/v1/events", viewer.as_str()),
+        ("GET", "/api/v1/events?timeout=0", producer.as_str()),
+        ("GET", "/api/v1/tasks", producer.as_str()),
+        ("GET", "/api/v1/tasks/x", producer.as_str()),
+        ("POST", "/api/v1/tasks/x/revoke", viewer.as_str()),
+        ("GET", "/api/v1/jobs", producer.as_str()),
+        ("GET", "/api/v1/workers", producer.as_str()),
+        ("GET", "/api/v1/workers/x", producer.as_str()),
+        ("POST", "/api/v1/workers/sweep", viewer.as_str()),
+        ("GET", "/api/v1/queues", producer.as_str()),
+        ("GET", "/api/v1/dashboard", producer.as_str()),
+        (
+            "GET",
+            "/api/v1/queue/circuit-breaker-status",
+            producer.as_str(),
+        ),
+        (
+            "POST",
+            "/api/v1/queue/open-circuit-breaker",
+            viewer.as_str(),
+        ),
+        (
+            "POST",
+            "/api/v1/queue/close-circuit-breaker",
+            viewer.as_str(),
+        ),
+        ("GET", "/api/admin/celery/tasks", viewer.as_str()),
+        ("POST", "/api/admin/celery/tasks/x/revoke", viewer.as_str()),
+        ("POST", "/api/admin/celery/jobs/embed", viewer.as_str()),
+        (
+            "GET",
+            "/api/admin/celery/jobs/x/wait?timeout=0",
+            viewer.as_str(),
+        ),
+        ("GET", "/api/admin/celery/queues/stats", viewer.as_str()),
+        ("GET", "/api/admin/celery/workers", viewer.as_str()),
+    ];
+    let client = reqwest::Client::new();
+    for (method, path, wrong) in endpoints {
+        let req = |token: Option<&str>| {
+            let r = match *method {
+                "GET" => client.get(host.url(path)),
+                _ => client.post(host.url(path)).body("{}"),
+            };
+            match token {
+                Some(t) => r.bearer_auth(t),
+                None => r,
+            }
+        };
+        let (s, b) = common::send(req(None)).await;
+        assert_eq!(
+            (s, b["error"]["code"].as_str()),
+            (401, Some("unauthorized")),
+            "{method} {path}"
+        );
+        let (s, b) = common::send(req(Some(wrong))).await;
+        assert_eq!(
+            (s, b["error"]["code"].as_str()),
+            (403, Some("forbidden")),
+            "{method} {path}"
+        );
+    }
+    let (s, b) = common::send(client.post(host.url("/api/auth/refresh"))).await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (401, Some("unauthorized"))
+    );
+    assert_eq!(snapshot(&host).await["total"], 0);
+}

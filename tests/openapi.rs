@@ -154,6 +154,7 @@ async fn real_responses_match_the_served_document() {
         ),
         ("GET", "/api/v1/tasks/t1".into(), &admin, String::new()),
         ("GET", "/api/v1/tasks/nope".into(), &admin, String::new()),
+        ("GET", "/api/v1/jobs".into(), &admin, String::new()),
         ("GET", "/api/v1/workers".into(), &admin, String::new()),
         ("GET", "/api/v1/workers/w1".into(), &admin, String::new()),
         (

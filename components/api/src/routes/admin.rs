@@ -79,7 +79,7 @@ pub fn submit(req: &Req, name: &str) -> Result<Response, ApiError> {
     let mut batch = Batch::new(&kv);
     let received = json!({
         "type": "task-received", "uuid": id, "name": name, "queue": queue,
-        "owner": claims.sub, "args": body.get("args"), "kwargs": body.get("kwargs"),
+        "owner": claims.sub, "args": body.get("args"), "kwargs": body.get("kwargs"), "job": true,
     });
     for ev in vigil_core::ingest::parse_body(received.to_string().as_bytes())? {
         if let IngestEvent::Task(_) = ev {

@@ -45,6 +45,7 @@ pub fn route(req: &Req) -> Result<Response, ApiError> {
         ["api", "v1", "tasks", id] if get => tasks::get(req, id),
         ["api", "v1", "tasks", id, "revoke"] if post => admin::revoke(req, id),
         ["api", "v1", "workers"] if get => workers::list(req),
+        ["api", "v1", "jobs"] if get => tasks::jobs(req),
         ["api", "v1", "workers", "sweep"] if post => workers::sweep(req),
         ["api", "v1", "workers", id] if get => workers::get(req, id),
         ["api", "v1", "queues"] if get => workers::list_queues(req),
@@ -60,7 +61,7 @@ pub fn route(req: &Req) -> Result<Response, ApiError> {
         ["api", "admin", "celery", "workers"] if get => admin::workers(req),
         ["api", "auth", "refresh"] if post => crate::auth::refresh(req),
         ["health"]
-        | ["api", "v1", "events" | "tasks" | "workers" | "queues" | "dashboard", ..]
+        | ["api", "v1", "events" | "tasks" | "jobs" | "workers" | "queues" | "dashboard", ..]
         | ["api", "v1", "queue", _]
         | ["api", "admin", "celery", ..]
         | ["api", "auth", "refresh"] => wrong_method(),

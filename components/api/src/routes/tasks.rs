@@ -40,11 +40,15 @@ fn parse_f64(req: &Req, name: &str) -> Result<Option<f64>, ApiError> {
 
 /// The tasks `req`'s filters select, sorted and paged (only those `claims` may see).
 pub fn query(req: &Req, claims: Option<&Claims>) -> Result<Vec<Task>, ApiError> {
-    Ok(select(req, claims)?.1)
+    Ok(select(req, claims, false)?.1)
 }
 
 /// (total matching, the page).
-fn select(req: &Req, claims: Option<&Claims>) -> Result<(usize, Vec<Task>), ApiError> {
+fn select(
+    req: &Req,
+    claims: Option<&Claims>,
+    jobs_only: bool,
+) -> Result<(usize, Vec<Task>), ApiError> {
     let state = match req.query_param("state") {
         Some(s) => Some(
             TaskState::parse(&s)
@@ -85,6 +89,7 @@ fn select(req: &Req, claims: Option<&Claims>) -> Result<(usize, Vec<Task>), ApiE
         .all::<Task>(keys::TASK_PREFIX)?
         .into_iter()
         .filter(|t| claims.is_none_or(|c| visible(c, t)))
+        .filter(|t| !jobs_only || is_job(t))
         .filter(|t| state.is_none_or(|s| t.state == s))
         .filter(|t| {
             eq(&queue, &t.queue)
@@ -143,11 +148,27 @@ fn matches_search(t: &Task, needle: &str) -> bool {
 /// `GET /api/v1/tasks`: `{"tasks":[…],"total":n}`.
 pub fn list(req: &Req) -> Result<Response, ApiError> {
     let claims = crate::auth::reader(req)?;
-    let (total, tasks) = select(req, Some(&claims))?;
+    let (total, tasks) = select(req, Some(&claims), false)?;
     let tasks: Vec<serde_json::Value> = tasks.iter().map(Task::view).collect();
     Ok(crate::json_response(
         200,
         &serde_json::json!({ "tasks": tasks, "total": total }),
+    ))
+}
+
+/// Whether a task is a job: submitted through the jobs API, or reporting batches.
+fn is_job(t: &Task) -> bool {
+    t.total_batches.is_some() || t.extra.get("job") == Some(&serde_json::Value::Bool(true))
+}
+
+/// `GET /api/v1/jobs`: the tasks that are jobs, with the same filters as tasks.
+pub fn jobs(req: &Req) -> Result<Response, ApiError> {
+    let claims = crate::auth::reader(req)?;
+    let (_, all) = select(req, Some(&claims), true)?;
+    let jobs: Vec<serde_json::Value> = all.iter().map(Task::view).collect();
+    Ok(crate::json_response(
+        200,
+        &serde_json::json!({ "jobs": jobs, "total": jobs.len() }),
     ))
 }
 
