@@ -197,3 +197,52 @@ async fn subscribe_then_task_update_over_raw_polling() {
     assert_eq!(event[1]["data"]["id"], "raw-1");
     assert_eq!(event[1]["data"]["queue"], "q1");
 }
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_closed_with_a_reason() {
+    // Unlimited rate, so every event is an emit and the socket's buffer (256) overflows.
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = vigil::config::ServeConfig::new(common::manifest(), dir.path().into());
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.jwt_secret = Some(common::SECRET.into());
+    config.push.rate_per_sec = 0;
+    let running = vigil::server::start(config, std::future::pending())
+        .await
+        .unwrap();
+    let base = format!("http://{}", running.addr);
+    let (s, _) = Polling::open(&base).await;
+    s.send(&format!(r#"40{{"token":"{}"}}"#, common::admin()))
+        .await;
+    s.until("40").await;
+    s.send(r#"42["subscribe",{"room":"celery:tasks"}]"#).await;
+
+    let events: Vec<Value> = (0..400)
+        .map(|i| serde_json::json!({"type":"task-received","uuid":format!("slow-{i}"),"name":"x"}))
+        .collect();
+    let req = reqwest::Client::new()
+        .post(format!("{base}/api/v1/events"))
+        .bearer_auth(common::producer())
+        .body(serde_json::to_string(&events).unwrap());
+    assert_eq!(common::send(req).await.0, 202);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await; // not reading
+
+    let (mut closing, mut received) = (None, 0);
+    for _ in 0..50 {
+        for p in s.poll().await {
+            if let Some(ev) = p.strip_prefix("42") {
+                let ev: Value = serde_json::from_str(ev).unwrap();
+                match ev[0].as_str() {
+                    Some("task_update") => received += 1,
+                    Some("closing") => closing = Some(ev[1]["reason"].clone()),
+                    _ => {}
+                }
+            } else if p == "41" {
+                let reason = closing.expect("`closing` before the disconnect");
+                assert!(reason.as_str().unwrap().starts_with("slow consumer"));
+                assert!(received < 400, "some were not sent");
+                return;
+            }
+        }
+    }
+    panic!("not disconnected ({received} received, closing {closing:?})");
+}

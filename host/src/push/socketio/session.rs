@@ -2,6 +2,7 @@
 //! that forwards what the hub sends it.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde_json::value::RawValue;
 use socketioxide::extract::SocketRef;
@@ -15,6 +16,11 @@ use crate::hub::{Hub, Outgoing, Subscription};
 /// Event telling the client why the server is about to disconnect it (the SSE
 /// transport's `disconnect` event; Socket.IO reserves that name).
 pub const CLOSING_EVENT: &str = "closing";
+/// How often, and how many times, closing is retried while the socket's buffer is
+/// full (its client is not reading): up to 5 s, after which Engine.IO's heartbeat
+/// timeout reaps a client that reads nothing at all.
+const CLOSE_RETRY_INTERVAL: Duration = Duration::from_millis(100);
+const CLOSE_RETRIES: u32 = 50;
 
 /// Kept in the socket's extensions from the connect middleware on.
 #[derive(Clone)]
@@ -86,12 +92,12 @@ impl Session {
                 msg = sub.rx.recv() => match msg {
                     Some(msg) => {
                         if let Err(reason) = emit(&s, &msg) {
-                            return close(s, reason);
+                            return close(s, reason).await;
                         }
                     }
                     None => {
                         let reason = sub.closed.get().cloned().unwrap_or_else(|| "server closed".into());
-                        return close(s, &reason);
+                        return close(s, &reason).await;
                     }
                 },
                 () = self.gone.notified() => return,
@@ -129,13 +135,27 @@ fn emit(s: &SocketRef, msg: &Outgoing) -> Result<(), &'static str> {
     }
 }
 
-/// Tells the client why, then disconnects it.
-fn close(s: SocketRef, reason: &str) {
-    if s.connected() {
-        tracing::info!(sid = %s.id, reason, "closing Socket.IO connection");
-        let _ = s.emit(CLOSING_EVENT, &serde_json::json!({ "reason": reason }));
-        let _ = s.disconnect();
+/// Tells the client why, then disconnects it. Both need room in the socket's buffer,
+/// which is full when the client is too slow: retried while it drains, never silently
+/// leaving a connected socket that no longer gets events.
+async fn close(s: SocketRef, reason: &str) {
+    tracing::info!(sid = %s.id, reason, "closing Socket.IO connection");
+    let mut told = false;
+    for _ in 0..CLOSE_RETRIES {
+        if !s.connected() {
+            return;
+        }
+        if !told {
+            told = s
+                .emit(CLOSING_EVENT, &serde_json::json!({ "reason": reason }))
+                .is_ok();
+        }
+        if told && s.clone().disconnect().is_ok() {
+            return;
+        }
+        tokio::time::sleep(CLOSE_RETRY_INTERVAL).await;
     }
+    tracing::warn!(sid = %s.id, "socket buffer still full; left to the Engine.IO heartbeat");
 }
 
 /// Registered on every socket: the forwarder ends with it.
