@@ -126,11 +126,17 @@ async fn msgpack_websocket_gets_binary_frames() {
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
     assert_eq!(ws_next(&mut ws).await["type"], "connected");
     host.ingest(r#"{"type":"task-started","uuid":"m1"}"#).await;
-    let msg = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    // The server's first heartbeat ping may come before the event: skip pings.
+    let msg = loop {
+        let msg = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        if !matches!(msg, Message::Ping(_) | Message::Pong(_)) {
+            break msg;
+        }
+    };
     let Message::Binary(bytes) = msg else {
         panic!("expected binary, got {msg:?}")
     };
