@@ -36,8 +36,9 @@ pub struct Outgoing {
 /// What a connection subscribes to and how it wants it.
 #[derive(Debug, Clone)]
 pub struct Spec {
-    /// Which events.
-    pub filter: Filter,
+    /// Which events; `None` receives nothing until [`Hub::update_filter`] gives it one
+    /// (a Socket.IO socket that has not joined a room yet).
+    pub filter: Option<Filter>,
     /// JSON or MessagePack.
     pub encoding: Encoding,
     /// Gzip frames over 1 KiB.
@@ -64,6 +65,7 @@ impl Drop for Subscription {
 enum Command {
     Subscribe(Box<Entry>, oneshot::Sender<()>),
     Unsubscribe(u64),
+    UpdateFilter(u64, Option<Filter>, oneshot::Sender<bool>),
     Publish(Vec<Arc<Published>>),
     CloseAll(String),
 }
@@ -137,6 +139,22 @@ impl Hub {
         })
     }
 
+    /// Replaces subscriber `id`'s filter (e.g. on a room join/leave); once this returns,
+    /// every later event is decided with the new one. `false` if `id` is gone. Updates
+    /// already held for its next `batch_update` are still sent.
+    pub async fn update_filter(&self, id: u64, filter: Option<Filter>) -> bool {
+        let (done, updated) = oneshot::channel();
+        if self
+            .tx
+            .send(Command::UpdateFilter(id, filter, done))
+            .await
+            .is_err()
+        {
+            return false;
+        }
+        updated.await.unwrap_or(false)
+    }
+
     /// Hands sequenced events to every subscriber.
     pub async fn publish(&self, events: Vec<Arc<Published>>) {
         let _ = self.tx.send(Command::Publish(events)).await;
@@ -191,6 +209,14 @@ impl HubTask {
                         let _ = done.send(());
                     }
                     Some(Command::Unsubscribe(id)) => self.subs.retain(|s| s.id != id),
+                    Some(Command::UpdateFilter(id, filter, done)) => {
+                        let sub = self.subs.iter_mut().find(|s| s.id == id);
+                        let found = sub.is_some();
+                        if let Some(sub) = sub {
+                            sub.spec.filter = filter;
+                        }
+                        let _ = done.send(found);
+                    }
                     Some(Command::Publish(events)) => self.publish(&events).await,
                     Some(Command::CloseAll(reason)) => {
                         for sub in &mut self.subs {
@@ -205,25 +231,33 @@ impl HubTask {
         }
     }
 
+    /// What the component needs to know about `s`.
+    fn subscriber(&self, s: &Entry, filter: Filter) -> dispatch::Subscriber {
+        dispatch::Subscriber {
+            filter,
+            encoding: s.spec.encoding,
+            gzip: s.spec.gzip,
+            rate_per_sec: self.config.rate_per_sec,
+            rate: s.rate,
+            held_keys: s.held.iter().filter_map(|p| p.event.key.clone()).collect(),
+            held_count: s.held.len() as u32,
+            max_held: self.config.max_held,
+        }
+    }
+
     async fn publish(&mut self, events: &[Arc<Published>]) {
-        if self.subs.is_empty() {
+        // Subscribers without a filter want nothing now: the component never sees them.
+        let (active, subscribers): (Vec<usize>, Vec<dispatch::Subscriber>) = self
+            .subs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| Some((i, s, s.spec.filter.clone()?)))
+            .map(|(i, s, filter)| (i, self.subscriber(s, filter)))
+            .unzip();
+        if active.is_empty() {
             return;
         }
         let wit_events: Vec<dispatch::Event> = events.iter().map(|p| wit_event(p)).collect();
-        let subscribers: Vec<dispatch::Subscriber> = self
-            .subs
-            .iter()
-            .map(|s| dispatch::Subscriber {
-                filter: s.spec.filter.clone(),
-                encoding: s.spec.encoding,
-                gzip: s.spec.gzip,
-                rate_per_sec: self.config.rate_per_sec,
-                rate: s.rate,
-                held_keys: s.held.iter().filter_map(|p| p.event.key.clone()).collect(),
-                held_count: s.held.len() as u32,
-                max_held: self.config.max_held,
-            })
-            .collect();
         let plan = match self
             .dispatch
             .decide(now_ms(), &wit_events, &subscribers)
@@ -236,18 +270,28 @@ impl HubTask {
             }
         };
         let frames: Vec<Arc<Frame>> = plan.frames.into_iter().map(Arc::new).collect();
-        for (sub, rate) in self.subs.iter_mut().zip(plan.rates) {
-            sub.rate = rate;
+        for (&i, rate) in active.iter().zip(plan.rates) {
+            self.subs[i].rate = rate;
         }
         for d in plan.deliveries {
-            let sub = &mut self.subs[d.subscriber as usize];
-            let event = &events[d.event as usize];
+            let (Some(&si), Some(event)) = (
+                active.get(d.subscriber as usize),
+                events.get(d.event as usize),
+            ) else {
+                tracing::error!("dispatch planned a delivery out of range; ignored");
+                continue;
+            };
+            let sub = &mut self.subs[si];
             match d.decision {
                 Decision::Send => {
+                    let Some(frame) = frames.get(d.frame as usize) else {
+                        tracing::error!("dispatch planned a frame out of range; ignored");
+                        continue;
+                    };
                     let msg = Outgoing {
                         kind: event.event.kind.as_str().into(),
                         seq: event.event.seq,
-                        frame: frames[d.frame as usize].clone(),
+                        frame: frame.clone(),
                     };
                     if sub.out.try_send(msg).is_err() {
                         close(sub, "slow consumer: the connection's queue is full");

@@ -10,6 +10,7 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
+use socketioxide::SocketIo;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -52,13 +53,18 @@ impl AppState {
     }
 }
 
-/// The router: `/events` (SSE), `/ws` (WebSocket), the rest to the components.
-pub fn app(state: AppState) -> Router {
-    Router::new()
+/// The router: `/socket.io/` (Socket.IO, answered by its layer before any route),
+/// `/events` (SSE), `/ws` (WebSocket), the rest to the components; and the Socket.IO
+/// handle, to close its sockets on shutdown.
+pub fn app(state: AppState) -> (Router, SocketIo) {
+    let (socketio, io) = crate::push::socketio::layer(&state);
+    let router = Router::new()
         .route("/events", get(crate::push::sse::events))
         .route("/ws", get(crate::push::ws::upgrade))
         .fallback(spin)
         .with_state(state)
+        .layer(socketio);
+    (router, io)
 }
 
 async fn spin(
@@ -193,13 +199,15 @@ pub async fn start(
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
     let (tx, rx) = oneshot::channel::<()>();
-    let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
+    let (router, io) = app(state);
+    let service = router.into_make_service_with_connect_info::<SocketAddr>();
     let task = tokio::spawn(async move {
         axum::serve(listener, service)
             .with_graceful_shutdown(async move {
                 tokio::select! { _ = rx => {}, _ = signal => {} }
                 // Push streams never end by themselves: end them so the drain completes.
                 hub.close_all("server shutting down; reconnect").await;
+                io.close().await;
             })
             .await
     });

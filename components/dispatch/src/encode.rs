@@ -1,4 +1,5 @@
-//! Encodings: JSON as the host produced it, MessagePack, and gzip over 1 KiB.
+//! Encodings: JSON as the host produced it, MessagePack, Socket.IO payloads in the
+//! seeds' shapes, and gzip over 1 KiB.
 
 use std::io::Write;
 
@@ -19,12 +20,41 @@ pub fn event(ev: &Event, encoding: Encoding, gzip: bool) -> Frame {
                 serde_json::from_str(&ev.json).unwrap_or(serde_json::Value::Null);
             finish(msgpack(&value), true, gzip)
         }
+        Encoding::Socketio => finish(socketio(ev).to_string().into_bytes(), false, gzip),
     }
+}
+
+/// Seed 000's Socket.IO payload, `{"type":"task_update","data":<task record>}`, with
+/// the sequence number beside `type` so a client can resume from it.
+fn socketio(ev: &Event) -> serde_json::Value {
+    let data = serde_json::from_str::<serde_json::Value>(&ev.json)
+        .ok()
+        .and_then(|mut v| v.get_mut("data").map(serde_json::Value::take))
+        .unwrap_or(serde_json::Value::Null);
+    serde_json::json!({ "type": ev.kind, "seq": ev.seq, "data": data })
+}
+
+/// Seed 001's Socket.IO `batch_update`: `{"updates":[{"event":…,"data":…}],"count":n}`,
+/// each `data` the payload the event would have had on its own.
+fn socketio_batch(events: &[Event]) -> serde_json::Value {
+    let updates: Vec<serde_json::Value> = events
+        .iter()
+        .map(|e| serde_json::json!({ "event": e.kind, "data": socketio(e) }))
+        .collect();
+    serde_json::json!({
+        "type": "batch_update",
+        "seq": events.last().map_or(0, |e| e.seq),
+        "count": updates.len(),
+        "updates": updates,
+    })
 }
 
 /// Encodes held updates as one `batch_update` message:
 /// `{"type":"batch_update","seq":<last>,"count":n,"updates":[<envelope>…]}`.
 pub fn batch(events: &[Event], encoding: Encoding, gzip: bool) -> Frame {
+    if encoding == Encoding::Socketio {
+        return finish(socketio_batch(events).to_string().into_bytes(), false, gzip);
+    }
     let updates: Vec<serde_json::Value> = events
         .iter()
         .map(|e| serde_json::from_str(&e.json).unwrap_or(serde_json::Value::Null))
@@ -36,8 +66,8 @@ pub fn batch(events: &[Event], encoding: Encoding, gzip: bool) -> Frame {
         "updates": updates,
     });
     match encoding {
-        Encoding::Json => finish(value.to_string().into_bytes(), false, gzip),
         Encoding::Msgpack => finish(msgpack(&value), true, gzip),
+        Encoding::Json | Encoding::Socketio => finish(value.to_string().into_bytes(), false, gzip),
     }
 }
 
@@ -110,6 +140,31 @@ mod tests {
             .read_to_string(&mut out)
             .unwrap();
         assert_eq!(out, ev.json);
+    }
+
+    #[test]
+    fn socketio_is_seed_000s_payload_with_the_sequence() {
+        let ev = event(7, "t1", Some("q"));
+        let f = event_frame(&ev, Encoding::Socketio, false);
+        assert!(!f.binary);
+        let v: serde_json::Value = serde_json::from_slice(&f.bytes).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({ "type": "task_update", "seq": 7, "data": { "id": "t1", "queue": "q" } })
+        );
+    }
+
+    #[test]
+    fn socketio_batch_is_seed_001s_shape() {
+        let evs = [event(4, "a", None), event(5, "b", None)];
+        let f = batch(&evs, Encoding::Socketio, false);
+        let v: serde_json::Value = serde_json::from_slice(&f.bytes).unwrap();
+        assert_eq!(v["count"], 2);
+        assert_eq!(v["seq"], 5);
+        assert_eq!(v["updates"][0]["event"], "task_update");
+        assert_eq!(v["updates"][1]["data"]["type"], "task_update");
+        assert_eq!(v["updates"][1]["data"]["seq"], 5);
+        assert_eq!(v["updates"][1]["data"]["data"]["id"], "b");
     }
 
     #[test]

@@ -7,9 +7,20 @@ fn allows(list: &[String], value: Option<&str>) -> bool {
     list.is_empty() || value.is_some_and(|v| list.iter().any(|x| x == v))
 }
 
+/// Prefix of the per-queue rooms of seed 000: `celery:queue:<name>`.
+pub const QUEUE_ROOM_PREFIX: &str = "celery:queue:";
+
+/// Whether one room admits `ev`: its own topic, or the room of its queue.
+fn room_admits(room: &str, ev: &Event) -> bool {
+    room == ev.topic
+        || room
+            .strip_prefix(QUEUE_ROOM_PREFIX)
+            .is_some_and(|q| ev.queue.as_deref() == Some(q))
+}
+
 /// `true` when every part of `f` admits `ev`.
 pub fn matches(f: &Filter, ev: &Event) -> bool {
-    allows(&f.topics, Some(&ev.topic))
+    (f.topics.is_empty() || f.topics.iter().any(|room| room_admits(room, ev)))
         && allows(&f.queues, ev.queue.as_deref())
         && allows(&f.states, ev.state.as_deref())
         && allows(&f.keys, ev.key.as_deref())
@@ -42,6 +53,31 @@ mod tests {
         assert!(matches(&f, &ev));
         f.topics = vec!["celery:queues".into()];
         assert!(!matches(&f, &ev));
+    }
+
+    #[test]
+    fn a_queue_room_admits_the_events_of_that_queue_only() {
+        let mut f = filter();
+        f.topics = vec!["celery:queue:embedding".into()];
+        assert!(matches(&f, &event(1, "t1", Some("embedding"))));
+        assert!(!matches(&f, &event(2, "t2", Some("celery"))));
+        assert!(!matches(&f, &event(3, "t3", None)), "no queue, no match");
+        f.topics = vec!["celery:queue:".into()];
+        assert!(!matches(&f, &event(4, "t4", Some("embedding"))));
+    }
+
+    #[test]
+    fn rooms_are_alternatives() {
+        let mut f = filter();
+        f.topics = vec!["celery:queues".into(), "celery:queue:q1".into()];
+        assert!(matches(&f, &event(1, "t1", Some("q1"))), "by queue room");
+        f.topics = vec!["celery:queue:q9".into(), "celery:tasks".into()];
+        assert!(matches(&f, &event(2, "t2", Some("q1"))), "by topic");
+        f.owner = Some("bob".into());
+        assert!(
+            !matches(&f, &event(3, "t3", Some("q1"))),
+            "owner still applies"
+        );
     }
 
     #[test]

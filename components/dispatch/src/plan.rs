@@ -8,7 +8,7 @@ use crate::{encode, filter, rate, Decision, Delivery, Encoding, Event, Plan, Sub
 /// Plans the delivery of `events` to `subscribers` at `now_ms`.
 pub fn plan(now_ms: u64, events: &[Event], subscribers: &[Subscriber]) -> Plan {
     let mut frames = Vec::new();
-    let mut frame_of: HashMap<(u32, bool, bool), u32> = HashMap::new();
+    let mut frame_of: HashMap<(u32, u8, bool), u32> = HashMap::new();
     let mut deliveries = Vec::new();
     let mut rates = Vec::with_capacity(subscribers.len());
     for (si, sub) in subscribers.iter().enumerate() {
@@ -21,9 +21,8 @@ pub fn plan(now_ms: u64, events: &[Event], subscribers: &[Subscriber]) -> Plan {
             }
             let decision = decide(sub, ev, &mut bucket, &mut held, &mut held_count);
             let frame = if decision == Decision::Send {
-                let msgpack = matches!(sub.encoding, Encoding::Msgpack);
                 *frame_of
-                    .entry((ei as u32, msgpack, sub.gzip))
+                    .entry((ei as u32, encoding_key(sub.encoding), sub.gzip))
                     .or_insert_with(|| {
                         frames.push(encode::event(ev, sub.encoding, sub.gzip));
                         frames.len() as u32 - 1
@@ -44,6 +43,15 @@ pub fn plan(now_ms: u64, events: &[Event], subscribers: &[Subscriber]) -> Plan {
         frames,
         deliveries,
         rates,
+    }
+}
+
+/// A small number per encoding, to share frames by (event, encoding, gzip).
+fn encoding_key(e: Encoding) -> u8 {
+    match e {
+        Encoding::Json => 0,
+        Encoding::Msgpack => 1,
+        Encoding::Socketio => 2,
     }
 }
 

@@ -1,6 +1,7 @@
-//! Push transports: Server-Sent Events ([`sse`]) and native WebSocket ([`ws`]).
-//! Both authenticate the same way and subscribe through the hub with the same filter.
+//! Push transports: Server-Sent Events ([`sse`]), native WebSocket ([`ws`]) and
+//! Socket.IO ([`socketio`]). All authenticate the same way and subscribe through the hub.
 
+pub mod socketio;
 pub mod sse;
 pub mod ws;
 
@@ -73,13 +74,13 @@ pub fn spec(claims: &Claims, query: &PushQuery, binary_ok: bool) -> Result<Spec,
         }
     };
     Ok(Spec {
-        filter: Filter {
+        filter: Some(Filter {
             topics: list(&query.topics),
             queues: list(&query.queues),
             states: list(&query.states),
             keys: list(&query.ids),
             owner: (claims.role != Role::Admin).then(|| claims.sub.clone()),
-        },
+        }),
         encoding,
         gzip: false,
     })

@@ -1,0 +1,119 @@
+//! What a Socket.IO client may emit: `subscribe`/`unsubscribe {room}` and
+//! `ping {timestamp}` (seeds 000/001). Anything else, or a payload without what it
+//! needs, is answered with an error in the acknowledgement (if the client asked for one)
+//! and otherwise ignored: a client's mistake never ends its connection.
+
+use serde_json::{json, Value};
+use socketioxide::extract::{AckSender, Event, SocketRef, TryData};
+
+use super::rooms::RoomError;
+use super::session::Session;
+
+/// Registers the client events on `s`; done before the socket is connected so no
+/// early `subscribe` can arrive before its handler.
+pub fn register(s: &SocketRef) {
+    s.on("subscribe", subscribe);
+    s.on("unsubscribe", unsubscribe);
+    s.on("ping", ping);
+    s.on_fallback(unknown);
+    s.on_disconnect(super::session::on_disconnect);
+}
+
+/// The acknowledgement: both seeds' shapes at once (`success` for seed 001's queue,
+/// `ack` for its reliable sender), plus the error on failure.
+pub fn ack_body(result: &Result<Value, RoomError>) -> Value {
+    match result {
+        Ok(extra) => {
+            let mut body = json!({ "success": true, "ack": true });
+            if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+                body.extend(extra.clone());
+            }
+            body
+        }
+        Err(error) => json!({ "success": false, "ack": false, "error": error }),
+    }
+}
+
+fn reply(ack: AckSender, result: &Result<Value, RoomError>) {
+    if let Err(e) = ack.send(&ack_body(result)) {
+        tracing::debug!(error = %e, "could not send an acknowledgement");
+    }
+}
+
+/// The room a `subscribe`/`unsubscribe` names: `{"room": "…"}` (or just the string).
+pub fn room_of(data: &Result<Value, socketioxide::ParserError>) -> Result<String, RoomError> {
+    match data {
+        Ok(Value::String(room)) => Ok(room.clone()),
+        Ok(v) => v
+            .get("room")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| r#"expected {"room": "<name>"}"#.to_owned()),
+        Err(_) => Err(r#"expected {"room": "<name>"}"#.to_owned()),
+    }
+}
+
+async fn subscribe(s: SocketRef, TryData(data): TryData<Value>, ack: AckSender) {
+    let result = match (room_of(&data), Session::of(&s)) {
+        (Ok(room), Some(session)) => session.join(&room).await.map(|()| room),
+        (Err(e), _) => Err(e),
+        (_, None) => Err("no session".to_owned()),
+    };
+    if let Ok(room) = &result {
+        let _ = s.emit("subscribed", &json!({ "room": room }));
+    }
+    reply(ack, &result.map(|room| json!({ "room": room })));
+}
+
+async fn unsubscribe(s: SocketRef, TryData(data): TryData<Value>, ack: AckSender) {
+    let result = match (room_of(&data), Session::of(&s)) {
+        (Ok(room), Some(session)) => session.leave(&room).await.map(|()| room),
+        (Err(e), _) => Err(e),
+        (_, None) => Err("no session".to_owned()),
+    };
+    if let Ok(room) = &result {
+        let _ = s.emit("unsubscribed", &json!({ "room": room }));
+    }
+    reply(ack, &result.map(|room| json!({ "room": room })));
+}
+
+/// Seed 001's application heartbeat: `pong` echoes the client's timestamp.
+async fn ping(s: SocketRef, TryData(data): TryData<Value>, ack: AckSender) {
+    let timestamp = data.ok().and_then(|v| v.get("timestamp").cloned());
+    let _ = s.emit("pong", &json!({ "timestamp": timestamp }));
+    reply(ack, &Ok(json!({})));
+}
+
+async fn unknown(Event(event): Event, ack: AckSender) {
+    tracing::debug!(event, "unknown Socket.IO event");
+    reply(ack, &Err(format!("unknown event `{event}`")));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn acks_carry_both_seed_shapes() {
+        assert_eq!(
+            ack_body(&Ok(json!({ "room": "celery:tasks" }))),
+            json!({ "success": true, "ack": true, "room": "celery:tasks" })
+        );
+        let e = ack_body(&Err("nope".into()));
+        assert_eq!(
+            e,
+            json!({ "success": false, "ack": false, "error": "nope" })
+        );
+    }
+
+    #[test]
+    fn room_comes_from_an_object_or_a_string() {
+        assert_eq!(
+            room_of(&Ok(json!({ "room": "r", "_msgId": 1 }))).unwrap(),
+            "r"
+        );
+        assert_eq!(room_of(&Ok(json!("r"))).unwrap(), "r");
+        assert!(room_of(&Ok(json!({ "room": 5 }))).is_err());
+        assert!(room_of(&Ok(Value::Null)).is_err());
+    }
+}

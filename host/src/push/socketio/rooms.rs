@@ -1,0 +1,139 @@
+//! Seed 000's Socket.IO rooms, and the hub filter a socket's rooms make.
+//!
+//! Rooms are not socketioxide rooms: nothing is broadcast to them. They only shape the
+//! socket's hub filter, so every event still goes through the dispatch component.
+
+use std::collections::BTreeSet;
+
+use crate::dispatch::Filter;
+
+/// Every task event (`task_update`).
+pub const TASKS: &str = "celery:tasks";
+/// Batch job progress (`batch_progress`).
+pub const BATCH_JOBS: &str = "celery:batch_jobs";
+/// Queue statistics (`queue_stats`).
+pub const QUEUES: &str = "celery:queues";
+/// Task events of one queue: `celery:queue:<name>` (the dispatch filter knows it too).
+pub const QUEUE_PREFIX: &str = "celery:queue:";
+/// Most rooms one socket may be in: the component checks each room for each event.
+pub const MAX_ROOMS: usize = 64;
+/// Longest room name accepted; queue names are short identifiers.
+pub const MAX_ROOM_LEN: usize = 200;
+
+/// Why a room was refused; the text goes back to the client in the ack.
+pub type RoomError = String;
+
+/// `Ok` for a room Vigil publishes to.
+pub fn validate(room: &str) -> Result<(), RoomError> {
+    if room.len() > MAX_ROOM_LEN {
+        return Err(format!("room names are at most {MAX_ROOM_LEN} bytes"));
+    }
+    let queue = room.strip_prefix(QUEUE_PREFIX);
+    if matches!(room, TASKS | BATCH_JOBS | QUEUES) || queue.is_some_and(|q| !q.is_empty()) {
+        Ok(())
+    } else {
+        Err(format!(
+            "unknown room `{room}`: use {TASKS}, {BATCH_JOBS}, {QUEUES} or {QUEUE_PREFIX}<name>"
+        ))
+    }
+}
+
+/// The rooms of one socket.
+#[derive(Debug, Clone)]
+pub struct Rooms {
+    joined: BTreeSet<String>,
+    /// With no room joined: everything the user may see (default namespace, seed 003,
+    /// whose client never subscribes), or nothing (admin namespace, seed 000).
+    all_when_empty: bool,
+    /// Non-admins only ever see their own tasks.
+    owner: Option<String>,
+}
+
+impl Rooms {
+    /// No room joined yet.
+    pub fn new(all_when_empty: bool, owner: Option<String>) -> Self {
+        Self {
+            joined: BTreeSet::new(),
+            all_when_empty,
+            owner,
+        }
+    }
+
+    /// Joins `room`; `Ok(false)` if already in it.
+    pub fn join(&mut self, room: &str) -> Result<bool, RoomError> {
+        validate(room)?;
+        if self.joined.contains(room) {
+            return Ok(false);
+        }
+        if self.joined.len() >= MAX_ROOMS {
+            return Err(format!("at most {MAX_ROOMS} rooms per connection"));
+        }
+        Ok(self.joined.insert(room.to_owned()))
+    }
+
+    /// Leaves `room`; `false` if not in it.
+    pub fn leave(&mut self, room: &str) -> bool {
+        self.joined.remove(room)
+    }
+
+    /// The hub filter for these rooms; `None` receives nothing.
+    pub fn filter(&self) -> Option<Filter> {
+        if self.joined.is_empty() && !self.all_when_empty {
+            return None;
+        }
+        Some(Filter {
+            topics: self.joined.iter().cloned().collect(),
+            queues: Vec::new(),
+            states: Vec::new(),
+            keys: Vec::new(),
+            owner: self.owner.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_rooms_and_queue_rooms_only() {
+        for ok in [TASKS, BATCH_JOBS, QUEUES, "celery:queue:embedding"] {
+            assert_eq!(validate(ok), Ok(()), "{ok}");
+        }
+        for bad in ["", "celery:queue:", "lobby", "celery:tasks:x"] {
+            assert!(validate(bad).unwrap_err().contains("unknown room"), "{bad}");
+        }
+        assert!(validate(&format!("{QUEUE_PREFIX}{}", "q".repeat(300))).is_err());
+    }
+
+    #[test]
+    fn admin_namespace_receives_nothing_until_it_joins() {
+        let mut r = Rooms::new(false, None);
+        assert!(r.filter().is_none());
+        assert_eq!(r.join(TASKS), Ok(true));
+        assert_eq!(r.join(TASKS), Ok(false), "joining twice changes nothing");
+        assert_eq!(r.filter().unwrap().topics, [TASKS]);
+        assert!(r.leave(TASKS));
+        assert!(!r.leave(TASKS));
+        assert!(r.filter().is_none());
+    }
+
+    #[test]
+    fn default_namespace_sees_all_its_own_until_it_narrows() {
+        let mut r = Rooms::new(true, Some("alice".into()));
+        let f = r.filter().unwrap();
+        assert!(f.topics.is_empty());
+        assert_eq!(f.owner.as_deref(), Some("alice"));
+        r.join("celery:queue:q1").unwrap();
+        assert_eq!(r.filter().unwrap().topics, ["celery:queue:q1"]);
+    }
+
+    #[test]
+    fn rooms_per_socket_are_bounded() {
+        let mut r = Rooms::new(false, None);
+        for i in 0..MAX_ROOMS {
+            r.join(&format!("{QUEUE_PREFIX}q{i}")).unwrap();
+        }
+        assert!(r.join("celery:queue:one-more").is_err());
+    }
+}

@@ -1,0 +1,248 @@
+//! Socket.IO: the official `socket.io-client` v4 (node, `tests/socketio/*.test.js`)
+//! against the real `vigil` binary, plus the wire protocol spoken by hand over HTTP
+//! long-polling, which needs no node.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use serde_json::Value;
+use vigil_core::auth::Role;
+
+/// Where the node tests and their `node_modules` (from `npm ci`, run by `scripts/test`) live.
+fn node_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/socketio")
+}
+
+/// The host binary on port 0; killed when dropped.
+struct Host {
+    child: Child,
+    base: String,
+    _data: tempfile::TempDir,
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn_host() -> Host {
+    let data = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--manifest"])
+        .arg(common::manifest())
+        .arg("--data-dir")
+        .arg(data.path())
+        .env("VIGIL_JWT_SECRET", common::SECRET)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("vigil listening on ")
+        .expect("listening line")
+        .to_owned();
+    Host {
+        child,
+        base,
+        _data: data,
+    }
+}
+
+#[test]
+fn official_client_suite_passes() {
+    let dir = node_dir();
+    assert!(
+        dir.join("node_modules/socket.io-client").is_dir(),
+        "run `npm ci` in tests/socketio first (scripts/test does)"
+    );
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".test.js"))
+        .collect();
+    files.sort();
+    let host = spawn_host();
+    let out = Command::new("node")
+        .current_dir(&dir)
+        // One file at a time: each file's sockets see the others' events otherwise.
+        .args(["--test", "--test-concurrency=1", "--test-reporter=spec"])
+        .args(&files)
+        .env("VIGIL_URL", &host.base)
+        .env("VIGIL_ADMIN_TOKEN", common::admin())
+        .env("VIGIL_VIEWER_TOKEN", common::token("alice", Role::Viewer))
+        .env("VIGIL_PRODUCER_TOKEN", common::producer())
+        .env(
+            "VIGIL_EXPIRED_TOKEN",
+            common::token_with("root", Role::Admin, -60, common::SECRET),
+        )
+        .output()
+        .expect("node on PATH");
+    println!("{}", String::from_utf8_lossy(&out.stdout));
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "node --test failed: {}", out.status);
+}
+
+/// A hand-driven Engine.IO v4 long-polling session.
+struct Polling {
+    client: reqwest::Client,
+    url: String,
+}
+
+impl Polling {
+    /// Opens a session and returns it with the handshake.
+    async fn open(base: &str) -> (Self, Value) {
+        let client = reqwest::Client::new();
+        let url = format!("{base}/socket.io/?EIO=4&transport=polling");
+        let body = client.get(&url).send().await.unwrap().text().await.unwrap();
+        let handshake: Value =
+            serde_json::from_str(body.strip_prefix('0').expect("open packet")).unwrap();
+        let url = format!("{url}&sid={}", handshake["sid"].as_str().unwrap());
+        (Self { client, url }, handshake)
+    }
+
+    async fn send(&self, packet: &str) {
+        let resp = self.client.post(&self.url).body(packet.to_owned());
+        assert_eq!(resp.send().await.unwrap().text().await.unwrap(), "ok");
+    }
+
+    /// The packets of the next poll (Engine.IO separates them with 0x1e).
+    async fn poll(&self) -> Vec<String> {
+        let body = self.client.get(&self.url).send().await.unwrap();
+        let text = body.text().await.unwrap();
+        text.split('\u{1e}').map(str::to_owned).collect()
+    }
+
+    /// Polls until a packet starts with `prefix`; returns the rest of it.
+    async fn until(&self, prefix: &str) -> String {
+        for _ in 0..20 {
+            if let Some(p) = self
+                .poll()
+                .await
+                .into_iter()
+                .find(|p| p.starts_with(prefix))
+            {
+                return p[prefix.len()..].to_owned();
+            }
+        }
+        panic!("no packet starting with {prefix}");
+    }
+}
+
+#[tokio::test]
+async fn socket_io_is_served_before_the_component_fallback() {
+    let host = common::start().await;
+    let (_, handshake) = Polling::open(&host.base).await;
+    assert!(handshake["sid"].is_string());
+    assert_eq!(handshake["upgrades"], serde_json::json!(["websocket"]));
+    // Other paths still reach the components.
+    assert_eq!(host.get("/health").await.0, 200);
+}
+
+#[tokio::test]
+async fn refusals_are_connect_errors_with_a_reason() {
+    let host = common::start().await;
+    let viewer = common::token("alice", Role::Viewer);
+    let (s, _) = Polling::open(&host.base).await;
+    s.send(&format!(r#"40/ws/celery/tasks,{{"token":"{viewer}"}}"#))
+        .await;
+    let err: Value = serde_json::from_str(&s.until("44/ws/celery/tasks,").await).unwrap();
+    assert_eq!(
+        err["message"],
+        "403 forbidden: namespace /ws/celery/tasks needs role admin"
+    );
+    let (s, _) = Polling::open(&host.base).await;
+    s.send(r#"40{"token":"garbage"}"#).await;
+    let err: Value = serde_json::from_str(&s.until("44").await).unwrap();
+    assert_eq!(err["message"], "401 unauthorized: malformed token");
+}
+
+#[tokio::test]
+async fn subscribe_then_task_update_over_raw_polling() {
+    let host = common::start().await;
+    let (s, _) = Polling::open(&host.base).await;
+    let ns = "/ws/celery/tasks,";
+    s.send(&format!(r#"40{ns}{{"token":"{}"}}"#, common::admin()))
+        .await;
+    s.until(&format!("40{ns}")).await;
+    s.send(&format!(
+        r#"42{ns}7["subscribe",{{"room":"celery:tasks"}}]"#
+    ))
+    .await;
+    let ack: Value = serde_json::from_str(&s.until(&format!("43{ns}7")).await).unwrap();
+    assert_eq!(ack[0]["success"], true);
+
+    let (status, _) = host
+        .ingest(r#"{"type":"task-received","uuid":"raw-1","name":"etl","routing_key":"q1"}"#)
+        .await;
+    assert_eq!(status, 202);
+    let event: Value = serde_json::from_str(&s.until(&format!("42{ns}")).await).unwrap();
+    let event = if event[0] == "subscribed" {
+        serde_json::from_str(&s.until(&format!("42{ns}")).await).unwrap()
+    } else {
+        event
+    };
+    assert_eq!(event[0], "task_update");
+    assert_eq!(event[1]["type"], "task_update");
+    assert_eq!(event[1]["seq"], 1);
+    assert_eq!(event[1]["data"]["id"], "raw-1");
+    assert_eq!(event[1]["data"]["queue"], "q1");
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_closed_with_a_reason() {
+    // Unlimited rate, so every event is an emit and the socket's buffer (256) overflows.
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = vigil::config::ServeConfig::new(common::manifest(), dir.path().into());
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.jwt_secret = Some(common::SECRET.into());
+    config.push.rate_per_sec = 0;
+    let running = vigil::server::start(config, std::future::pending())
+        .await
+        .unwrap();
+    let base = format!("http://{}", running.addr);
+    let (s, _) = Polling::open(&base).await;
+    s.send(&format!(r#"40{{"token":"{}"}}"#, common::admin()))
+        .await;
+    s.until("40").await;
+    s.send(r#"42["subscribe",{"room":"celery:tasks"}]"#).await;
+
+    let events: Vec<Value> = (0..400)
+        .map(|i| serde_json::json!({"type":"task-received","uuid":format!("slow-{i}"),"name":"x"}))
+        .collect();
+    let req = reqwest::Client::new()
+        .post(format!("{base}/api/v1/events"))
+        .bearer_auth(common::producer())
+        .body(serde_json::to_string(&events).unwrap());
+    assert_eq!(common::send(req).await.0, 202);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await; // not reading
+
+    let (mut closing, mut received) = (None, 0);
+    for _ in 0..50 {
+        for p in s.poll().await {
+            if let Some(ev) = p.strip_prefix("42") {
+                let ev: Value = serde_json::from_str(ev).unwrap();
+                match ev[0].as_str() {
+                    Some("task_update") => received += 1,
+                    Some("closing") => closing = Some(ev[1]["reason"].clone()),
+                    _ => {}
+                }
+            } else if p == "41" {
+                let reason = closing.expect("`closing` before the disconnect");
+                assert!(reason.as_str().unwrap().starts_with("slow consumer"));
+                assert!(received < 400, "some were not sent");
+                return;
+            }
+        }
+    }
+    panic!("not disconnected ({received} received, closing {closing:?})");
+}
