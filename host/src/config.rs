@@ -29,6 +29,8 @@ pub struct ServeConfig {
     /// How often the relay looks for events published by components it did not run
     /// (e.g. components under `spin up` sharing the store).
     pub outbox_poll: Duration,
+    /// Events kept in the log for resume and the feed; a client further behind gets `reset`.
+    pub history: u64,
     /// How often the host asks the component to mark silent workers offline.
     pub sweep_interval: Duration,
     /// REST requests per second per caller (bearer token, or address); 0 = unlimited.
@@ -81,6 +83,7 @@ impl ServeConfig {
             jwt_secret: None,
             request_timeout: Duration::from_secs(30),
             outbox_poll: Duration::from_millis(200),
+            history: crate::relay::HISTORY,
             sweep_interval: Duration::from_secs(5),
             rest_rate_per_sec: 100,
             rest_burst: 200,

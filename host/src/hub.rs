@@ -67,6 +67,7 @@ enum Command {
     Unsubscribe(u64),
     UpdateFilter(u64, Option<Filter>, oneshot::Sender<bool>),
     Publish(Vec<Arc<Published>>),
+    Replay(u64, Vec<Arc<Published>>, oneshot::Sender<Vec<Outgoing>>),
     CloseAll(String),
 }
 
@@ -160,6 +161,22 @@ impl Hub {
         let _ = self.tx.send(Command::Publish(events)).await;
     }
 
+    /// Decides and encodes missed `events` for subscriber `id`, as for live ones but
+    /// without the rate limit (a resuming client wants its gap filled at once). The
+    /// frames come back to the caller, which sends them before anything live.
+    pub async fn replay(&self, id: u64, events: Vec<Arc<Published>>) -> Vec<Outgoing> {
+        let (done, frames) = oneshot::channel();
+        if self
+            .tx
+            .send(Command::Replay(id, events, done))
+            .await
+            .is_err()
+        {
+            return Vec::new();
+        }
+        frames.await.unwrap_or_default()
+    }
+
     /// Ends every subscription with `reason` (e.g. on shutdown, so clients reconnect elsewhere).
     pub async fn close_all(&self, reason: &str) {
         let _ = self.tx.send(Command::CloseAll(reason.to_owned())).await;
@@ -218,6 +235,9 @@ impl HubTask {
                         let _ = done.send(found);
                     }
                     Some(Command::Publish(events)) => self.publish(&events).await,
+                    Some(Command::Replay(id, events, done)) => {
+                        let _ = done.send(self.replay(id, &events).await);
+                    }
                     Some(Command::CloseAll(reason)) => {
                         for sub in &mut self.subs {
                             close(sub, &reason);
@@ -243,6 +263,38 @@ impl HubTask {
             held_count: s.held.len() as u32,
             max_held: self.config.max_held,
         }
+    }
+
+    async fn replay(&mut self, id: u64, events: &[Arc<Published>]) -> Vec<Outgoing> {
+        let Some(s) = self.subs.iter().find(|s| s.id == id) else {
+            return Vec::new();
+        };
+        let Some(filter) = s.spec.filter.clone() else {
+            return Vec::new();
+        };
+        let mut sub = self.subscriber(s, filter);
+        sub.rate_per_sec = 0;
+        let wit_events: Vec<dispatch::Event> = events.iter().map(|p| wit_event(p)).collect();
+        let plan = match self.dispatch.decide(now_ms(), &wit_events, &[sub]).await {
+            Ok(plan) => plan,
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "dispatch failed during replay");
+                return Vec::new();
+            }
+        };
+        let frames: Vec<Arc<Frame>> = plan.frames.into_iter().map(Arc::new).collect();
+        plan.deliveries
+            .iter()
+            .filter(|d| d.decision == Decision::Send)
+            .filter_map(|d| {
+                let event = events.get(d.event as usize)?;
+                Some(Outgoing {
+                    kind: event.event.kind.as_str().into(),
+                    seq: event.event.seq,
+                    frame: frames.get(d.frame as usize)?.clone(),
+                })
+            })
+            .collect()
     }
 
     async fn publish(&mut self, events: &[Arc<Published>]) {

@@ -19,7 +19,8 @@ use crate::kv::KvBackend;
 
 /// Outbox entries moved per step.
 const STEP: usize = 256;
-/// Events kept in the log for resume and long-poll; older ones are deleted.
+/// Events kept in the log for resume and long-poll, unless configured otherwise; older
+/// ones are deleted.
 pub const HISTORY: u64 = 10_000;
 
 /// Moves outbox entries into the log and publishes them.
@@ -27,16 +28,22 @@ pub struct Relay {
     kv: Arc<dyn KvBackend>,
     hub: Hub,
     seq: u64,
+    history: u64,
 }
 
 impl Relay {
     /// A relay continuing the sequence stored in `kv`.
-    pub async fn new(kv: Arc<dyn KvBackend>, hub: Hub) -> anyhow::Result<Self> {
+    pub async fn new(kv: Arc<dyn KvBackend>, hub: Hub, history: u64) -> anyhow::Result<Self> {
         let seq = match kv.get(keys::SEQ_KEY).await? {
             Some(b) => String::from_utf8_lossy(&b).parse()?,
             None => 0,
         };
-        Ok(Self { kv, hub, seq })
+        Ok(Self {
+            kv,
+            hub,
+            seq,
+            history: history.max(1),
+        })
     }
 
     /// The last sequence number assigned.
@@ -95,8 +102,8 @@ impl Relay {
         sets.push((keys::SEQ_KEY.to_owned(), seq.to_string().into_bytes()));
         deletes.extend(
             (self.seq + 1..=seq)
-                .filter(|s| *s > HISTORY)
-                .map(|s| keys::event(s - HISTORY)),
+                .filter(|s| *s > self.history)
+                .map(|s| keys::event(s - self.history)),
         );
         self.kv.write_batch(sets, deletes).await?;
         self.seq = seq;

@@ -30,6 +30,7 @@ pub struct AppState(Arc<Inner>);
 
 struct Inner {
     components: HttpComponents,
+    kv: Arc<dyn crate::kv::KvBackend>,
     limiter: Option<RateLimiter>,
     hub: Hub,
     secret: String,
@@ -40,6 +41,11 @@ impl AppState {
     /// The hub.
     pub fn hub(&self) -> &Hub {
         &self.0.hub
+    }
+
+    /// The `default` store, where the event log lives.
+    pub fn kv(&self) -> &Arc<dyn crate::kv::KvBackend> {
+        &self.0.kv
     }
 
     /// The HS256 secret.
@@ -182,11 +188,12 @@ pub async fn start(
     let kv = stores
         .get("default")
         .context("no `default` key-value store configured")?;
-    let relay = Relay::new(kv, hub.clone()).await?;
+    let relay = Relay::new(kv.clone(), hub.clone(), config.history).await?;
     tokio::spawn(relay.run(stores.published.clone(), config.outbox_poll));
 
     let state = AppState(Arc::new(Inner {
         components,
+        kv,
         limiter: (config.rest_rate_per_sec > 0)
             .then(|| RateLimiter::new(config.rest_rate_per_sec, config.rest_burst)),
         hub: hub.clone(),

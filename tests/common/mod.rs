@@ -161,6 +161,11 @@ impl SseClient {
             .send()
             .await
             .unwrap();
+        Self::from_response(resp).await
+    }
+
+    /// Reads an already opened stream, after its `connected` event.
+    pub async fn from_response(resp: reqwest::Response) -> Self {
         assert_eq!(resp.status(), 200);
         assert_eq!(resp.headers()["content-type"], "text/event-stream");
         let mut c = Self {

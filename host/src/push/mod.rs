@@ -1,6 +1,7 @@
 //! Push transports: Server-Sent Events ([`sse`]), native WebSocket ([`ws`]) and
 //! Socket.IO ([`socketio`]). All authenticate the same way and subscribe through the hub.
 
+pub mod resume;
 pub mod socketio;
 pub mod sse;
 pub mod ws;
@@ -28,6 +29,8 @@ pub struct PushQuery {
     pub ids: Option<String>,
     /// `json` (default) or `msgpack` (WebSocket only).
     pub encoding: Option<String>,
+    /// Resume after this sequence number (SSE clients may send `Last-Event-ID` instead).
+    pub since: Option<u64>,
 }
 
 fn list(v: &Option<String>) -> Vec<String> {

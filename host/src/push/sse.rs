@@ -1,5 +1,6 @@
 //! `GET /events`: Server-Sent Events. Each message carries `id: <seq>` and
-//! `event: <name>`; heartbeats are comment lines.
+//! `event: <name>`; heartbeats are comment lines. A client that reconnects with
+//! `Last-Event-ID` (or `?since=`) first gets what it missed (see [`super::resume`]).
 
 use std::convert::Infallible;
 
@@ -10,6 +11,7 @@ use futures::stream::{self, Stream, StreamExt};
 use http::HeaderMap;
 use vigil_core::error::ApiError;
 
+use super::resume::{self, Catchup};
 use super::PushQuery;
 use crate::error::HttpError;
 use crate::hub::{Outgoing, Subscription};
@@ -34,17 +36,42 @@ pub async fn events(
     let hello = SseEvent::default()
         .event("connected")
         .data(serde_json::json!({ "subscriber": sub.id, "user": claims.sub }).to_string());
-    let stream = stream::once(async move { Ok(hello) }).chain(messages(sub));
+    let last_event_id = headers.get("last-event-id").and_then(|v| v.to_str().ok());
+    let mut first = vec![hello];
+    let mut upto = 0;
+    if let Some(since) = resume::cursor(last_event_id, query.since) {
+        match resume::catch_up(app.kv(), app.hub(), &sub, since).await {
+            Ok(Catchup::Replay { frames, upto: head }) => {
+                first.extend(frames.iter().map(to_sse));
+                upto = head;
+            }
+            Ok(Catchup::Reset { seq }) => first.push(
+                SseEvent::default()
+                    .event("reset")
+                    .data(serde_json::json!({ "seq": seq }).to_string()),
+            ),
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "reading the event log failed");
+                return Err(ApiError::unavailable("the event log is unavailable").into());
+            }
+        }
+    }
+    let stream = stream::iter(first.into_iter().map(Ok)).chain(messages(sub, upto));
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(app.push().heartbeat))
         .into_response())
 }
 
-/// The subscription's messages, then a `disconnect` event if the hub closed it.
-fn messages(sub: Subscription) -> impl Stream<Item = Result<SseEvent, Infallible>> {
-    stream::unfold(Some(sub), |sub| async move {
+/// The subscription's messages (skipping those up to `upto`, already replayed), then a
+/// `disconnect` event if the hub closed it.
+fn messages(sub: Subscription, upto: u64) -> impl Stream<Item = Result<SseEvent, Infallible>> {
+    stream::unfold(Some(sub), move |sub| async move {
         let mut sub = sub?;
-        match sub.rx.recv().await {
+        let mut next = sub.rx.recv().await;
+        while next.as_ref().is_some_and(|m| m.seq <= upto) {
+            next = sub.rx.recv().await;
+        }
+        match next {
             Some(msg) => Some((Ok(to_sse(&msg)), Some(sub))),
             None => {
                 let reason = sub

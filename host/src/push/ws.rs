@@ -10,6 +10,7 @@ use http::HeaderMap;
 use serde_json::{json, Value};
 use vigil_core::error::ApiError;
 
+use super::resume::Catchup;
 use super::PushQuery;
 use crate::error::HttpError;
 use crate::hub::{Outgoing, Spec, Subscription};
@@ -35,10 +36,10 @@ pub async fn upgrade(
     let ws = ws.map_err(|e| ApiError::bad_request(format!("expected a WebSocket upgrade: {e}")))?;
     Ok(ws
         .max_message_size(MAX_CLIENT_MESSAGE)
-        .on_upgrade(move |socket| serve(socket, app, spec)))
+        .on_upgrade(move |socket| serve(socket, app, spec, query.since)))
 }
 
-async fn serve(mut socket: WebSocket, app: AppState, spec: Spec) {
+async fn serve(mut socket: WebSocket, app: AppState, spec: Spec, since: Option<u64>) {
     let Some(mut sub) = app.hub().subscribe(spec).await else {
         return;
     };
@@ -46,11 +47,15 @@ async fn serve(mut socket: WebSocket, app: AppState, spec: Spec) {
     if socket.send(Message::Text(hello.into())).await.is_err() {
         return;
     }
+    let Some(upto) = catch_up(&mut socket, &app, &sub, since).await else {
+        return;
+    };
     let every = app.push().heartbeat;
     let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     loop {
         tokio::select! {
             msg = sub.rx.recv() => match msg {
+                Some(msg) if msg.seq <= upto => {} // already replayed
                 Some(msg) => if socket.send(to_message(&msg)).await.is_err() { return },
                 None => return close(socket, &sub).await,
             },
@@ -64,6 +69,34 @@ async fn serve(mut socket: WebSocket, app: AppState, spec: Spec) {
             _ = heartbeat.tick() => {
                 if socket.send(Message::Ping(Default::default())).await.is_err() { return }
             }
+        }
+    }
+}
+
+/// Sends what a resuming client missed (or a `reset`); returns the sequence number up
+/// to which live messages are duplicates, or `None` if the socket is gone.
+async fn catch_up(
+    socket: &mut WebSocket,
+    app: &AppState,
+    sub: &Subscription,
+    since: Option<u64>,
+) -> Option<u64> {
+    let Some(since) = since else { return Some(0) };
+    match super::resume::catch_up(app.kv(), app.hub(), sub, since).await {
+        Ok(Catchup::Replay { frames, upto }) => {
+            for f in &frames {
+                socket.send(to_message(f)).await.ok()?;
+            }
+            Some(upto)
+        }
+        Ok(Catchup::Reset { seq }) => {
+            let reset = json!({ "type": "reset", "seq": seq }).to_string();
+            socket.send(Message::Text(reset.into())).await.ok()?;
+            Some(0)
+        }
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "reading the event log failed");
+            None
         }
     }
 }
