@@ -157,6 +157,10 @@ async fn unknown_routes_and_ids_are_404_and_bad_queries_422() {
     assert_error(s, &b, 404, "not_found");
     let (s, b) = host.get("/not-a-route").await;
     assert_error(s, &b, 404, "not_found");
+    let (s, b) = host.get("/api/admin/celery/nothing").await;
+    assert_error(s, &b, 404, "not_found");
+    let (s, b) = host.get("/api/v1/queue/open-circuit-breaker").await;
+    assert_error(s, &b, 405, "method_not_allowed");
     let (s, b) = common::send(
         reqwest::Client::new()
             .delete(host.url("/api/v1/tasks"))

@@ -294,6 +294,15 @@ async fn seed_000_job_submit_and_long_poll_wait() {
         host.get(&format!("/api/v1/tasks/{id}")).await.1["state"],
         "RECEIVED"
     );
+    // The job is listed as a job, for its owner (the submitting admin) only.
+    let (_, jobs) = host.get("/api/v1/jobs").await;
+    assert_eq!(
+        (jobs["total"].as_u64(), jobs["jobs"][0]["id"].as_str()),
+        (Some(1), Some(id.as_str()))
+    );
+    assert_eq!(host.get("/api/v1/tasks").await.1["total"], 1);
+    let viewer = common::token("someone", Role::Viewer);
+    assert_eq!(host.get_as("/api/v1/jobs", &viewer).await.1["total"], 0);
 
     let started = Instant::now();
     let (s, pending) = host

@@ -61,9 +61,15 @@ pub fn route(req: &Req) -> Result<Response, ApiError> {
         ["api", "admin", "celery", "workers"] if get => admin::workers(req),
         ["api", "auth", "refresh"] if post => crate::auth::refresh(req),
         ["health"]
-        | ["api", "v1", "events" | "tasks" | "jobs" | "workers" | "queues" | "dashboard", ..]
-        | ["api", "v1", "queue", _]
-        | ["api", "admin", "celery", ..]
+        | ["api", "v1", "events" | "tasks" | "jobs" | "workers" | "queues" | "dashboard"]
+        | ["api", "v1", "tasks" | "workers", _]
+        | ["api", "v1", "tasks", _, "revoke"]
+        | ["api", "v1", "queue", "circuit-breaker-status" | "open-circuit-breaker" | "close-circuit-breaker"]
+        | ["api", "admin", "celery", "tasks" | "workers"]
+        | ["api", "admin", "celery", "tasks", _, "revoke"]
+        | ["api", "admin", "celery", "jobs", _]
+        | ["api", "admin", "celery", "jobs", _, "wait"]
+        | ["api", "admin", "celery", "queues", "stats"]
         | ["api", "auth", "refresh"] => wrong_method(),
         _ => Err(ApiError::not_found(format!("no route for {}", req.path))),
     }
