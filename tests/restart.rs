@@ -2,37 +2,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-
-/// Starts the real `vigil` binary on `data`, returning it and its base URL.
-fn spawn(data: &std::path::Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--manifest"])
-        .arg(common::manifest())
-        .arg("--data-dir")
-        .arg(data)
-        .env("VIGIL_JWT_SECRET", common::SECRET)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("vigil listening on ")
-        .expect("listening line")
-        .to_owned();
-    (child, base)
-}
-
 #[tokio::test]
 async fn kill_9_and_restart_keeps_tasks_and_the_sequence() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut first, base) = spawn(dir.path());
+    let (mut first, base) = common::spawn_binary(dir.path());
     let client = reqwest::Client::new();
     let post = |base: &str, body: &'static str| {
         client
@@ -49,7 +22,7 @@ async fn kill_9_and_restart_keeps_tasks_and_the_sequence() {
     first.kill().unwrap(); // SIGKILL
     first.wait().unwrap();
 
-    let (mut second, base) = spawn(dir.path());
+    let (mut second, base) = common::spawn_binary(dir.path());
     let get = client
         .get(format!("{base}/api/v1/tasks/keep-me"))
         .bearer_auth(common::admin());

@@ -4,9 +4,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 
 use serde_json::Value;
 use vigil_core::auth::Role;
@@ -32,25 +31,7 @@ impl Drop for Host {
 
 fn spawn_host() -> Host {
     let data = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--manifest"])
-        .arg(common::manifest())
-        .arg("--data-dir")
-        .arg(data.path())
-        .env("VIGIL_JWT_SECRET", common::SECRET)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("vigil listening on ")
-        .expect("listening line")
-        .to_owned();
+    let (child, base) = common::spawn_binary(data.path());
     Host {
         child,
         base,

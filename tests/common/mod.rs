@@ -239,3 +239,29 @@ impl TestHost {
         .await
     }
 }
+
+/// Starts the real `vigil` binary on `data` (port 0), returning it and its base URL.
+pub fn spawn_binary(data: &Path) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--manifest"])
+        .arg(manifest())
+        .arg("--data-dir")
+        .arg(data)
+        .env("VIGIL_JWT_SECRET", SECRET)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("vigil listening on ")
+        .expect("listening line")
+        .to_owned();
+    (child, base)
+}
