@@ -46,11 +46,6 @@ impl Relay {
         })
     }
 
-    /// The last sequence number assigned.
-    pub fn seq(&self) -> u64 {
-        self.seq
-    }
-
     /// Runs until the hub is gone.
     pub async fn run(mut self, published: Arc<Notify>, poll: Duration) {
         loop {

@@ -54,25 +54,36 @@ pub fn room_of(data: &Result<Value, socketioxide::ParserError>) -> Result<String
 }
 
 async fn subscribe(s: SocketRef, TryData(data): TryData<Value>, ack: AckSender) {
-    let result = match (room_of(&data), Session::of(&s)) {
-        (Ok(room), Some(session)) => session.join(&room).await.map(|()| room),
-        (Err(e), _) => Err(e),
-        (_, None) => Err("no session".to_owned()),
-    };
-    if let Ok(room) = &result {
-        let _ = s.emit("subscribed", &json!({ "room": room }));
-    }
-    reply(ack, &result.map(|room| json!({ "room": room })));
+    change_room(s, data, ack, true).await;
 }
 
 async fn unsubscribe(s: SocketRef, TryData(data): TryData<Value>, ack: AckSender) {
+    change_room(s, data, ack, false).await;
+}
+
+/// Joins or leaves the named room, then answers with `subscribed`/`unsubscribed` and,
+/// if the client asked for one, the ack.
+async fn change_room(
+    s: SocketRef,
+    data: Result<Value, socketioxide::ParserError>,
+    ack: AckSender,
+    join: bool,
+) {
     let result = match (room_of(&data), Session::of(&s)) {
-        (Ok(room), Some(session)) => session.leave(&room).await.map(|()| room),
+        (Ok(room), Some(session)) => {
+            let done = if join {
+                session.join(&room).await
+            } else {
+                session.leave(&room).await
+            };
+            done.map(|()| room)
+        }
         (Err(e), _) => Err(e),
         (_, None) => Err("no session".to_owned()),
     };
     if let Ok(room) = &result {
-        let _ = s.emit("unsubscribed", &json!({ "room": room }));
+        let answer = if join { "subscribed" } else { "unsubscribed" };
+        let _ = s.emit(answer, &json!({ "room": room }));
     }
     reply(ack, &result.map(|room| json!({ "room": room })));
 }
