@@ -129,6 +129,7 @@ fn subscriber(encoding: Encoding, owner: Option<&str>, rate: u32) -> Subscriber 
         held_keys: vec![],
         held_count: 0,
         max_held: 10,
+        degraded: false,
     }
 }
 

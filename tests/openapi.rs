@@ -167,6 +167,18 @@ async fn real_responses_match_the_served_document() {
         ("GET", "/api/v1/dashboard".into(), &admin, String::new()),
         (
             "GET",
+            "/api/v1/metrics/system".into(),
+            &admin,
+            String::new(),
+        ),
+        (
+            "GET",
+            "/api/v1/metrics/system".into(),
+            &viewer,
+            String::new(),
+        ),
+        (
+            "GET",
             "/api/v1/queue/circuit-breaker-status".into(),
             &viewer,
             String::new(),

@@ -56,6 +56,12 @@ pub struct PushConfig {
     pub queue_capacity: usize,
     /// Interval of SSE heartbeat comments and WebSocket pings.
     pub heartbeat: Duration,
+    /// Oldest event a resuming client is replayed; further behind it gets `reset`
+    /// (the log's length, `ServeConfig::history`, bounds it too). Zero = no age limit.
+    pub history_max_age: Duration,
+    /// How often SSE clients get a `dashboard_update` snapshot (only when something
+    /// changed); zero turns it off.
+    pub dashboard_interval: Duration,
 }
 
 impl Default for PushConfig {
@@ -67,6 +73,8 @@ impl Default for PushConfig {
             flush_interval: Duration::from_millis(500),
             queue_capacity: 1024,
             heartbeat: Duration::from_secs(15),
+            history_max_age: Duration::from_secs(24 * 3600),
+            dashboard_interval: Duration::from_secs(10),
         }
     }
 }

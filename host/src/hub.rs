@@ -9,6 +9,12 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::config::PushConfig;
 use crate::dispatch::{self, Decision, DispatchComponent, Encoding, Filter, Frame, RateState};
+use crate::metrics::Metrics;
+
+/// Event telling a connection it now gets latest state only (seed 001's slow consumer).
+pub const DEGRADED_EVENT: &str = "degraded";
+/// Event telling a degraded connection it gets every update again.
+pub const RECOVERED_EVENT: &str = "recovered";
 
 /// Commands queued to the hub before `publish` waits for room.
 const COMMAND_QUEUE: usize = 1024;
@@ -87,17 +93,38 @@ struct Entry {
     rate: RateState,
     /// Updates over the rate, waiting for the next `batch_update`; at most one per key.
     held: Vec<Arc<Published>>,
+    /// Its queue filled past [`Entry::nearly_full`]: latest state only until it drains.
+    degraded: bool,
+}
+
+impl Entry {
+    /// Fewer than a quarter of the queue's slots are free.
+    fn nearly_full(&self) -> bool {
+        self.out.capacity() < self.out.max_capacity() / 4
+    }
+
+    /// Queues `msg`; a full queue closes the subscriber as a slow consumer.
+    fn send(&mut self, msg: Outgoing, metrics: &Metrics) {
+        if self.out.try_send(msg).is_err() {
+            close(
+                self,
+                "slow consumer: the connection's queue is full",
+                metrics,
+            );
+        }
+    }
 }
 
 impl Hub {
     /// Starts the hub task around `dispatch`.
-    pub fn start(dispatch: DispatchComponent, config: PushConfig) -> Self {
+    pub fn start(dispatch: DispatchComponent, config: PushConfig, metrics: Arc<Metrics>) -> Self {
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         let config = Arc::new(config);
         let task = HubTask {
             dispatch,
             subs: Vec::new(),
             config: config.clone(),
+            metrics,
         };
         tokio::spawn(task.run(rx));
         Self {
@@ -125,6 +152,7 @@ impl Hub {
                 last_refill_ms: now_ms(),
             },
             held: Vec::new(),
+            degraded: false,
         };
         let (done, registered) = oneshot::channel();
         self.tx
@@ -188,7 +216,8 @@ impl Hub {
     }
 }
 
-fn now_ms() -> u64 {
+/// Milliseconds since the epoch.
+pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
@@ -212,6 +241,7 @@ struct HubTask {
     dispatch: DispatchComponent,
     subs: Vec<Entry>,
     config: Arc<PushConfig>,
+    metrics: Arc<Metrics>,
 }
 
 impl HubTask {
@@ -240,7 +270,9 @@ impl HubTask {
                     }
                     Some(Command::CloseAll(reason)) => {
                         for sub in &mut self.subs {
-                            close(sub, &reason);
+                            if sub.closed.set(reason.clone()).is_ok() {
+                                tracing::debug!(subscriber = sub.id, "closing subscriber");
+                            }
                         }
                         self.subs.clear();
                     }
@@ -262,7 +294,20 @@ impl HubTask {
             held_keys: s.held.iter().filter_map(|p| p.event.key.clone()).collect(),
             held_count: s.held.len() as u32,
             max_held: self.config.max_held,
+            degraded: s.degraded,
         }
+    }
+
+    /// One timed call of the component.
+    async fn decide(
+        &mut self,
+        events: &[dispatch::Event],
+        subscribers: &[dispatch::Subscriber],
+    ) -> anyhow::Result<dispatch::Plan> {
+        let started = std::time::Instant::now();
+        let plan = self.dispatch.decide(now_ms(), events, subscribers).await;
+        self.metrics.dispatch_call(started.elapsed());
+        plan
     }
 
     async fn replay(&mut self, id: u64, events: &[Arc<Published>]) -> Vec<Outgoing> {
@@ -274,8 +319,9 @@ impl HubTask {
         };
         let mut sub = self.subscriber(s, filter);
         sub.rate_per_sec = 0;
+        sub.degraded = false;
         let wit_events: Vec<dispatch::Event> = events.iter().map(|p| wit_event(p)).collect();
-        let plan = match self.dispatch.decide(now_ms(), &wit_events, &[sub]).await {
+        let plan = match self.decide(&wit_events, &[sub]).await {
             Ok(plan) => plan,
             Err(e) => {
                 tracing::error!(error = %format!("{e:#}"), "dispatch failed during replay");
@@ -298,6 +344,10 @@ impl HubTask {
     }
 
     async fn publish(&mut self, events: &[Arc<Published>]) {
+        self.metrics
+            .events_published
+            .fetch_add(events.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        self.degrade_the_nearly_full();
         // Subscribers without a filter want nothing now: the component never sees them.
         let (active, subscribers): (Vec<usize>, Vec<dispatch::Subscriber>) = self
             .subs
@@ -310,11 +360,7 @@ impl HubTask {
             return;
         }
         let wit_events: Vec<dispatch::Event> = events.iter().map(|p| wit_event(p)).collect();
-        let plan = match self
-            .dispatch
-            .decide(now_ms(), &wit_events, &subscribers)
-            .await
-        {
+        let plan = match self.decide(&wit_events, &subscribers).await {
             Ok(plan) => plan,
             Err(e) => {
                 tracing::error!(error = %format!("{e:#}"), "dispatch failed; batch not pushed (clients resume from the log)");
@@ -325,6 +371,7 @@ impl HubTask {
         for (&i, rate) in active.iter().zip(plan.rates) {
             self.subs[i].rate = rate;
         }
+        let mut sent: Vec<(Arc<str>, usize)> = Vec::new();
         for d in plan.deliveries {
             let (Some(&si), Some(event)) = (
                 active.get(d.subscriber as usize),
@@ -345,27 +392,59 @@ impl HubTask {
                         seq: event.event.seq,
                         frame: frame.clone(),
                     };
-                    if sub.out.try_send(msg).is_err() {
-                        close(sub, "slow consumer: the connection's queue is full");
-                    }
+                    sent.push((msg.kind.clone(), frame.bytes.len()));
+                    sub.send(msg, &self.metrics);
                 }
-                Decision::Hold => sub.held.push(event.clone()),
+                Decision::Hold => {
+                    Metrics::inc(&self.metrics.rate_limited);
+                    sub.held.push(event.clone());
+                }
                 Decision::Conflate => {
+                    Metrics::inc(&self.metrics.conflated);
                     if let Some(slot) = sub.held.iter_mut().find(|h| h.event.key == event.event.key)
                     {
                         *slot = event.clone();
                     }
                 }
-                Decision::Drop => close(sub, "slow consumer: too many updates held"),
+                Decision::Drop => close(sub, "slow consumer: too many updates held", &self.metrics),
             }
         }
+        self.metrics.sent(sent.iter().map(|(k, n)| (k, *n)));
         self.subs.retain(|s| s.closed.get().is_none());
     }
 
-    /// Sends each subscriber's held updates as `batch_update`s of at most `batch_max`.
+    /// Switches subscribers whose queue is nearly full to latest-state-only delivery,
+    /// telling them with a marker while there is still room for it.
+    fn degrade_the_nearly_full(&mut self) {
+        for sub in &mut self.subs {
+            if sub.degraded || !sub.nearly_full() {
+                continue;
+            }
+            sub.degraded = true;
+            Metrics::inc(&self.metrics.degraded);
+            tracing::info!(
+                subscriber = sub.id,
+                "degrading slow subscriber to latest state only"
+            );
+            let marker = serde_json::json!({
+                "type": DEGRADED_EVENT,
+                "reason": "the connection is not keeping up: sending the latest state of each item only",
+            });
+            sub.send(control(DEGRADED_EVENT, &marker), &self.metrics);
+        }
+    }
+
+    /// Sends each subscriber's held updates as `batch_update`s of at most `batch_max`;
+    /// a degraded subscriber only while its queue has room, and it recovers once drained.
     async fn flush(&mut self) {
         for i in 0..self.subs.len() {
-            if self.subs[i].held.is_empty() {
+            let sub = &mut self.subs[i];
+            if sub.degraded && sub.out.capacity() == sub.out.max_capacity() && sub.held.is_empty() {
+                sub.degraded = false;
+                let marker = serde_json::json!({ "type": RECOVERED_EVENT });
+                sub.send(control(RECOVERED_EVENT, &marker), &self.metrics);
+            }
+            if sub.held.is_empty() || (sub.degraded && sub.nearly_full()) {
                 continue;
             }
             let n = self.subs[i].held.len().min(self.config.batch_max);
@@ -388,10 +467,9 @@ impl HubTask {
                 seq: batch.last().map_or(0, |p| p.event.seq),
                 frame: Arc::new(frame),
             };
-            let sub = &mut self.subs[i];
-            if sub.out.try_send(msg).is_err() {
-                close(sub, "slow consumer: the connection's queue is full");
-            }
+            Metrics::inc(&self.metrics.batches);
+            self.metrics.sent([(&msg.kind, msg.frame.bytes.len())]);
+            self.subs[i].send(msg, &self.metrics);
         }
         self.subs.retain(|s| s.closed.get().is_none());
     }
@@ -399,8 +477,23 @@ impl HubTask {
 
 /// Marks a subscriber closed; it is removed after the current pass, which drops its
 /// sender so the connection drains what it has and then ends with `reason`.
-fn close(sub: &mut Entry, reason: &str) {
+fn close(sub: &mut Entry, reason: &str, metrics: &Metrics) {
     if sub.closed.set(reason.to_owned()).is_ok() {
+        Metrics::inc(&metrics.dropped);
         tracing::warn!(subscriber = sub.id, reason, "closing subscriber");
+    }
+}
+
+/// A message the host itself makes (markers): JSON whatever the encoding, like every
+/// transport's other control messages, and no sequence number of its own.
+pub fn control(kind: &str, body: &serde_json::Value) -> Outgoing {
+    Outgoing {
+        kind: kind.into(),
+        seq: 0,
+        frame: Arc::new(Frame {
+            bytes: body.to_string().into_bytes(),
+            gzip: false,
+            binary: false,
+        }),
     }
 }

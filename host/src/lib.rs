@@ -10,6 +10,7 @@
 //! - [`relay`]: moves published events from the outbox into the event log and the hub.
 //! - [`dispatch`], [`hub`]: the dispatch component, and the subscriber registry it decides for.
 //! - [`push`]: the SSE and WebSocket transports.
+//! - [`metrics`]: Prometheus metrics of the push side (`/metrics`).
 //! - [`rate_limit`]: per-caller request limit on the REST routes.
 //! - [`server`]: the axum app tying it together.
 #![deny(missing_docs)]
@@ -21,6 +22,7 @@ pub mod error;
 pub mod hub;
 pub mod kv;
 pub mod manifest;
+pub mod metrics;
 pub mod push;
 pub mod rate_limit;
 pub mod relay;

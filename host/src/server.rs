@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use socketioxide::SocketIo;
@@ -20,6 +20,7 @@ use crate::dispatch::DispatchComponent;
 use crate::hub::Hub;
 use crate::kv::Stores;
 use crate::manifest::Manifest;
+use crate::metrics::Metrics;
 use crate::rate_limit::RateLimiter;
 use crate::relay::Relay;
 use crate::spin_http::HttpComponents;
@@ -35,6 +36,9 @@ struct Inner {
     hub: Hub,
     secret: String,
     push: PushConfig,
+    metrics: Arc<Metrics>,
+    /// Set once shutdown begins: `/ready` answers 503 from then on.
+    draining: std::sync::atomic::AtomicBool,
 }
 
 impl AppState {
@@ -57,7 +61,36 @@ impl AppState {
     pub fn push(&self) -> &PushConfig {
         &self.0.push
     }
+
+    /// Push metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.0.metrics
+    }
+
+    /// Serves `GET path` with the components as the holder of `token` would see it, e.g.
+    /// the dashboard snapshot a push connection starts with. `None` if the component
+    /// refused (its role may not see it) or answered something that is not JSON.
+    pub async fn internal_get(&self, path: &str, token: &str) -> Option<serde_json::Value> {
+        let req = http::Request::get(path)
+            .header(http::header::HOST, "localhost")
+            .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(axum::body::Body::empty())
+            .ok()?;
+        let client = SocketAddr::from(([127, 0, 0, 1], 0));
+        let resp = self.0.components.handle(req, client).await;
+        if !resp.status().is_success() {
+            tracing::debug!(path, status = %resp.status(), "internal request refused");
+            return None;
+        }
+        let body = axum::body::to_bytes(resp.into_body(), INTERNAL_BODY_LIMIT)
+            .await
+            .ok()?;
+        serde_json::from_slice(&body).ok()
+    }
 }
+
+/// Largest component answer the host reads for itself (snapshots).
+const INTERNAL_BODY_LIMIT: usize = 16 * 1024 * 1024;
 
 /// The router: `/socket.io/` (Socket.IO, answered by its layer before any route),
 /// `/events` (SSE), `/ws` (WebSocket), the rest to the components; and the Socket.IO
@@ -67,6 +100,8 @@ pub fn app(state: AppState) -> (Router, SocketIo) {
     let router = Router::new()
         .route("/events", get(crate::push::sse::events))
         .route("/ws", get(crate::push::ws::upgrade))
+        .route("/metrics", get(metrics))
+        .route("/ready", get(ready))
         .fallback(spin)
         .with_state(state)
         .layer(socketio);
@@ -89,6 +124,37 @@ async fn spin(
         }
     }
     app.0.components.handle(req, client).await
+}
+
+/// `GET /metrics`: Prometheus text exposition.
+async fn metrics(State(app): State<AppState>) -> Response {
+    (
+        [(
+            http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        app.metrics().render(),
+    )
+        .into_response()
+}
+
+/// `GET /ready`: 200 while the store answers, the hub runs and shutdown has not begun;
+/// 503 with the JSON error body otherwise, so a load balancer stops sending clients.
+async fn ready(State(app): State<AppState>) -> Response {
+    use vigil_core::error::ApiError;
+    let problem = if app.0.draining.load(std::sync::atomic::Ordering::Relaxed) {
+        Some("shutting down".to_owned())
+    } else if app.hub().is_closed() {
+        Some("the push hub has stopped".to_owned())
+    } else if let Err(e) = app.kv().get(vigil_core::keys::SEQ_KEY).await {
+        Some(format!("the store does not answer: {e:#}"))
+    } else {
+        None
+    };
+    match problem {
+        None => axum::Json(serde_json::json!({ "status": "ready" })).into_response(),
+        Some(why) => crate::error::HttpError(ApiError::unavailable(why)).into_response_inner(),
+    }
 }
 
 /// 429 with the JSON error body and `Retry-After` (whole seconds, at least 1).
@@ -183,7 +249,8 @@ pub async fn start(
         config.request_timeout,
     )?;
     let dispatch = DispatchComponent::load(&engine, &app_dir.join(&config.dispatch)).await?;
-    let hub = Hub::start(dispatch, config.push.clone());
+    let metrics = Arc::new(Metrics::default());
+    let hub = Hub::start(dispatch, config.push.clone(), metrics.clone());
 
     let kv = stores
         .get("default")
@@ -199,6 +266,8 @@ pub async fn start(
         hub: hub.clone(),
         secret,
         push: config.push.clone(),
+        metrics,
+        draining: Default::default(),
     }));
     tokio::spawn(sweep_workers(state.clone(), config.sweep_interval));
     let listener = TcpListener::bind(config.listen)
@@ -206,12 +275,16 @@ pub async fn start(
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
     let (tx, rx) = oneshot::channel::<()>();
-    let (router, io) = app(state);
+    let (router, io) = app(state.clone());
     let service = router.into_make_service_with_connect_info::<SocketAddr>();
     let task = tokio::spawn(async move {
         axum::serve(listener, service)
             .with_graceful_shutdown(async move {
                 tokio::select! { _ = rx => {}, _ = signal => {} }
+                state
+                    .0
+                    .draining
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
                 // Push streams never end by themselves: end them so the drain completes.
                 hub.close_all("server shutting down; reconnect").await;
                 io.close().await;

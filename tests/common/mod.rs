@@ -150,10 +150,13 @@ pub struct SseMessage {
 pub struct SseClient {
     stream: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
     buf: String,
+    /// The `initial_data` snapshot of a fresh connection.
+    pub initial: serde_json::Value,
 }
 
 impl SseClient {
-    /// Connects with a token in the header and waits for the `connected` event.
+    /// Connects with a token in the header and waits for the `connected` and
+    /// `initial_data` events (a fresh connection's snapshot, kept in `initial`).
     pub async fn connect(url: &str, token: &str) -> Self {
         let resp = reqwest::Client::new()
             .get(url)
@@ -161,16 +164,22 @@ impl SseClient {
             .send()
             .await
             .unwrap();
-        Self::from_response(resp).await
+        let mut c = Self::from_response(resp).await;
+        let snapshot = c.next().await;
+        assert_eq!(snapshot.event, "initial_data");
+        c.initial = serde_json::from_str(&snapshot.data).unwrap();
+        c
     }
 
-    /// Reads an already opened stream, after its `connected` event.
+    /// Reads an already opened stream (e.g. a resumed one, which gets no snapshot),
+    /// after its `connected` event.
     pub async fn from_response(resp: reqwest::Response) -> Self {
         assert_eq!(resp.status(), 200);
         assert_eq!(resp.headers()["content-type"], "text/event-stream");
         let mut c = Self {
             stream: resp.bytes_stream().boxed(),
             buf: String::new(),
+            initial: serde_json::Value::Null,
         };
         let hello = c.next().await;
         assert_eq!(hello.event, "connected");

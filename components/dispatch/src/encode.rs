@@ -53,7 +53,14 @@ fn socketio_batch(events: &[Event]) -> serde_json::Value {
 /// `{"type":"batch_update","seq":<last>,"count":n,"updates":[<envelope>…]}`.
 pub fn batch(events: &[Event], encoding: Encoding, gzip: bool) -> Frame {
     if encoding == Encoding::Socketio {
-        return finish(socketio_batch(events).to_string().into_bytes(), false, gzip);
+        // A Socket.IO client that chose binary (`gzip`) gets MessagePack, gzipped over
+        // 1 KiB (seed 001); the others get the JSON payload.
+        let value = socketio_batch(events);
+        return if gzip {
+            finish(msgpack(&value), true, true)
+        } else {
+            finish(value.to_string().into_bytes(), false, false)
+        };
     }
     let updates: Vec<serde_json::Value> = events
         .iter()
@@ -165,6 +172,26 @@ mod tests {
         assert_eq!(v["updates"][1]["data"]["type"], "task_update");
         assert_eq!(v["updates"][1]["data"]["seq"], 5);
         assert_eq!(v["updates"][1]["data"]["data"]["id"], "b");
+    }
+
+    #[test]
+    fn socketio_batch_for_binary_clients_is_msgpack_gzipped_when_large() {
+        let evs: Vec<Event> = (1..=30)
+            .map(|i| event(i, &format!("task-{i}"), None))
+            .collect();
+        let f = batch(&evs, Encoding::Socketio, true);
+        assert!(f.binary && f.gzip, "30 updates are over 1 KiB");
+        let mut raw = Vec::new();
+        flate2::read::GzDecoder::new(&f.bytes[..])
+            .read_to_end(&mut raw)
+            .unwrap();
+        let v: serde_json::Value = rmp_serde::from_slice(&raw).unwrap();
+        assert_eq!(v["count"], 30);
+        assert_eq!(v["updates"][29]["data"]["data"]["id"], "task-30");
+        let small = batch(&evs[..1], Encoding::Socketio, true);
+        assert!(small.binary && !small.gzip);
+        let v: serde_json::Value = rmp_serde::from_slice(&small.bytes).unwrap();
+        assert_eq!(v["count"], 1);
     }
 
     #[test]

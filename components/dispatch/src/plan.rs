@@ -55,9 +55,9 @@ fn encoding_key(e: Encoding) -> u8 {
     }
 }
 
-/// Send while the bucket has tokens. Past that, hold for the next batch; an update
-/// whose key is already held replaces it (conflate); a full hold means the subscriber
-/// cannot keep up (drop).
+/// Send while the bucket has tokens (never while degraded). Past that, hold for the
+/// next batch; an update whose key is already held replaces it (conflate); a full hold
+/// means the subscriber cannot keep up (drop).
 fn decide<'a>(
     sub: &Subscriber,
     ev: &'a Event,
@@ -65,7 +65,7 @@ fn decide<'a>(
     held: &mut Vec<&'a str>,
     held_count: &mut u32,
 ) -> Decision {
-    if sub.rate_per_sec == 0 || rate::take(bucket) {
+    if !sub.degraded && (sub.rate_per_sec == 0 || rate::take(bucket)) {
         return Decision::Send;
     }
     if let Some(key) = ev.key.as_deref() {
@@ -125,6 +125,7 @@ pub(crate) mod tests {
             held_keys: vec![],
             held_count: 0,
             max_held: 3,
+            degraded: false,
         }
     }
 
@@ -190,6 +191,24 @@ pub(crate) mod tests {
         sub.held_count = 1;
         let p = plan(0, &[event(9, "a", None)], &[sub]);
         assert_eq!(decisions(&p, 0), [Decision::Conflate]);
+    }
+
+    #[test]
+    fn degraded_subscribers_get_latest_state_only() {
+        let evs: Vec<Event> = ["a", "a", "b", "c", "d"]
+            .iter()
+            .enumerate()
+            .map(|(i, k)| event(i as u64 + 1, k, None))
+            .collect();
+        let mut sub = subscriber(0, Encoding::Json);
+        sub.degraded = true;
+        let p = plan(0, &evs, &[sub]);
+        use Decision::*;
+        assert_eq!(decisions(&p, 0), [Hold, Conflate, Hold, Hold, Drop]);
+        assert!(
+            p.frames.is_empty(),
+            "nothing is encoded for a degraded subscriber"
+        );
     }
 
     #[test]

@@ -33,6 +33,15 @@ impl Role {
         }
     }
 
+    /// The role's name, as in tokens.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Admin => "admin",
+            Self::Viewer => "viewer",
+            Self::Producer => "producer",
+        }
+    }
+
     /// May read state and subscribe to events.
     pub fn can_read(self) -> bool {
         matches!(self, Self::Admin | Self::Viewer)

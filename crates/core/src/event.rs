@@ -11,6 +11,8 @@ pub const TASKS_TOPIC: &str = "celery:tasks";
 pub const BATCH_JOBS_TOPIC: &str = "celery:batch_jobs";
 /// Room of queue statistics (seed 000's `celery:queues`).
 pub const QUEUES_TOPIC: &str = "celery:queues";
+/// Topic of seed 003's job notifications (`job-queued`, …, `job-failed`).
+pub const JOBS_TOPIC: &str = "jobs";
 /// Topic of worker registrations and health (seed 004).
 pub const WORKERS_TOPIC: &str = "workers";
 /// Topic of circuit-breaker changes (seed 002).

@@ -3,6 +3,7 @@
 //! - [`task`]: the task record and its states.
 //! - [`ingest`]: parsing and validating producers' events (Celery's event format).
 //! - [`apply`]: how an ingested event changes a task record, and the event it publishes.
+//! - [`jobs`]: seed 003's job notifications, queue status and system metrics.
 //! - [`event`]: the published event envelope every push transport carries.
 //! - [`auth`]: JWT tokens, roles and what each role may do.
 //! - [`error`]: the one error shape every refusal is rendered with.
@@ -17,6 +18,7 @@ pub mod breaker;
 pub mod error;
 pub mod event;
 pub mod ingest;
+pub mod jobs;
 pub mod keys;
 pub mod queue;
 pub mod task;

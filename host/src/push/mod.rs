@@ -45,22 +45,78 @@ fn list(v: &Option<String>) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The token a push connection runs on. It is checked again for as long as the
+/// connection lives: when it expires the subscription ends with `auth-error`, unless the
+/// client sent a fresh one first (WebSocket and Socket.IO `refresh`).
+#[derive(Debug, Clone)]
+pub struct Authorized {
+    /// Its verified claims.
+    pub claims: Claims,
+    /// The token itself, for requests the host makes on the client's behalf.
+    pub token: String,
+}
+
+impl Authorized {
+    /// Sleeps until the token expires.
+    pub async fn expired(&self) {
+        let left = self.claims.exp.saturating_sub(now_secs());
+        tokio::time::sleep(std::time::Duration::from_secs(left)).await;
+    }
+
+    /// A fresh token for the same connection: valid, for the same user, and for a role
+    /// that may still read. The role may change; the caller applies what it implies.
+    pub fn refresh(&self, token: &str, secret: &[u8]) -> Result<Self, ApiError> {
+        let next = verify_reader(token, secret)?;
+        if next.claims.sub != self.claims.sub {
+            return Err(ApiError::forbidden(
+                "a refresh token must be for the same user as the connection",
+            ));
+        }
+        Ok(next)
+    }
+}
+
 /// The caller's claims from `Authorization: Bearer` or `access_token`; readers only.
 pub fn authenticate(
     header: Option<&str>,
     query: &PushQuery,
     secret: &[u8],
-) -> Result<Claims, HttpError> {
+) -> Result<Authorized, HttpError> {
     let token = match (header, &query.access_token) {
         (Some(h), _) => auth::bearer(Some(h))?,
         (None, Some(t)) => t.as_str(),
         (None, None) => return Err(auth::TokenError::Missing.into()),
     };
+    Ok(verify_reader(token, secret)?)
+}
+
+fn verify_reader(token: &str, secret: &[u8]) -> Result<Authorized, ApiError> {
     let claims = auth::verify(token, secret, now_secs())?;
     if !claims.role.can_read() {
-        return Err(ApiError::forbidden("push endpoints need role viewer or admin").into());
+        return Err(ApiError::forbidden(
+            "push endpoints need role viewer or admin",
+        ));
     }
-    Ok(claims)
+    Ok(Authorized {
+        claims,
+        token: token.to_owned(),
+    })
+}
+
+/// Seed 003's `auth-error` payload: `{"code","message"}`, the codes REST uses.
+pub fn auth_error(e: &ApiError) -> serde_json::Value {
+    serde_json::json!({ "code": e.code, "message": e.message, "status": e.status })
+}
+
+/// The `auth-error` of a connection whose token ran out.
+pub fn token_expired() -> ApiError {
+    ApiError::from(auth::TokenError::Expired)
+}
+
+/// Whether `seq` duplicates what a resumed connection already replayed up to `upto`;
+/// host-made control messages carry no sequence number and are never duplicates.
+pub fn replayed(seq: u64, upto: u64) -> bool {
+    seq != 0 && seq <= upto
 }
 
 /// The subscription a query asks for; non-admins only ever see their own tasks.

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use vigil_core::event::Event;
 use vigil_core::keys;
 
-use crate::hub::{Hub, Outgoing, Published, Subscription};
-use crate::kv::KvBackend;
+use crate::hub::{Outgoing, Published, Subscription};
+use crate::metrics::Metrics;
+use crate::server::AppState;
 
 /// What a resuming connection sends before going live.
 pub enum Catchup {
@@ -32,30 +33,38 @@ pub fn cursor(last_event_id: Option<&str>, since: Option<u64>) -> Option<u64> {
 }
 
 /// Reads the events after `since` for `sub`. Call it after subscribing: anything
-/// sequenced later arrives live, so nothing falls between the two.
-pub async fn catch_up(
-    kv: &Arc<dyn KvBackend>,
-    hub: &Hub,
-    sub: &Subscription,
-    since: u64,
-) -> anyhow::Result<Catchup> {
+/// sequenced later arrives live, so nothing falls between the two. A gap the log no
+/// longer holds, or older than the configured history age, is a `reset`.
+pub async fn catch_up(app: &AppState, sub: &Subscription, since: u64) -> anyhow::Result<Catchup> {
+    let kv = app.kv();
     let head = match kv.get(keys::SEQ_KEY).await? {
         Some(b) => String::from_utf8_lossy(&b).parse()?,
         None => 0,
     };
+    let max_age_ms = app.push().history_max_age.as_millis() as u64;
+    let oldest_ms = crate::hub::now_ms().saturating_sub(max_age_ms);
     let mut missed = Vec::new();
     for seq in since + 1..=head {
         let Some(bytes) = kv.get(&keys::event(seq)).await? else {
-            return Ok(Catchup::Reset { seq: head });
+            return Ok(reset(app, head));
         };
         let json = String::from_utf8(bytes)?;
         let event: Event = serde_json::from_str(&json)?;
+        if max_age_ms > 0 && event.ts < oldest_ms {
+            return Ok(reset(app, head));
+        }
         missed.push(Arc::new(Published { event, json }));
     }
+    Metrics::inc(&app.metrics().resume_hits);
     let frames = if missed.is_empty() {
         Vec::new()
     } else {
-        hub.replay(sub.id, missed).await
+        app.hub().replay(sub.id, missed).await
     };
     Ok(Catchup::Replay { frames, upto: head })
+}
+
+fn reset(app: &AppState, head: u64) -> Catchup {
+    Metrics::inc(&app.metrics().resume_misses);
+    Catchup::Reset { seq: head }
 }

@@ -10,7 +10,7 @@ use vigil_core::event::{self, Event};
 use vigil_core::ingest::{parse_body, IngestEvent, TaskEvent};
 use vigil_core::task::{Task, TaskState};
 use vigil_core::worker::{self, Worker, WorkerEvent};
-use vigil_core::{apply, keys};
+use vigil_core::{apply, jobs, keys};
 
 use crate::request::Req;
 use crate::store::Kv;
@@ -45,6 +45,10 @@ pub struct Batch<'a> {
     breakers: HashMap<String, Breaker>,
     others: Vec<(String, serde_json::Value)>,
     events: Vec<Event>,
+    /// The batch reported queue statistics: publish seed 003's `queue-status` after it.
+    queues_reported: bool,
+    /// The batch reported system metrics: publish seed 003's `system-metrics` after it.
+    metrics_reported: bool,
 }
 
 impl<'a> Batch<'a> {
@@ -60,6 +64,8 @@ impl<'a> Batch<'a> {
             breakers: HashMap::new(),
             others: Vec::new(),
             events: Vec::new(),
+            queues_reported: false,
+            metrics_reported: false,
         }
     }
 
@@ -82,6 +88,7 @@ impl<'a> Batch<'a> {
                 ));
                 self.others
                     .push((format!("{}{}", keys::QUEUE_PREFIX, q.name), data));
+                self.queues_reported = true;
                 Ok(())
             }
             IngestEvent::SystemMetrics(m) => {
@@ -93,6 +100,7 @@ impl<'a> Batch<'a> {
                     data.clone(),
                 ));
                 self.others.push((keys::SYSTEM_METRICS.to_owned(), data));
+                self.metrics_reported = true;
                 Ok(())
             }
         }
@@ -121,6 +129,7 @@ impl<'a> Batch<'a> {
             }
         }
         self.events.push(Event::task_update(&task, self.now_ms));
+        self.events.push(jobs::job_event(&task, self.now_ms));
         if task.total_batches.is_some() {
             self.events.push(Event::batch_progress(&task, self.now_ms));
         }
@@ -183,8 +192,9 @@ impl<'a> Batch<'a> {
         self.events.push(e);
     }
 
-    /// Writes every record, then publishes the events.
-    pub fn commit(self) -> Result<(), ApiError> {
+    /// Writes every record, then publishes the events (and the seed 003 summaries the
+    /// new records imply, read back once they are written).
+    pub fn commit(mut self) -> Result<(), ApiError> {
         for t in self.tasks.values() {
             self.kv.put(&keys::task(&t.id), t)?;
         }
@@ -198,6 +208,28 @@ impl<'a> Batch<'a> {
         }
         for (k, v) in &self.others {
             self.kv.put(k, v)?;
+        }
+        if self.queues_reported || self.metrics_reported {
+            let queues = super::workers::summaries(self.kv)?;
+            let workers = super::workers::with_status(self.kv)?;
+            if self.queues_reported {
+                let statuses: Vec<_> = workers.iter().map(|(_, s)| *s).collect();
+                self.events.push(Event::new(
+                    jobs::QUEUE_STATUS,
+                    event::QUEUES_TOPIC,
+                    self.now_ms,
+                    jobs::queue_status(&queues, &statuses),
+                ));
+            }
+            if self.metrics_reported {
+                let data = super::metrics::system(self.kv, &queues, &workers)?;
+                self.events.push(Event::new(
+                    jobs::SYSTEM_METRICS,
+                    event::METRICS_TOPIC,
+                    self.now_ms,
+                    data,
+                ));
+            }
         }
         self.kv.publish(&self.events)
     }

@@ -6,6 +6,7 @@ mod dashboard;
 mod feed;
 mod health;
 pub mod ingest;
+mod metrics;
 pub mod tasks;
 pub mod workers;
 
@@ -50,6 +51,7 @@ pub fn route(req: &Req) -> Result<Response, ApiError> {
         ["api", "v1", "workers", id] if get => workers::get(req, id),
         ["api", "v1", "queues"] if get => workers::list_queues(req),
         ["api", "v1", "dashboard"] if get => dashboard::get(req),
+        ["api", "v1", "metrics", "system"] if get => metrics::get(req),
         ["api", "v1", "queue", "circuit-breaker-status"] if get => breaker::status(req),
         ["api", "v1", "queue", "open-circuit-breaker"] if post => breaker::set(req, true),
         ["api", "v1", "queue", "close-circuit-breaker"] if post => breaker::set(req, false),
@@ -62,6 +64,7 @@ pub fn route(req: &Req) -> Result<Response, ApiError> {
         ["api", "auth", "refresh"] if post => crate::auth::refresh(req),
         ["health"]
         | ["api", "v1", "events" | "tasks" | "jobs" | "workers" | "queues" | "dashboard"]
+        | ["api", "v1", "metrics", "system"]
         | ["api", "v1", "tasks" | "workers", _]
         | ["api", "v1", "tasks", _, "revoke"]
         | ["api", "v1", "queue", "circuit-breaker-status" | "open-circuit-breaker" | "close-circuit-breaker"]

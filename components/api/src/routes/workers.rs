@@ -5,9 +5,9 @@ use spin_sdk::http::Response;
 use vigil_core::error::ApiError;
 use vigil_core::event::{self, Event};
 use vigil_core::keys;
-use vigil_core::queue::{summarize, ReportedQueue};
+use vigil_core::queue::{summarize, QueueSummary, ReportedQueue};
 use vigil_core::task::Task;
-use vigil_core::worker::{expire, Worker, DEFAULT_OFFLINE_AFTER};
+use vigil_core::worker::{expire, Worker, WorkerStatus, DEFAULT_OFFLINE_AFTER};
 
 use crate::request::Req;
 use crate::store::Kv;
@@ -86,13 +86,33 @@ pub fn get(req: &Req, id: &str) -> Result<Response, ApiError> {
 }
 
 /// Every queue: counts derived from the tasks held plus what producers reported.
-pub fn queues(kv: &Kv) -> Result<Vec<Value>, ApiError> {
+pub fn summaries(kv: &Kv) -> Result<Vec<QueueSummary>, ApiError> {
     let tasks: Vec<Task> = kv.all(keys::TASK_PREFIX)?;
     let reported: Vec<ReportedQueue> = kv.all(keys::QUEUE_PREFIX)?;
-    let summary = summarize(&tasks, &reported, crate::clock::secs());
-    Ok(summary
-        .values()
+    Ok(summarize(&tasks, &reported, crate::clock::secs())
+        .into_values()
+        .collect())
+}
+
+/// [`summaries`] as the API shows them.
+pub fn queues(kv: &Kv) -> Result<Vec<Value>, ApiError> {
+    Ok(summaries(kv)?
+        .iter()
         .map(|q| serde_json::to_value(q).unwrap_or_default())
+        .collect())
+}
+
+/// Every worker with its current status (silent ones are offline).
+pub fn with_status(kv: &Kv) -> Result<Vec<(Worker, WorkerStatus)>, ApiError> {
+    let now = crate::clock::secs();
+    let mut workers: Vec<Worker> = kv.all(keys::WORKER_PREFIX)?;
+    workers.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(workers
+        .into_iter()
+        .map(|w| {
+            let status = w.status_at(now, offline_after());
+            (w, status)
+        })
         .collect())
 }
 

@@ -1,22 +1,133 @@
 //! What a Socket.IO client may emit: `subscribe`/`unsubscribe {room}` and
-//! `ping {timestamp}` (seeds 000/001). Anything else, or a payload without what it
+//! `ping {timestamp}` (seeds 000/001); `subscribe-admin`, `unsubscribe-admin` and
+//! `request-system-metrics` (seed 003, admins); `refresh {token}` (a fresh token keeps
+//! the socket past the old one's expiry). Anything else, or a payload without what it
 //! needs, is answered with an error in the acknowledgement (if the client asked for one)
-//! and otherwise ignored: a client's mistake never ends its connection.
+//! and otherwise ignored: a client's mistake never ends its connection. A request its
+//! role may not make also gets `auth-error` (seed 003).
 
 use serde_json::{json, Value};
 use socketioxide::extract::{AckSender, Event, SocketRef, TryData};
+use vigil_core::auth::Role;
+use vigil_core::error::ApiError;
 
 use super::rooms::RoomError;
-use super::session::Session;
+use super::session::{Session, AUTH_ERROR_EVENT};
+use crate::server::AppState;
+
+/// Seed 003's admin-only system metrics event.
+pub const SYSTEM_METRICS_EVENT: &str = "system-metrics";
+/// Where the host reads them, as the socket's user.
+const SYSTEM_METRICS_PATH: &str = "/api/v1/metrics/system";
 
 /// Registers the client events on `s`; done before the socket is connected so no
 /// early `subscribe` can arrive before its handler.
-pub fn register(s: &SocketRef) {
+pub fn register(s: &SocketRef, app: AppState) {
     s.on("subscribe", subscribe);
     s.on("unsubscribe", unsubscribe);
     s.on("ping", ping);
+    // Handlers that need the app capture it (socketioxide's state extractor is a
+    // feature Vigil does not enable).
+    let a = app.clone();
+    s.on("subscribe-admin", move |s: SocketRef, ack: AckSender| {
+        admin_events(s, ack, a.clone(), true)
+    });
+    let a = app.clone();
+    s.on("unsubscribe-admin", move |s: SocketRef, ack: AckSender| {
+        admin_events(s, ack, a.clone(), false)
+    });
+    let a = app.clone();
+    s.on(
+        "request-system-metrics",
+        move |s: SocketRef, ack: AckSender| request_system_metrics(s, ack, a.clone()),
+    );
+    s.on(
+        "refresh",
+        move |s: SocketRef, TryData(data): TryData<Value>, ack: AckSender| {
+            refresh(s, data.ok(), ack, app.clone())
+        },
+    );
     s.on_fallback(unknown);
     s.on_disconnect(super::session::on_disconnect);
+}
+
+/// The session, if the socket's user is an admin; otherwise `auth-error` and `Err`.
+fn admin_session(s: &SocketRef, what: &str) -> Result<Session, RoomError> {
+    let session = Session::of(s).ok_or("no session")?;
+    if session.auth().claims.role == Role::Admin {
+        return Ok(session);
+    }
+    let e = ApiError::forbidden(format!("{what} needs role admin"));
+    let _ = s.emit(AUTH_ERROR_EVENT, &crate::push::auth_error(&e));
+    Err(e.message)
+}
+
+/// `subscribe-admin` / `unsubscribe-admin`: admin metrics on or off; on, the current
+/// metrics follow at once.
+async fn admin_events(s: SocketRef, ack: AckSender, app: AppState, on: bool) {
+    let result = match admin_session(&s, "subscribe-admin") {
+        Ok(session) => session.admin_events(on).await,
+        Err(e) => Err(e),
+    };
+    reply(
+        ack,
+        &result
+            .clone()
+            .map(|()| json!({ "room": vigil_core::event::METRICS_TOPIC })),
+    );
+    if on && result.is_ok() {
+        let _ = send_system_metrics(&s, &app).await;
+    }
+}
+
+async fn request_system_metrics(s: SocketRef, ack: AckSender, app: AppState) {
+    let result = match admin_session(&s, "request-system-metrics") {
+        Ok(_) => send_system_metrics(&s, &app).await,
+        Err(e) => Err(e),
+    };
+    reply(ack, &result.map(|()| json!({})));
+}
+
+/// Reads the system metrics as the socket's user and emits them.
+async fn send_system_metrics(s: &SocketRef, app: &AppState) -> Result<(), RoomError> {
+    let session = Session::of(s).ok_or("no session")?;
+    let metrics = app
+        .internal_get(SYSTEM_METRICS_PATH, &session.auth().token)
+        .await
+        .ok_or("system metrics are unavailable")?;
+    s.emit(SYSTEM_METRICS_EVENT, &metrics)
+        .map_err(|e| format!("could not send: {e}"))
+}
+
+/// `refresh {token}`: a fresh token for the same user. On the admin namespace a token
+/// that is no longer admin ends the socket with `auth-error`.
+async fn refresh(s: SocketRef, data: Option<Value>, ack: AckSender, app: AppState) {
+    let token = data.and_then(|v| v.get("token").and_then(Value::as_str).map(str::to_owned));
+    let result: Result<Value, RoomError> = async {
+        let token = token.ok_or(r#"expected {"token": "<jwt>"}"#)?;
+        let session = Session::of(&s).ok_or("no session")?;
+        let next = match session.auth().refresh(&token, app.secret()) {
+            Ok(next) => next,
+            Err(e) => {
+                let _ = s.emit(AUTH_ERROR_EVENT, &crate::push::auth_error(&e));
+                return Err(e.message);
+            }
+        };
+        if s.ns() == super::ADMIN_NAMESPACE && next.claims.role != Role::Admin {
+            let e = ApiError::forbidden(format!(
+                "namespace {} needs role admin",
+                super::ADMIN_NAMESPACE
+            ));
+            let _ = s.emit(AUTH_ERROR_EVENT, &crate::push::auth_error(&e));
+            let _ = s.clone().disconnect();
+            return Err(e.message);
+        }
+        let answer = json!({ "exp": next.claims.exp, "role": next.claims.role.as_str() });
+        session.refresh(next).await?;
+        Ok(answer)
+    }
+    .await;
+    reply(ack, &result);
 }
 
 /// The acknowledgement: both seeds' shapes at once (`success` for seed 001's queue,

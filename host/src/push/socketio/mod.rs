@@ -30,9 +30,10 @@ use vigil_core::error::ApiError;
 
 use self::rooms::Rooms;
 use self::session::Session;
-use super::PushQuery;
+use super::{resume, PushQuery};
 use crate::dispatch::Encoding;
 use crate::hub::Spec;
+use crate::metrics::Transport;
 use crate::server::AppState;
 
 /// Seed 000's namespace for the Celery admin dashboard.
@@ -79,45 +80,166 @@ pub fn layer(app: &AppState) -> (SocketIoLayer, SocketIo) {
     (layer, io)
 }
 
+/// What a client may put in the handshake's `auth`.
+#[derive(Debug, Default)]
+struct Handshake {
+    token: Option<String>,
+    /// Resume after this sequence number (the last `seq` the client saw).
+    since: Option<u64>,
+    /// Rooms to be in from the start, so a resuming admin-namespace socket is replayed
+    /// the events of its rooms.
+    rooms: Vec<String>,
+    /// `encoding: "msgpack"`: `batch_update` as MessagePack (gzip over 1 KiB).
+    binary: bool,
+}
+
+impl Handshake {
+    fn parse(auth: Option<&Value>) -> Result<Self, ApiError> {
+        let Some(auth) = auth else {
+            return Ok(Self::default());
+        };
+        let since = match auth.get("since") {
+            None | Some(Value::Null) => None,
+            Some(Value::Number(n)) => Some(n.as_u64().ok_or_else(bad_since)?),
+            Some(Value::String(s)) => Some(s.parse().map_err(|_| bad_since())?),
+            Some(_) => return Err(bad_since()),
+        };
+        let rooms = match auth.get("rooms") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(a)) if a.len() <= rooms::MAX_ROOMS => a
+                .iter()
+                .map(|r| r.as_str().map(str::to_owned))
+                .collect::<Option<_>>()
+                .ok_or_else(bad_rooms)?,
+            Some(_) => return Err(bad_rooms()),
+        };
+        let binary = match auth.get("encoding").and_then(Value::as_str) {
+            None | Some("json") => false,
+            Some("msgpack") => true,
+            Some(other) => {
+                return Err(ApiError::invalid_field(
+                    "encoding",
+                    format!("unsupported encoding `{other}` (json or msgpack)"),
+                ))
+            }
+        };
+        Ok(Self {
+            token: auth.get("token").and_then(Value::as_str).map(str::to_owned),
+            since,
+            rooms,
+            binary,
+        })
+    }
+}
+
+fn bad_since() -> ApiError {
+    ApiError::invalid_field("since", "expected the last sequence number seen")
+}
+
+fn bad_rooms() -> ApiError {
+    ApiError::invalid_field(
+        "rooms",
+        format!(
+            "expected an array of at most {} room names",
+            rooms::MAX_ROOMS
+        ),
+    )
+}
+
 /// Authenticates and subscribes before the socket counts as connected, so that once
 /// the client sees `connect` it misses no event it may see, and an early `subscribe`
-/// finds its handler.
+/// finds its handler. A resuming socket's missed events are read here too, and sent
+/// before anything live.
 async fn connect(
     s: &SocketRef,
     auth: Option<Value>,
     app: &AppState,
     scope: Scope,
 ) -> Result<(), ApiError> {
-    let token = auth
-        .as_ref()
-        .and_then(|a| a.get("token"))
-        .and_then(Value::as_str)
-        .map(str::to_owned);
+    let hs = Handshake::parse(auth.as_ref())?;
     let query = PushQuery {
-        access_token: token,
+        access_token: hs.token.clone(),
         ..PushQuery::default()
     };
-    let claims = super::authenticate(None, &query, app.secret()).map_err(|e| e.0)?;
+    let authorized = super::authenticate(None, &query, app.secret()).map_err(|e| e.0)?;
+    let claims = &authorized.claims;
     if scope == Scope::Admin && claims.role != Role::Admin {
         return Err(ApiError::forbidden(format!(
             "namespace {ADMIN_NAMESPACE} needs role admin"
         )));
     }
     let owner = (claims.role != Role::Admin).then(|| claims.sub.clone());
-    let rooms = Rooms::new(scope == Scope::Default, owner);
+    let mut rooms = Rooms::new(scope == Scope::Default, owner);
+    for room in &hs.rooms {
+        rooms
+            .join(room)
+            .map_err(|e| ApiError::invalid_field("rooms", e))?;
+    }
     let spec = Spec {
         filter: rooms.filter(),
         encoding: Encoding::Socketio,
-        gzip: false,
+        // For Socket.IO this means "binary chosen": see the `socketio` encoding.
+        gzip: hs.binary,
     };
     let sub = app
         .hub()
         .subscribe(spec)
         .await
         .ok_or_else(|| ApiError::unavailable("the server is shutting down"))?;
+    let catchup = match hs.since {
+        Some(since) => Some(resume::catch_up(app, &sub, since).await.map_err(|e| {
+            tracing::error!(error = %format!("{e:#}"), "reading the event log failed");
+            ApiError::unavailable("the event log is unavailable")
+        })?),
+        None => None,
+    };
     tracing::debug!(sid = %s.id, ns = s.ns(), user = claims.sub, subscriber = sub.id, "Socket.IO connect");
-    s.extensions
-        .insert(Session::new(app.hub().clone(), sub, rooms));
-    messages::register(s);
+    let guard = app.metrics().connected(Transport::SocketIo);
+    s.extensions.insert(Session::new(
+        app.hub().clone(),
+        app.metrics().clone(),
+        sub,
+        rooms,
+        authorized,
+        catchup,
+        guard,
+    ));
+    messages::register(s, app.clone());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn handshake_reads_token_cursor_rooms_and_encoding() {
+        let hs = Handshake::parse(Some(&json!({
+            "token": "t", "since": 42, "rooms": ["celery:tasks"], "encoding": "msgpack"
+        })))
+        .unwrap();
+        assert_eq!(hs.token.as_deref(), Some("t"));
+        assert_eq!(hs.since, Some(42));
+        assert_eq!(hs.rooms, ["celery:tasks"]);
+        assert!(hs.binary);
+        assert_eq!(
+            Handshake::parse(Some(&json!({ "since": "7" })))
+                .unwrap()
+                .since,
+            Some(7)
+        );
+        for bad in [
+            json!({ "since": -1 }),
+            json!({ "since": "x" }),
+            json!({ "rooms": "celery:tasks" }),
+            json!({ "encoding": "xml" }),
+        ] {
+            assert_eq!(
+                Handshake::parse(Some(&bad)).unwrap_err().status,
+                422,
+                "{bad}"
+            );
+        }
+    }
 }

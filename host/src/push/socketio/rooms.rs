@@ -5,6 +5,8 @@
 
 use std::collections::BTreeSet;
 
+use vigil_core::event;
+
 use crate::dispatch::Filter;
 
 /// Every task event (`task_update`).
@@ -15,6 +17,17 @@ pub const BATCH_JOBS: &str = "celery:batch_jobs";
 pub const QUEUES: &str = "celery:queues";
 /// Task events of one queue: `celery:queue:<name>` (the dispatch filter knows it too).
 pub const QUEUE_PREFIX: &str = "celery:queue:";
+/// What a socket of the default namespace receives before it joins any room:
+/// everything but admin metrics (which need `subscribe-admin`, seed 003) and producer
+/// commands.
+pub const EVERYTHING: [&str; 6] = [
+    event::TASKS_TOPIC,
+    event::BATCH_JOBS_TOPIC,
+    event::QUEUES_TOPIC,
+    event::JOBS_TOPIC,
+    event::WORKERS_TOPIC,
+    event::BREAKERS_TOPIC,
+];
 /// Most rooms one socket may be in: the component checks each room for each event.
 pub const MAX_ROOMS: usize = 64;
 /// Longest room name accepted; queue names are short identifiers.
@@ -47,6 +60,8 @@ pub struct Rooms {
     all_when_empty: bool,
     /// Non-admins only ever see their own tasks.
     owner: Option<String>,
+    /// Receives admin metrics (`subscribe-admin`; admins only).
+    admin_events: bool,
 }
 
 impl Rooms {
@@ -56,7 +71,22 @@ impl Rooms {
             joined: BTreeSet::new(),
             all_when_empty,
             owner,
+            admin_events: false,
         }
+    }
+
+    /// Sets whose tasks the socket sees (`None`: everyone's, for admins), e.g. after a
+    /// refresh changed the role. A non-admin loses the admin metrics.
+    pub fn set_owner(&mut self, owner: Option<String>) {
+        if owner.is_some() {
+            self.admin_events = false;
+        }
+        self.owner = owner;
+    }
+
+    /// Starts or stops admin metrics; the caller has checked the role.
+    pub fn set_admin_events(&mut self, on: bool) -> bool {
+        std::mem::replace(&mut self.admin_events, on) != on
     }
 
     /// Joins `room`; `Ok(false)` if already in it.
@@ -78,11 +108,19 @@ impl Rooms {
 
     /// The hub filter for these rooms; `None` receives nothing.
     pub fn filter(&self) -> Option<Filter> {
-        if self.joined.is_empty() && !self.all_when_empty {
+        let mut topics: Vec<String> = if self.joined.is_empty() && self.all_when_empty {
+            EVERYTHING.iter().map(|t| (*t).to_owned()).collect()
+        } else {
+            self.joined.iter().cloned().collect()
+        };
+        if self.admin_events {
+            topics.push(event::METRICS_TOPIC.to_owned());
+        }
+        if topics.is_empty() {
             return None;
         }
         Some(Filter {
-            topics: self.joined.iter().cloned().collect(),
+            topics,
             queues: Vec::new(),
             states: Vec::new(),
             keys: Vec::new(),
@@ -122,10 +160,21 @@ mod tests {
     fn default_namespace_sees_all_its_own_until_it_narrows() {
         let mut r = Rooms::new(true, Some("alice".into()));
         let f = r.filter().unwrap();
-        assert!(f.topics.is_empty());
+        assert_eq!(f.topics, EVERYTHING);
+        assert!(!f.topics.iter().any(|t| t == event::METRICS_TOPIC));
         assert_eq!(f.owner.as_deref(), Some("alice"));
         r.join("celery:queue:q1").unwrap();
         assert_eq!(r.filter().unwrap().topics, ["celery:queue:q1"]);
+    }
+
+    #[test]
+    fn admin_events_add_the_metrics_topic_until_the_role_is_lost() {
+        let mut r = Rooms::new(false, None);
+        assert!(r.set_admin_events(true));
+        assert!(!r.set_admin_events(true), "already on");
+        assert_eq!(r.filter().unwrap().topics, [event::METRICS_TOPIC]);
+        r.set_owner(Some("bob".into()));
+        assert!(r.filter().is_none(), "a viewer gets no admin metrics");
     }
 
     #[test]

@@ -12,6 +12,9 @@ use tokio::sync::Notify;
 
 use super::rooms::{RoomError, Rooms};
 use crate::hub::{Hub, Outgoing, Subscription};
+use crate::metrics::{ConnectionGuard, Metrics};
+use crate::push::resume::Catchup;
+use crate::push::Authorized;
 
 /// Event telling the client why the server is about to disconnect it (the SSE
 /// transport's `disconnect` event; Socket.IO reserves that name).
@@ -22,29 +25,85 @@ pub const CLOSING_EVENT: &str = "closing";
 const CLOSE_RETRY_INTERVAL: Duration = Duration::from_millis(100);
 const CLOSE_RETRIES: u32 = 50;
 
+/// Event telling the client its token expired or a request needed another role (seed 003).
+pub const AUTH_ERROR_EVENT: &str = "auth-error";
+
+/// What the forwarder takes over when the socket is connected.
+struct Start {
+    sub: Subscription,
+    /// What a resuming socket missed, sent before anything live.
+    catchup: Option<Catchup>,
+    guard: ConnectionGuard,
+}
+
 /// Kept in the socket's extensions from the connect middleware on.
 #[derive(Clone)]
 pub struct Session {
     hub: Hub,
+    metrics: Arc<Metrics>,
     id: u64,
     /// Held across the hub update so concurrent joins apply in the order they lock.
     rooms: Arc<tokio::sync::Mutex<Rooms>>,
+    /// The token the socket runs on; `refresh` replaces it.
+    auth: Arc<Mutex<Authorized>>,
+    /// Notified on refresh, so the forwarder waits for the new expiry.
+    refreshed: Arc<Notify>,
     /// The subscription until the forwarder takes it.
-    pending: Arc<Mutex<Option<Subscription>>>,
+    pending: Arc<Mutex<Option<Start>>>,
     /// Notified when the socket disconnects, so the forwarder ends.
     gone: Arc<Notify>,
 }
 
 impl Session {
     /// Wraps a fresh hub subscription whose filter `rooms` made.
-    pub fn new(hub: Hub, sub: Subscription, rooms: Rooms) -> Self {
+    pub fn new(
+        hub: Hub,
+        metrics: Arc<Metrics>,
+        sub: Subscription,
+        rooms: Rooms,
+        auth: Authorized,
+        catchup: Option<Catchup>,
+        guard: ConnectionGuard,
+    ) -> Self {
         Self {
             hub,
+            metrics,
             id: sub.id,
             rooms: Arc::new(tokio::sync::Mutex::new(rooms)),
-            pending: Arc::new(Mutex::new(Some(sub))),
+            auth: Arc::new(Mutex::new(auth)),
+            refreshed: Arc::default(),
+            pending: Arc::new(Mutex::new(Some(Start {
+                sub,
+                catchup,
+                guard,
+            }))),
             gone: Arc::default(),
         }
+    }
+
+    /// The token the socket runs on now.
+    pub fn auth(&self) -> Authorized {
+        self.auth.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Replaces the token (after [`Authorized::refresh`] accepted it), applying a role
+    /// change to what the socket receives.
+    pub async fn refresh(&self, next: Authorized) -> Result<(), RoomError> {
+        let admin = next.claims.role == vigil_core::auth::Role::Admin;
+        let mut rooms = self.rooms.lock().await;
+        rooms.set_owner((!admin).then(|| next.claims.sub.clone()));
+        *self.auth.lock().unwrap_or_else(|e| e.into_inner()) = next;
+        self.refreshed.notify_one();
+        self.apply(&rooms).await
+    }
+
+    /// Starts or stops admin metrics (`subscribe-admin`); the caller checked the role.
+    pub async fn admin_events(&self, on: bool) -> Result<(), RoomError> {
+        let mut rooms = self.rooms.lock().await;
+        if rooms.set_admin_events(on) {
+            self.apply(&rooms).await?;
+        }
+        Ok(())
     }
 
     /// The session of `s`, if its connect middleware set one.
@@ -83,13 +142,38 @@ impl Session {
         self.gone.notify_one();
     }
 
-    /// Forwards the hub's messages to `s` until either side ends.
+    /// Forwards the hub's messages to `s` until either side ends: first what a
+    /// resuming socket missed (or `reset`), then live ones, until the token expires.
     pub async fn forward(self, s: SocketRef) {
         let taken = self.pending.lock().ok().and_then(|mut p| p.take());
-        let Some(mut sub) = taken else { return };
+        let Some(Start {
+            mut sub,
+            catchup,
+            guard: _guard,
+        }) = taken
+        else {
+            return;
+        };
+        let mut upto = 0;
+        match catchup {
+            Some(Catchup::Replay { frames, upto: head }) => {
+                for f in &frames {
+                    if let Err(reason) = emit(&s, f) {
+                        return close(s, reason).await;
+                    }
+                }
+                upto = head;
+            }
+            Some(Catchup::Reset { seq }) => {
+                let _ = s.emit("reset", &serde_json::json!({ "seq": seq }));
+            }
+            None => {}
+        }
         loop {
+            let auth = self.auth();
             tokio::select! {
                 msg = sub.rx.recv() => match msg {
+                    Some(msg) if crate::push::replayed(msg.seq, upto) => {}
                     Some(msg) => {
                         if let Err(reason) = emit(&s, &msg) {
                             return close(s, reason).await;
@@ -100,6 +184,13 @@ impl Session {
                         return close(s, &reason).await;
                     }
                 },
+                () = auth.expired() => {
+                    Metrics::inc(&self.metrics.expired);
+                    let e = crate::push::token_expired();
+                    let _ = s.emit(AUTH_ERROR_EVENT, &crate::push::auth_error(&e));
+                    return close(s, "token expired").await;
+                }
+                () = self.refreshed.notified() => {} // wait for the new expiry
                 () = self.gone.notified() => return,
             }
         }
