@@ -62,6 +62,8 @@ fn official_client_suite_passes() {
         .env("VIGIL_ADMIN_TOKEN", common::admin())
         .env("VIGIL_VIEWER_TOKEN", common::token("alice", Role::Viewer))
         .env("VIGIL_PRODUCER_TOKEN", common::producer())
+        // To mint short-lived tokens for the expiry and refresh tests.
+        .env("VIGIL_JWT_SECRET", common::SECRET)
         .env(
             "VIGIL_EXPIRED_TOKEN",
             common::token_with("root", Role::Admin, -60, common::SECRET),

@@ -291,7 +291,11 @@ impl HubTask {
             gzip: s.spec.gzip,
             rate_per_sec: self.config.rate_per_sec,
             rate: s.rate,
-            held_keys: s.held.iter().filter_map(|p| p.event.key.clone()).collect(),
+            held_keys: s
+                .held
+                .iter()
+                .filter_map(|p| conflation_key(&p.event))
+                .collect(),
             held_count: s.held.len() as u32,
             max_held: self.config.max_held,
             degraded: s.degraded,
@@ -401,7 +405,11 @@ impl HubTask {
                 }
                 Decision::Conflate => {
                     Metrics::inc(&self.metrics.conflated);
-                    if let Some(slot) = sub.held.iter_mut().find(|h| h.event.key == event.event.key)
+                    let key = conflation_key(&event.event);
+                    if let Some(slot) = sub
+                        .held
+                        .iter_mut()
+                        .find(|h| key.is_some() && conflation_key(&h.event) == key)
                     {
                         *slot = event.clone();
                     }
@@ -473,6 +481,12 @@ impl HubTask {
         }
         self.subs.retain(|s| s.closed.get().is_none());
     }
+}
+
+/// The dispatch component's conflation identity of an event (`<kind>/<key>`): held
+/// updates are matched by it when the component says `conflate`.
+fn conflation_key(e: &vigil_core::event::Event) -> Option<String> {
+    e.key.as_deref().map(|k| format!("{}/{k}", e.kind))
 }
 
 /// Marks a subscriber closed; it is removed after the current pass, which drops its

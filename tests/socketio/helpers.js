@@ -1,5 +1,6 @@
 // Shared by the Socket.IO tests: the host's address and tokens come from the
 // environment (set by `cargo test --test socketio`, which starts the host).
+import { createHmac } from 'node:crypto';
 import { io } from 'socket.io-client';
 
 export const URL = mustEnv('VIGIL_URL');
@@ -130,4 +131,38 @@ export async function ingest(events) {
 /** A task id no other test uses. */
 export function uniqueId(prefix) {
   return `${prefix}-${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
+}
+
+/** An HS256 token for `sub` with `role`, valid for `ttlSecs`, signed as the host's are. */
+export function mintToken(sub, role, ttlSecs) {
+  const b64 = (v) => Buffer.from(JSON.stringify(v)).toString('base64url');
+  const now = Math.floor(Date.now() / 1000);
+  const body = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ sub, role, iat: now, exp: now + ttlSecs })}`;
+  const sig = createHmac('sha256', mustEnv('VIGIL_JWT_SECRET')).update(body).digest('base64url');
+  return `${body}.${sig}`;
+}
+
+/**
+ * Every event the socket receives, in order, as `{event, data}`; the updates inside a
+ * rate-limited JSON `batch_update` are listed one by one, as if they had come alone.
+ */
+export function recordAll(socket) {
+  const all = [];
+  socket.onAny((event, data) => {
+    if (event === 'batch_update' && Array.isArray(data?.updates)) {
+      for (const u of data.updates) all.push({ event: u.event, data: u.data });
+    } else {
+      all.push({ event, data });
+    }
+  });
+  return all;
+}
+
+/** Resolves once `cond()` holds (checked every 20 ms), or rejects after `ms`. */
+export async function until(cond, what, ms = WAIT_MS) {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }

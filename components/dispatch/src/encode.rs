@@ -25,12 +25,20 @@ pub fn event(ev: &Event, encoding: Encoding, gzip: bool) -> Frame {
 }
 
 /// Seed 000's Socket.IO payload, `{"type":"task_update","data":<task record>}`, with
-/// the sequence number beside `type` so a client can resume from it.
+/// the sequence number beside `type` so a client can resume from it. Seed 003's events
+/// (hyphenated names: `job-progress`, `queue-status`, …) carry their payload itself,
+/// e.g. `{"jobId":…,"status":…}`, with `seq` added.
 fn socketio(ev: &Event) -> serde_json::Value {
-    let data = serde_json::from_str::<serde_json::Value>(&ev.json)
+    let mut data = serde_json::from_str::<serde_json::Value>(&ev.json)
         .ok()
         .and_then(|mut v| v.get_mut("data").map(serde_json::Value::take))
         .unwrap_or(serde_json::Value::Null);
+    if ev.kind.contains('-') {
+        if let Some(obj) = data.as_object_mut() {
+            obj.insert("seq".into(), ev.seq.into());
+            return data;
+        }
+    }
     serde_json::json!({ "type": ev.kind, "seq": ev.seq, "data": data })
 }
 
@@ -158,6 +166,20 @@ mod tests {
         assert_eq!(
             v,
             serde_json::json!({ "type": "task_update", "seq": 7, "data": { "id": "t1", "queue": "q" } })
+        );
+    }
+
+    #[test]
+    fn seed_003_events_carry_their_payload_itself() {
+        let mut ev = event(9, "j1", None);
+        ev.kind = "job-progress".into();
+        ev.json =
+            serde_json::json!({ "seq": 9, "data": { "jobId": "j1", "progress": 40 } }).to_string();
+        let f = event_frame(&ev, Encoding::Socketio, false);
+        let v: serde_json::Value = serde_json::from_slice(&f.bytes).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({ "jobId": "j1", "progress": 40, "seq": 9 })
         );
     }
 

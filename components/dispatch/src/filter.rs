@@ -18,21 +18,44 @@ fn room_admits(room: &str, ev: &Event) -> bool {
             .is_some_and(|q| ev.queue.as_deref() == Some(q))
 }
 
-/// `true` when every part of `f` admits `ev`.
+/// Topics of shared, non-personal state every reader may see, as on REST (queues,
+/// workers, breakers): the owner rule does not apply to them. The list is
+/// `vigil_core::event::PUBLIC_TOPICS`; the component does not depend on the core crate.
+pub const PUBLIC_TOPICS: [&str; 3] = ["celery:queues", "workers", "breakers"];
+
+/// `true` when every part of `f` admits `ev`. With an owner set (a non-admin), only
+/// events about that owner's tasks, and those of [`PUBLIC_TOPICS`].
 pub fn matches(f: &Filter, ev: &Event) -> bool {
     (f.topics.is_empty() || f.topics.iter().any(|room| room_admits(room, ev)))
         && allows(&f.queues, ev.queue.as_deref())
         && allows(&f.states, ev.state.as_deref())
         && allows(&f.keys, ev.key.as_deref())
-        && f.owner
-            .as_ref()
-            .is_none_or(|o| ev.owner.as_ref() == Some(o))
+        && f.owner.as_ref().is_none_or(|o| {
+            ev.owner.as_ref() == Some(o) || PUBLIC_TOPICS.contains(&ev.topic.as_str())
+        })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::plan::tests::{event, filter};
+
+    #[test]
+    fn owners_see_their_own_and_the_public_topics_only() {
+        let mut f = filter();
+        f.owner = Some("bob".into());
+        let mut queue = event(1, "q", None);
+        queue.owner = None;
+        queue.topic = "celery:queues".into();
+        assert!(matches(&f, &queue), "queue statistics are for every reader");
+        let mut metrics = queue.clone();
+        metrics.topic = "admin:metrics".into();
+        assert!(!matches(&f, &metrics), "admin metrics are not");
+        assert!(
+            !matches(&f, &event(2, "t", None)),
+            "alice's task is not bob's"
+        );
+    }
 
     #[test]
     fn empty_filter_admits_everything() {

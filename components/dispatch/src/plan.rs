@@ -13,7 +13,7 @@ pub fn plan(now_ms: u64, events: &[Event], subscribers: &[Subscriber]) -> Plan {
     let mut rates = Vec::with_capacity(subscribers.len());
     for (si, sub) in subscribers.iter().enumerate() {
         let mut bucket = rate::refill(sub.rate, sub.rate_per_sec, now_ms);
-        let mut held: Vec<&str> = sub.held_keys.iter().map(String::as_str).collect();
+        let mut held: Vec<String> = sub.held_keys.clone();
         let mut held_count = sub.held_count;
         for (ei, ev) in events.iter().enumerate() {
             if !filter::matches(&sub.filter, ev) {
@@ -46,6 +46,12 @@ pub fn plan(now_ms: u64, events: &[Event], subscribers: &[Subscriber]) -> Plan {
     }
 }
 
+/// What a held update is superseded by: a later event of the same kind about the same
+/// subject (`<kind>/<key>`); a `task_update` never replaces a `job-started`.
+pub fn conflation_key(ev: &Event) -> Option<String> {
+    ev.key.as_deref().map(|k| format!("{}/{k}", ev.kind))
+}
+
 /// A small number per encoding, to share frames by (event, encoding, gzip).
 fn encoding_key(e: Encoding) -> u8 {
     match e {
@@ -58,18 +64,19 @@ fn encoding_key(e: Encoding) -> u8 {
 /// Send while the bucket has tokens (never while degraded). Past that, hold for the
 /// next batch; an update whose key is already held replaces it (conflate); a full hold
 /// means the subscriber cannot keep up (drop).
-fn decide<'a>(
+fn decide(
     sub: &Subscriber,
-    ev: &'a Event,
+    ev: &Event,
     bucket: &mut crate::RateState,
-    held: &mut Vec<&'a str>,
+    held: &mut Vec<String>,
     held_count: &mut u32,
 ) -> Decision {
     if !sub.degraded && (sub.rate_per_sec == 0 || rate::take(bucket)) {
         return Decision::Send;
     }
-    if let Some(key) = ev.key.as_deref() {
-        if held.contains(&key) {
+    let key = conflation_key(ev);
+    if let Some(key) = &key {
+        if held.contains(key) {
             return Decision::Conflate;
         }
     }
@@ -77,7 +84,7 @@ fn decide<'a>(
         return Decision::Drop;
     }
     *held_count += 1;
-    if let Some(key) = ev.key.as_deref() {
+    if let Some(key) = key {
         held.push(key);
     }
     Decision::Hold
@@ -187,7 +194,7 @@ pub(crate) mod tests {
             tokens_milli: 0,
             last_refill_ms: 0,
         };
-        sub.held_keys = vec!["a".into()];
+        sub.held_keys = vec!["task_update/a".into()];
         sub.held_count = 1;
         let p = plan(0, &[event(9, "a", None)], &[sub]);
         assert_eq!(decisions(&p, 0), [Decision::Conflate]);
@@ -209,6 +216,21 @@ pub(crate) mod tests {
             p.frames.is_empty(),
             "nothing is encoded for a degraded subscriber"
         );
+    }
+
+    #[test]
+    fn only_the_same_kind_about_the_same_subject_conflates() {
+        let mut job = event(2, "a", None);
+        job.kind = "job-started".into();
+        let evs = [event(1, "a", None), job, event(3, "a", None)];
+        let mut sub = subscriber(1, Encoding::Json);
+        sub.rate = RateState {
+            tokens_milli: 0,
+            last_refill_ms: 0,
+        };
+        let p = plan(0, &evs, &[sub]);
+        use Decision::*;
+        assert_eq!(decisions(&p, 0), [Hold, Hold, Conflate]);
     }
 
     #[test]

@@ -22,6 +22,10 @@ pub const METRICS_TOPIC: &str = "admin:metrics";
 /// Topic of commands for producers (revoke, job submissions), which workers long-poll.
 pub const COMMANDS_TOPIC: &str = "commands";
 
+/// Topics of shared state every reader may see, as on REST (queue statistics, workers,
+/// breakers); other events reach a non-admin only when they are about its own tasks.
+pub const PUBLIC_TOPICS: [&str; 3] = [QUEUES_TOPIC, WORKERS_TOPIC, BREAKERS_TOPIC];
+
 /// One change, as published to subscribers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {

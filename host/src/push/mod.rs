@@ -108,9 +108,13 @@ pub fn auth_error(e: &ApiError) -> serde_json::Value {
     serde_json::json!({ "code": e.code, "message": e.message, "status": e.status })
 }
 
-/// The `auth-error` of a connection whose token ran out.
+/// The `auth-error` of a connection whose token ran out: code `token_expired`, so a
+/// client can tell it from a refusal and refresh.
 pub fn token_expired() -> ApiError {
-    ApiError::from(auth::TokenError::Expired)
+    ApiError {
+        code: "token_expired",
+        ..ApiError::from(auth::TokenError::Expired)
+    }
 }
 
 /// Whether `seq` duplicates what a resumed connection already replayed up to `upto`;

@@ -100,34 +100,35 @@ async fn send_system_metrics(s: &SocketRef, app: &AppState) -> Result<(), RoomEr
 }
 
 /// `refresh {token}`: a fresh token for the same user. On the admin namespace a token
-/// that is no longer admin ends the socket with `auth-error`.
+/// that is no longer admin ends the socket with `auth-error` (after the ack).
 async fn refresh(s: SocketRef, data: Option<Value>, ack: AckSender, app: AppState) {
     let token = data.and_then(|v| v.get("token").and_then(Value::as_str).map(str::to_owned));
-    let result: Result<Value, RoomError> = async {
-        let token = token.ok_or(r#"expected {"token": "<jwt>"}"#)?;
-        let session = Session::of(&s).ok_or("no session")?;
-        let next = match session.auth().refresh(&token, app.secret()) {
-            Ok(next) => next,
+    let (result, end) = match (token, Session::of(&s)) {
+        (None, _) => (Err(r#"expected {"token": "<jwt>"}"#.to_owned()), false),
+        (_, None) => (Err("no session".to_owned()), false),
+        (Some(token), Some(session)) => match session.auth().refresh(&token, app.secret()) {
             Err(e) => {
                 let _ = s.emit(AUTH_ERROR_EVENT, &crate::push::auth_error(&e));
-                return Err(e.message);
+                (Err(e.message), false)
             }
-        };
-        if s.ns() == super::ADMIN_NAMESPACE && next.claims.role != Role::Admin {
-            let e = ApiError::forbidden(format!(
-                "namespace {} needs role admin",
-                super::ADMIN_NAMESPACE
-            ));
-            let _ = s.emit(AUTH_ERROR_EVENT, &crate::push::auth_error(&e));
-            let _ = s.clone().disconnect();
-            return Err(e.message);
-        }
-        let answer = json!({ "exp": next.claims.exp, "role": next.claims.role.as_str() });
-        session.refresh(next).await?;
-        Ok(answer)
-    }
-    .await;
+            Ok(next) if s.ns() == super::ADMIN_NAMESPACE && next.claims.role != Role::Admin => {
+                let e = ApiError::forbidden(format!(
+                    "namespace {} needs role admin",
+                    super::ADMIN_NAMESPACE
+                ));
+                let _ = s.emit(AUTH_ERROR_EVENT, &crate::push::auth_error(&e));
+                (Err(e.message), true)
+            }
+            Ok(next) => {
+                let answer = json!({ "exp": next.claims.exp, "role": next.claims.role.as_str() });
+                (session.refresh(next).await.map(|()| answer), false)
+            }
+        },
+    };
     reply(ack, &result);
+    if end {
+        let _ = s.disconnect();
+    }
 }
 
 /// The acknowledgement: both seeds' shapes at once (`success` for seed 001's queue,

@@ -133,7 +133,10 @@ impl Handshake {
 }
 
 fn bad_since() -> ApiError {
-    ApiError::invalid_field("since", "expected the last sequence number seen")
+    ApiError::invalid_field(
+        "since",
+        "since must be the last sequence number seen (a non-negative integer)",
+    )
 }
 
 fn bad_rooms() -> ApiError {
