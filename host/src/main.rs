@@ -58,6 +58,15 @@ struct ServeArgs {
     /// Messages per second per push connection before updates are batched.
     #[arg(long, env = "VIGIL_RATE_PER_SEC", default_value_t = 10)]
     rate_per_sec: u32,
+    /// Events kept in the log for resume and the feed.
+    #[arg(long, env = "VIGIL_HISTORY", default_value_t = vigil::relay::HISTORY)]
+    history: u64,
+    /// Oldest event a resuming client is replayed (e.g. 30m, 24h); older gaps get `reset`.
+    #[arg(long, env = "VIGIL_HISTORY_MAX_AGE", default_value = "24h")]
+    history_max_age: String,
+    /// How often SSE clients get a `dashboard_update` when something changed (e.g. 10s).
+    #[arg(long, env = "VIGIL_DASHBOARD_INTERVAL", default_value = "10s")]
+    dashboard_interval: String,
 }
 
 #[derive(clap::Args)]
@@ -101,6 +110,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.dispatch = args.dispatch;
     config.jwt_secret = args.jwt_secret;
     config.push.rate_per_sec = args.rate_per_sec;
+    config.history = args.history.max(1);
+    config.push.history_max_age = parse_ttl(&args.history_max_age)
+        .with_context(|| format!("--history-max-age `{}`", args.history_max_age))?;
+    config.push.dashboard_interval = parse_ttl(&args.dashboard_interval)
+        .with_context(|| format!("--dashboard-interval `{}`", args.dashboard_interval))?;
     config.rest_rate_per_sec = args.rest_rate;
     config.rest_burst = args.rest_rate.saturating_mul(2);
     let running = vigil::server::start(config, shutdown_signal()).await?;
