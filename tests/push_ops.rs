@@ -81,6 +81,52 @@ async fn sse_starts_with_a_snapshot_and_sends_dashboard_updates_when_something_c
         Some("4"),
         "its id is the snapshot's seq"
     );
+    let resources = sse.next().await;
+    assert_eq!(resources.event, "resources_update");
+    let health: Value = serde_json::from_str(&resources.data).unwrap();
+    assert!(health["workers"].is_array() && health["queues"].is_array());
+    assert!(health.get("tasks").is_none());
+}
+
+#[tokio::test]
+async fn oversized_and_binary_websocket_frames_are_refused_without_harm() {
+    let host = common::start().await;
+    let query = format!("access_token={}", common::admin());
+    let mut ws = ws_open(&host, &query).await;
+    ws.send(Message::Binary(vec![0u8; 16].into()))
+        .await
+        .unwrap();
+    ws_send(
+        &mut ws,
+        serde_json::json!({ "type": "ping", "timestamp": 1 }),
+    )
+    .await;
+    assert_eq!(
+        ws_json(&mut ws).await["type"],
+        "pong",
+        "binary frames are ignored"
+    );
+
+    let huge = "x".repeat(128 * 1024);
+    let _ = ws.send(Message::Text(huge.into())).await;
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "a message over 64 KiB ends the connection");
+    // The server is unharmed: a new connection works.
+    let mut again = ws_open(&host, &query).await;
+    ws_send(
+        &mut again,
+        serde_json::json!({ "type": "ping", "timestamp": 2 }),
+    )
+    .await;
+    assert_eq!(ws_json(&mut again).await["timestamp"], 2);
 }
 
 #[tokio::test]

@@ -102,3 +102,15 @@ test('a binary client gets batch_update as MessagePack', async (t) => {
   const u = body.updates[0];
   assert.ok(ids.includes(u.data.data?.id ?? u.data.jobId), 'an update of this test');
 });
+
+test('a message over 64 KiB ends only that socket', async (t) => {
+  const big = await open({ token: TOKENS.admin });
+  const other = await open({ token: TOKENS.admin });
+  t.after(() => { big.socket.close(); other.socket.close(); });
+  const gone = new Promise((resolve) => big.socket.once('disconnect', resolve));
+  big.socket.emit('ping', { timestamp: 1, pad: 'x'.repeat(100 * 1024) });
+  await gone;
+  const pong = next(other.socket, 'pong');
+  other.socket.emit('ping', { timestamp: 7 });
+  assert.equal((await pong).timestamp, 7, 'other sockets are unharmed');
+});

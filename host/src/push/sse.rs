@@ -4,7 +4,8 @@
 //! - A fresh connection starts with `connected`, then `initial_data`: the dashboard
 //!   snapshot the token may see (`GET /api/v1/dashboard`), whose `id` is the snapshot's
 //!   sequence number. Every `dashboard_interval` in which something changed, the same
-//!   snapshot comes again as `dashboard_update`.
+//!   snapshot comes again as `dashboard_update`, followed by `resources_update` (its
+//!   workers, queues and breakers).
 //! - A client that reconnects with `Last-Event-ID` (or `?since=`) instead first gets what
 //!   it missed (see [`super::resume`]), or `reset`.
 //! - With `Accept-Encoding: gzip` the stream is gzip-compressed, flushed after every
@@ -165,6 +166,18 @@ fn snapshot_message(event: &str, snapshot: &serde_json::Value) -> String {
     message(event, seq, &snapshot.to_string())
 }
 
+/// Seed 004's `resources_update`: the health part of a snapshot (workers, queues,
+/// breakers), for clients that do not want the whole dashboard.
+fn resources(snapshot: &serde_json::Value) -> serde_json::Value {
+    let mut out = serde_json::Map::new();
+    for key in ["seq", "workers", "queues", "breakers", "timestamp"] {
+        if let Some(v) = snapshot.get(key) {
+            out.insert(key.to_owned(), v.clone());
+        }
+    }
+    serde_json::Value::Object(out)
+}
+
 /// The live part of one stream.
 struct Connection {
     app: AppState,
@@ -248,7 +261,9 @@ impl Connection {
                     if self.sent_seq > self.snapshot_seq {
                         if let Some(snapshot) = self.app.internal_get(DASHBOARD_PATH, &self.auth.token).await {
                             self.snapshot_seq = self.sent_seq;
-                            return Some(snapshot_message("dashboard_update", &snapshot));
+                            let mut text = snapshot_message("dashboard_update", &snapshot);
+                            text.push_str(&snapshot_message("resources_update", &resources(&snapshot)));
+                            return Some(text);
                         }
                     }
                 }
