@@ -90,9 +90,9 @@ async fn websocket_resumes_from_since() {
 #[tokio::test]
 async fn too_far_behind_gets_a_reset() {
     let host = common::start_with(|c| c.history = 3).await;
-    ingest_n(&host, 1, 6).await;
+    ingest_n(&host, 1, 6).await; // 12 events: a `task_update` and a `job-queued` each
     for _ in 0..100 {
-        if host.get("/api/v1/events?since=3&timeout=0").await.1["seq"] == 6 {
+        if host.get("/api/v1/events?since=9&timeout=0").await.1["seq"] == 12 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -106,7 +106,7 @@ async fn too_far_behind_gets_a_reset() {
     let mut sse = common::SseClient::from_response(resp).await;
     let m = sse.next().await;
     assert_eq!(m.event, "reset");
-    assert_eq!(serde_json::from_str::<Value>(&m.data).unwrap()["seq"], 6);
+    assert_eq!(serde_json::from_str::<Value>(&m.data).unwrap()["seq"], 12);
     // The feed says the same.
     assert_eq!(
         host.get("/api/v1/events?since=1&timeout=0").await.1["reset"],
