@@ -12,9 +12,11 @@
 //! - [`push`]: the SSE and WebSocket transports.
 //! - [`rate_limit`]: per-caller request limit on the REST routes.
 //! - [`server`]: the axum app tying it together.
+//! - [`demo`]: `vigil demo`, a simulated deployment reporting through the ingest API.
 #![deny(missing_docs)]
 
 pub mod config;
+pub mod demo;
 pub mod dispatch;
 pub mod engine;
 pub mod error;
