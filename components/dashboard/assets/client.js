@@ -4,6 +4,8 @@
 // sequence number seen, so nothing is missed; events seen twice (replay overlap while
 // switching transports) are dropped by `seq`. While on a fallback, WebSocket is probed
 // periodically and taken back as soon as it works.
+// Status for the indicator: `live` (WebSocket), `polling` (a fallback: SSE or long-poll),
+// `offline` (between attempts).
 
 /** Tuning; a page may override any of these with `window.VIGIL_OPTIONS` (the tests do). */
 export const DEFAULTS = {
@@ -265,21 +267,21 @@ export class HybridClient {
   }
 
   /**
-   * The probe works: make it the connection. It replays from the cursor it was opened
-   * with, so events the fallback delivered meanwhile come again and are dropped by seq.
+   * The probe works: leave the fallback and reconnect over WebSocket from the cursor as
+   * it is now. (Promoting the probe itself would replay what the fallback delivered
+   * since the probe was opened: harmless, dropped by seq, but needless traffic.)
    */
-  probeOpened(conn) {
+  probeOpened(probe) {
     this.probe = null;
+    probe.close();
     const old = this.conn;
     if (old) {
       old.dead = true;
       old.close();
     }
-    conn.probe = false;
     this.rung = 0;
     this.failures = 0;
-    this.conn = conn;
-    this.opened(conn);
+    this.open();
   }
 
   // ---- Server-Sent Events ----------------------------------------------------------

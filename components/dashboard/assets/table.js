@@ -59,7 +59,10 @@ export class VirtualTable {
         row.hidden = false;
         this.fill(task, row);
       } else {
+        // A spare row keeps nothing of the task it showed (tests and styles key on these).
         row.hidden = true;
+        row.removeAttribute('data-id');
+        row.removeAttribute('data-state');
       }
     });
   }

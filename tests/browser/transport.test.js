@@ -1,0 +1,101 @@
+// The hybrid client: WebSocket → SSE → long-poll when blocked, back to WebSocket when it
+// works again, and no gap or duplicate across forced reconnects.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import {
+  ADMIN, ingest, launch, now, open, rest, search, uid, waitMode, waitRow,
+} from './helpers.js';
+
+let browser;
+before(async () => { browser = await launch(); });
+after(() => browser?.close());
+
+test('falls back to Polling (SSE, then long-poll) when WebSocket is blocked, and back to Live', async () => {
+  let blocked = false;
+  let current = null;
+  let sseBlocked = false;
+  const page = await open(browser, ADMIN, {
+    before: async (p) => {
+      // A firewall in the middle: when blocked, every /ws handshake is closed at once.
+      await p.routeWebSocket(/\/ws\?/, (ws) => {
+        if (blocked) return ws.close();
+        current = ws;
+        return ws.connectToServer();
+      });
+      await p.route((u) => u.pathname === '/events', (r) => (sseBlocked ? r.abort() : r.continue()));
+    },
+  });
+  await waitMode(page, 'live', 'ws');
+
+  blocked = true;
+  current.close();
+  await waitMode(page, 'polling', 'sse');
+  assert.equal(await page.textContent('#conn-mode'), 'Polling');
+  const a = uid('sse');
+  await search(page, a);
+  await ingest({ type: 'task-received', uuid: a, name: 'browser.sse', timestamp: now() });
+  await waitRow(page, a, 'RECEIVED');
+
+  sseBlocked = true;
+  await page.evaluate(() => window.vigil.forceReconnect());
+  await waitMode(page, 'polling', 'poll');
+  assert.match(await page.textContent('#conn-detail'), /long-poll/);
+  const b = uid('poll');
+  await search(page, b);
+  await ingest({ type: 'task-received', uuid: b, name: 'browser.poll', timestamp: now() });
+  await waitRow(page, b, 'RECEIVED');
+
+  blocked = false;
+  sseBlocked = false;
+  await waitMode(page, 'live', 'ws');
+  assert.equal(await page.textContent('#conn-mode'), 'Live');
+  const c = uid('back');
+  await search(page, c);
+  await ingest({ type: 'task-received', uuid: c, name: 'browser.back', timestamp: now() });
+  await waitRow(page, c, 'RECEIVED');
+  const stats = await page.evaluate(() => window.vigil.stats);
+  assert.equal(stats.duplicates, 0, JSON.stringify(stats));
+  await page.close();
+});
+
+test('shows Offline while nothing connects', async () => {
+  const page = await open(browser, ADMIN, {
+    before: async (p) => {
+      await p.routeWebSocket(/\/ws\?/, (ws) => ws.close());
+      await p.route(/\/(events|api\/v1\/events)\?/, (r) => r.abort());
+    },
+  });
+  await waitMode(page, 'offline');
+  assert.equal(await page.textContent('#conn-mode'), 'Offline');
+  await page.close();
+});
+
+test('no gap and no duplicate across forced reconnects', async () => {
+  const page = await open(browser, ADMIN);
+  await waitMode(page, 'live', 'ws');
+  const prefix = uid('gap');
+  const ids = [];
+  const before = await page.evaluate(() => window.vigil.stats);
+  const from = before.lastSeq;
+  for (let round = 0; round < 4; round += 1) {
+    const batch = Array.from({ length: 5 }, (_, i) => `${prefix}-${round}-${i}`);
+    ids.push(...batch);
+    // Drop the connection, then ingest while it is down: the resume must bring them.
+    await page.evaluate(() => window.vigil.forceReconnect());
+    await ingest(batch.map((id) => ({ type: 'task-received', uuid: id, name: 'browser.gap', timestamp: now() })));
+    await waitMode(page, 'live', 'ws');
+  }
+  await search(page, prefix);
+  await page.waitForFunction((n) => document.querySelectorAll('#task-list .row[data-id]').length === n, ids.length, { timeout: 15000 });
+
+  // Every one of their sequence numbers reached the page, exactly once.
+  const { body: feed } = await rest(`/api/v1/events?since=${from}&limit=1000`);
+  const seqs = feed.events.filter((e) => e.type === 'task_update' && ids.includes(e.key)).map((e) => e.seq);
+  assert.equal(seqs.length, ids.length);
+  const missing = await page.evaluate((s) => s.filter((q) => !window.vigil.client.seen.has(q)), seqs);
+  assert.deepEqual(missing, []);
+  const after = await page.evaluate(() => window.vigil.stats);
+  assert.equal(after.duplicates, 0, JSON.stringify(after));
+  assert.ok(after.reconnects >= before.reconnects + 4, JSON.stringify(after));
+  await page.close();
+});
