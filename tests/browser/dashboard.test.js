@@ -45,14 +45,18 @@ test('a newly ingested event appears live, and a failure raises a notification',
   await waitRow(page, id, 'RECEIVED');
   await ingest({ type: 'task-failed', uuid: id, exception: 'KeyError(42)', timestamp: now() + 1 });
   await waitRow(page, id, 'FAILURE');
-  await page.waitForFunction((t) => document.getElementById('toasts').textContent.includes(t), 'Task failed: browser.live');
+  // Task failures go to the notification drawer (jobs also toast).
+  await page.waitForFunction((t) => document.getElementById('notes-list').textContent.includes(t), 'Task failed: browser.live');
   assert.ok(Number(await page.textContent('#bell-count')) >= 1);
+  await page.click('#bell');
+  assert.ok(await page.isVisible('#notes-list'));
+  await page.click('#bell');
   await search(page, '');
 });
 
 test('screenshot for the README', async () => {
   // Let the chart gather a few seconds of samples first.
   await page.waitForTimeout(8000);
-  await page.screenshot({ path: process.env.VIGIL_SCREENSHOT });
+  await page.screenshot({ path: process.env.VIGIL_SCREENSHOT, fullPage: true });
   assert.ok(URL);
 });

@@ -276,11 +276,15 @@ function drawMetrics(store) {
 
 // ---- notifications (seed 003) --------------------------------------------------------
 
-/** A task changed state live: jobs notify when they finish or fail, other tasks when they fail. */
+/**
+ * A task changed state live. Jobs notify when they finish or fail (with a toast); other
+ * tasks when they fail, in the drawer only: a busy queue must not bury the page in toasts.
+ */
 export function notifyTask(t) {
   const job = !!t.totalBatches;
-  if (t.state === 'FAILURE') note('error', `${job ? 'Job' : 'Task'} failed: ${t.name || t.id}`, t.exception || t.id);
-  else if (t.state === 'SUCCESS' && job) note('success', `Job finished: ${t.name || t.id}`, `${t.totalBatches} batches`);
+  const name = t.name || t.id;
+  if (t.state === 'FAILURE') note('error', `${job ? 'Job' : 'Task'} failed: ${name}`, t.exception || t.id, job);
+  else if (t.state === 'SUCCESS' && job) note('success', `Job finished: ${name}`, `${t.totalBatches} batches`, true);
 }
 
 export function notifyBreaker(b) {
@@ -288,10 +292,10 @@ export function notifyBreaker(b) {
   note(b.state === 'closed' ? 'success' : 'error', `Breaker ${q} ${b.state}`, b.metadata?.reason || '');
 }
 
-function note(kind, title, body) {
+function note(kind, title, body, withToast = true) {
   storeRef.notes.unshift({ kind, title, body, at: new Date(), read: false });
   storeRef.notes.length = Math.min(storeRef.notes.length, MAX_NOTES);
-  toast(kind, title);
+  if (withToast) toast(kind, title);
   drawNotes();
   if (window.Notification?.permission === 'granted' && document.hidden) {
     new Notification(title, { body }); // eslint-disable-line no-new
