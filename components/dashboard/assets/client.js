@@ -323,10 +323,14 @@ export class HybridClient {
     const ctl = new AbortController();
     const conn = { kind: 'poll', isOpen: false, dead: false, close: () => ctl.abort() };
     const loop = async () => {
+      // The first request answers at once, so the indicator shows the mode without
+      // waiting for an event (or the full timeout) on a quiet system.
+      let wait = 0;
       while (!conn.dead) {
         const u = new URL('/api/v1/events', location.href);
         u.searchParams.set('since', String(this.lastSeq));
-        u.searchParams.set('timeout', String(this.opts.pollTimeoutS));
+        u.searchParams.set('timeout', String(wait));
+        wait = this.opts.pollTimeoutS;
         u.searchParams.set('limit', '500');
         const resp = await fetch(u, {
           headers: { authorization: `Bearer ${this.p.token}` },
