@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import {
-  ADMIN, ingest, launch, now, open, rest, search, uid, waitMode, waitRow,
+  ADMIN, FAST, URL, ingest, launch, now, open, rest, search, uid, waitMode, waitRow,
 } from './helpers.js';
 
 let browser;
@@ -55,6 +55,17 @@ test('falls back to Polling (SSE, then long-poll) when WebSocket is blocked, and
   await waitRow(page, c, 'RECEIVED');
   const stats = await page.evaluate(() => window.vigil.stats);
   assert.equal(stats.duplicates, 0, JSON.stringify(stats));
+  await page.close();
+});
+
+test('?block=ws shows the fallback by hand; vigil.block([]) lifts it', async () => {
+  const page = await browser.newPage();
+  await page.addInitScript((o) => { window.VIGIL_OPTIONS = o; }, FAST);
+  await page.goto(`${URL}/dashboard/?block=ws#token=${ADMIN}`);
+  await waitMode(page, 'polling', 'sse');
+  assert.match(await page.textContent('#conn-detail'), /SSE fallback/);
+  await page.evaluate(() => window.vigil.block([]));
+  await waitMode(page, 'live', 'ws');
   await page.close();
 });
 

@@ -219,9 +219,12 @@ export function schedule() {
 
 function start(since) {
   views.init(store, { revoke, toggleBreaker, table: (el, fill) => new VirtualTable(el, fill) });
+  // `?block=ws` (or `ws,sse`) makes the page treat those transports as unreachable.
+  const block = (new URLSearchParams(location.search).get('block') || '').split(',').filter(Boolean);
   const client = new HybridClient({
     token: store.token,
     since,
+    block,
     onEvent: (ev) => {
       applyEvent(ev);
       schedule();
@@ -237,6 +240,7 @@ function start(since) {
       return { ...client.stats, lastSeq: client.lastSeq, transport: client.transport, mode: client.mode };
     },
     forceReconnect: () => client.forceReconnect(),
+    block: (kinds) => client.block(kinds),
   };
   client.start();
   setInterval(refreshQueues, QUEUE_REFRESH_MS);

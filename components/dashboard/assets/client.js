@@ -64,6 +64,14 @@ export class HybridClient {
     this.probe = null; // a WebSocket being tried while on a fallback
     this.timers = new Set();
     this.stopped = false;
+    /** Transports treated as unreachable (`?block=ws`, to see the fallback by hand). */
+    this.blocked = new Set(p.block || []);
+  }
+
+  /** Treats `kinds` (`ws`, `sse`, `poll`) as unreachable from now on; `[]` lifts it. */
+  block(kinds) {
+    this.blocked = new Set(kinds);
+    if (this.blocked.has(this.transport)) this.forceReconnect();
   }
 
   start() {
@@ -94,6 +102,13 @@ export class HybridClient {
   open() {
     if (this.stopped) return;
     const kind = this.transport;
+    if (this.blocked.has(kind)) {
+      // As if a proxy refused the connection: fail, and let the ladder move on.
+      const conn = { kind, isOpen: false, dead: false, close() {} };
+      this.conn = conn;
+      this.later(0, () => this.lost(conn));
+      return;
+    }
     const conn = kind === 'ws' ? this.openWs(this.lastSeq, false)
       : kind === 'sse' ? this.openSse() : this.openPoll();
     this.conn = conn;
@@ -256,6 +271,10 @@ export class HybridClient {
     this.later(this.opts.wsRetryMs * jitter, () => {
       this.probeTimer = false;
       if (this.stopped || this.transport === 'ws' || this.probe || !this.conn?.isOpen) return;
+      if (this.blocked.has('ws')) {
+        this.scheduleProbe();
+        return;
+      }
       this.probe = this.openWs(this.lastSeq, true);
     });
   }
