@@ -13,8 +13,10 @@ import * as views from './views.js';
 const TOKEN_KEY = 'vigil.token';
 /** Tasks fetched for the first paint (the API's maximum page). */
 const INITIAL_TASKS = 1000;
-/** Tasks kept in memory; beyond it the oldest finished ones are forgotten. */
+/** Tasks kept in memory; beyond it the oldest finished ones are forgotten... */
 const MAX_TASKS = 20000;
+/** ...a thousand at a time, so the sort this takes is rare. */
+const EVICT_SLACK = 1000;
 /** How often queue statistics (throughput, waits) are refetched for the chart. */
 const QUEUE_REFRESH_MS = 3000;
 const FINAL = new Set(['SUCCESS', 'FAILURE', 'REVOKED']);
@@ -148,7 +150,7 @@ function upsertTask(t, live) {
   const next = { ...cur, ...t, pending: false };
   store.tasks.set(t.id, next);
   if (live && (!cur || cur.state !== next.state)) views.notifyTask(next);
-  if (store.tasks.size > MAX_TASKS) evictOldest();
+  if (store.tasks.size > MAX_TASKS + EVICT_SLACK) evictOldest();
   store.dirty.add('tasks');
 }
 
@@ -247,6 +249,7 @@ function start(since) {
   setInterval(() => {
     views.sample(store);
     store.dirty.add('workers'); // heartbeat ages
+    store.dirty.add('tasks'); // runtimes of running tasks
     schedule();
   }, 1000);
 }

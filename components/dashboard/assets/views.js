@@ -112,30 +112,45 @@ function drawTasks(store) {
   [...queues].sort().forEach((q) => have.has(q) || sel.append(el('option', { value: q, textContent: q })));
 }
 
+/**
+ * Writes task `t` into `row`. The cells are made once per row element and updated in
+ * place: rows are redrawn many times a second, and a button replaced between mouse-down
+ * and mouse-up would swallow the click.
+ */
 function fillRow(t, row) {
+  if (!row.firstChild) {
+    const revoke = el('button', { class: 'ghost small', textContent: 'Revoke' });
+    revoke.onclick = () => actions.revoke(row.dataset.id);
+    row.append(el('span', { class: 'badge' }),
+      el('span', { class: 'name' }, el('strong'), ' ', el('code')),
+      el('span'), el('span'), progressBar(0), el('span'), revoke);
+  }
   row.dataset.id = t.id;
   row.dataset.state = t.state;
   row.classList.toggle('pending', !!t.pending);
+  const [badge, name, queue, worker, bar, time, revoke] = row.children;
+  badge.className = `badge s-${t.state}`;
+  badge.textContent = t.pending ? `${t.state}…` : t.state;
+  name.title = t.exception || t.id;
+  name.firstChild.textContent = t.name || '(unnamed)';
+  name.lastChild.textContent = t.id;
+  queue.textContent = t.queue || '—';
+  worker.textContent = t.worker || '—';
   const pct = Math.round(t.progress ?? (t.state === 'SUCCESS' ? 100 : 0));
-  const canRevoke = storeRef.claims.role === 'admin' && !FINAL.has(t.state);
-  const revoke = el('button', { class: 'ghost small', textContent: 'Revoke', title: `revoke ${t.id}` });
-  revoke.hidden = !canRevoke;
-  revoke.onclick = () => actions.revoke(t.id);
-  row.replaceChildren(
-    el('span', { class: `badge s-${t.state}`, textContent: t.pending ? `${t.state}…` : t.state }),
-    el('span', { class: 'name', title: t.exception || t.id },
-      el('strong', { textContent: t.name || '(unnamed)' }), ' ', el('code', { textContent: t.id })),
-    el('span', { textContent: t.queue || '—' }),
-    el('span', { textContent: t.worker || '—' }),
-    progressBar(pct),
-    el('span', { textContent: runtime(t) }),
-    revoke,
-  );
+  setBar(bar, pct);
+  time.textContent = runtime(t);
+  revoke.hidden = storeRef.claims.role !== 'admin' || FINAL.has(t.state);
+  revoke.title = `revoke ${t.id}`;
+}
+
+function setBar(bar, pct) {
+  bar.title = `${pct}%`;
+  bar.firstChild.style.width = `${Math.min(100, Math.max(0, pct))}%`;
 }
 
 function progressBar(pct) {
-  const bar = el('span', { class: 'bar', title: `${pct}%` }, el('i'));
-  bar.firstChild.style.width = `${Math.min(100, Math.max(0, pct))}%`;
+  const bar = el('span', { class: 'bar' }, el('i'));
+  setBar(bar, pct);
   return bar;
 }
 
@@ -155,8 +170,25 @@ function secs(s) {
 function drawCounts(store) {
   const counts = Object.fromEntries(STATES.map((s) => [s, 0]));
   store.tasks.forEach((t) => { counts[t.state] = (counts[t.state] || 0) + 1; });
-  $('counts').replaceChildren(...STATES.map((s) => el('div', { class: `count s-${s}`, 'data-state': s },
-    el('b', { textContent: String(counts[s]) }), el('span', { textContent: s }))));
+  const box = $('counts');
+  if (!box.children.length) {
+    // Built once and updated in place, so a click never lands on a replaced element.
+    // A click on a count filters the table by that state (again: all states).
+    box.append(...STATES.map((s) => {
+      const card = el('button', { class: `count s-${s}`, 'data-state': s, title: `show ${s} tasks` },
+        el('b'), el('span', { textContent: s }));
+      card.onclick = () => {
+        $('state-filter').value = filter.state === s ? '' : s;
+        $('state-filter').dispatchEvent(new Event('input'));
+      };
+      return card;
+    }));
+  }
+  [...box.children].forEach((card) => {
+    const s = card.dataset.state;
+    card.firstChild.textContent = String(counts[s]);
+    card.classList.toggle('active', filter.state === s);
+  });
 }
 
 // ---- batch jobs ----------------------------------------------------------------------
@@ -225,25 +257,44 @@ function fmt(n) {
 // ---- circuit breakers ----------------------------------------------------------------
 
 function drawBreakers(store) {
-  const names = new Set([...store.queues.keys(), ...store.breakers.keys()]);
-  const admin = store.claims.role === 'admin';
-  $('breakers').replaceChildren(...[...names].sort().map((q) => {
+  const names = [...new Set([...store.queues.keys(), ...store.breakers.keys()])].sort();
+  const box = $('breakers');
+  const cards = new Map([...box.children].map((c) => [c.dataset.queue, c]));
+  names.forEach((q) => {
+    // One card per queue, kept across redraws (see fillRow for why).
+    const card = cards.get(q) || breakerCard(q, store.claims.role === 'admin');
     const b = store.breakers.get(q) || { state: 'closed', metadata: {} };
     const open = b.state !== 'closed';
-    const card = el('div', { class: 'breaker', 'data-queue': q, 'data-state': b.state },
-      el('div', { class: 'job-head' }, el('strong', { textContent: q }),
-        el('span', { class: `badge b-${b.state}`, textContent: b.state.toUpperCase() })),
-      el('div', { class: 'muted small', textContent: b.metadata?.reason || (open ? 'open' : 'accepting tasks') }));
-    if (admin) {
-      const btn = el('button', { class: open ? '' : 'danger', textContent: open ? 'Close breaker' : 'Open breaker' });
-      btn.onclick = () => {
-        btn.disabled = true;
-        actions.toggleBreaker(q, !open);
-      };
-      card.append(btn);
+    card.dataset.state = b.state;
+    const badge = card.querySelector('.badge');
+    badge.className = `badge b-${b.state}`;
+    badge.textContent = b.state.toUpperCase();
+    const reason = b.metadata?.reason;
+    card.querySelector('.reason').textContent = open ? reason || 'refusing new tasks'
+      : reason ? `accepting tasks (last: ${reason})` : 'accepting tasks';
+    const btn = card.querySelector('button');
+    if (btn) {
+      btn.className = open ? '' : 'danger';
+      btn.textContent = open ? 'Close breaker' : 'Open breaker';
+      btn.disabled = false;
     }
-    return card;
-  }));
+    box.append(card); // in name order
+  });
+}
+
+function breakerCard(q, admin) {
+  const card = el('div', { class: 'breaker', 'data-queue': q },
+    el('div', { class: 'job-head' }, el('strong', { textContent: q }), el('span', { class: 'badge' })),
+    el('div', { class: 'muted small reason' }));
+  if (admin) {
+    const btn = el('button');
+    btn.onclick = () => {
+      btn.disabled = true;
+      actions.toggleBreaker(q, card.dataset.state === 'closed');
+    };
+    card.append(btn);
+  }
+  return card;
 }
 
 // ---- workers -------------------------------------------------------------------------
