@@ -19,6 +19,9 @@ fn chromium() -> PathBuf {
     std::env::var_os("VIGIL_CHROMIUM").map_or_else(|| "/usr/bin/chromium".into(), PathBuf::from)
 }
 
+/// Events the second host keeps for resume (the browser test ingests more than that).
+const SHORT_HISTORY: u64 = 20;
+
 /// Child processes killed when the test ends, however it ends.
 struct Kill(Vec<Child>);
 
@@ -56,6 +59,11 @@ fn dashboard_in_headless_chromium() {
         .unwrap();
     children.0.push(demo);
 
+    // A second host, in-process, keeping only a short history: a client away for longer
+    // is told to `reset` and must refetch its snapshot.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let short = rt.block_on(common::start_with(|c| c.history = SHORT_HISTORY));
+
     let screenshot = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/dashboard.png");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap()
@@ -68,6 +76,7 @@ fn dashboard_in_headless_chromium() {
         .args(["--test", "--test-concurrency=1", "--test-reporter=spec"])
         .args(&files)
         .env("VIGIL_URL", &base)
+        .env("VIGIL_SHORT_HISTORY_URL", &short.base)
         .env("VIGIL_CHROMIUM", &browser)
         .env("VIGIL_SCREENSHOT", &screenshot)
         .env("VIGIL_ADMIN_TOKEN", common::admin())

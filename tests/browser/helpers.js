@@ -21,17 +21,17 @@ export function launch() {
 }
 
 /** A signed-in page (the token in the fragment, as `./scripts/up --demo` prints it). */
-export async function open(browser, token, { options = FAST, before } = {}) {
+export async function open(browser, token, { options = FAST, before, base = URL } = {}) {
   const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
   page.on('pageerror', (e) => console.error('page error:', e.message));
   await page.addInitScript((o) => { window.VIGIL_OPTIONS = o; }, options);
   if (before) await before(page);
-  await page.goto(`${URL}/#token=${token}`);
+  await page.goto(`${base}/#token=${token}`);
   return page;
 }
 
-export async function rest(path, { token = ADMIN, method = 'GET', body } = {}) {
-  const resp = await fetch(URL + path, {
+export async function rest(path, { token = ADMIN, method = 'GET', body, base = URL } = {}) {
+  const resp = await fetch(base + path, {
     method,
     headers: { authorization: `Bearer ${token}` },
     body: body === undefined ? undefined : JSON.stringify(body),
@@ -39,8 +39,8 @@ export async function rest(path, { token = ADMIN, method = 'GET', body } = {}) {
   return { status: resp.status, body: await resp.json() };
 }
 
-export async function ingest(events) {
-  const r = await rest('/api/v1/events', { token: PRODUCER, method: 'POST', body: events });
+export async function ingest(events, base = URL) {
+  const r = await rest('/api/v1/events', { token: PRODUCER, method: 'POST', body: events, base });
   assert.equal(r.status, 202, JSON.stringify(r.body));
   return r.body;
 }

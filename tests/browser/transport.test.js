@@ -110,3 +110,35 @@ test('no gap and no duplicate across forced reconnects', async () => {
   assert.ok(after.reconnects >= before.reconnects + 4, JSON.stringify(after));
   await page.close();
 });
+
+test('a client away longer than the history gets reset, refetches, and carries on', async () => {
+  const base = process.env.VIGIL_SHORT_HISTORY_URL; // keeps 20 events
+  let away = false;
+  const page = await open(browser, ADMIN, {
+    base,
+    before: async (p) => {
+      await p.routeWebSocket(/\/ws\?/, (ws) => (away ? ws.close() : ws.connectToServer()));
+      await p.route(/\/(events|api\/v1\/events)\?/, (r) => (away ? r.abort() : r.continue()));
+    },
+  });
+  await waitMode(page, 'live', 'ws');
+  away = true;
+  await page.evaluate(() => window.vigil.forceReconnect());
+  await waitMode(page, 'offline');
+  const prefix = uid('away');
+  await ingest(Array.from({ length: 60 }, (_, i) => ({
+    type: 'task-received', uuid: `${prefix}-${i}`, name: 'browser.away', timestamp: now(),
+  })), base);
+  away = false;
+  await waitMode(page, 'live', 'ws');
+  await search(page, prefix);
+  await page.waitForFunction(() => /^60 of/.test(document.getElementById('task-count').textContent), null, { timeout: 15000 });
+  const stats = await page.evaluate(() => window.vigil.stats);
+  assert.ok(stats.resets >= 1, JSON.stringify(stats));
+  // And it is live again from the new cursor.
+  const id = uid('after');
+  await search(page, id);
+  await ingest({ type: 'task-received', uuid: id, name: 'browser.after', timestamp: now() }, base);
+  await waitRow(page, id, 'RECEIVED');
+  await page.close();
+});
