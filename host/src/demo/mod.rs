@@ -71,7 +71,12 @@ pub async fn run(config: DemoConfig) -> anyhow::Result<()> {
         }
         match client.send(&step.updates).await {
             Ok(()) => sent += step.updates.len() as u64,
-            Err(e) => tracing::warn!("demo: {e:#}"),
+            Err(e) => {
+                // Most likely the server went away: wait for it (or give up) rather
+                // than fail four times a second.
+                tracing::warn!("demo: {e:#}; waiting for the server");
+                client.wait_until_up().await?;
+            }
         }
         if last_summary.elapsed() >= SUMMARY_EVERY {
             last_summary = Instant::now();
