@@ -212,3 +212,109 @@ fn api_component_imports_only_what_every_spin_provides() {
         "{exports:?}"
     );
 }
+
+/// The dashboard component, like the API, must run on any Spin host: WASI only (it
+/// opens no store and reads no variable), exporting wasi:http's handler.
+#[test]
+fn dashboard_component_imports_only_wasi() {
+    let engine = vigil::engine::build().unwrap();
+    let component =
+        wasmtime::component::Component::from_file(&engine, wasm("vigil_dashboard.wasm")).unwrap();
+    let ty = component.component_type();
+    for (name, _) in ty.imports(&engine) {
+        assert!(name.starts_with("wasi:"), "unexpected import {name}");
+    }
+    assert!(ty
+        .exports(&engine)
+        .any(|(n, _)| n.starts_with("wasi:http/incoming-handler@0.2.")));
+}
+
+/// Raw GET (or `method`) through the manifest's components: status, headers, body.
+async fn raw(
+    c: &HttpComponents,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, http::HeaderMap, Vec<u8>) {
+    let mut req = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "localhost");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = c
+        .handle(
+            req.body(Body::empty()).unwrap(),
+            "127.0.0.1:9".parse().unwrap(),
+        )
+        .await;
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec();
+    (status, headers, body)
+}
+
+#[tokio::test]
+async fn dashboard_serves_its_files_with_etags_and_json_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = vigil::engine::build().unwrap();
+    vigil::engine::start_epoch_ticker(&engine);
+    let manifest = Manifest::load(&common::manifest()).unwrap();
+    let stores =
+        Arc::new(Stores::open(&vigil::runtime_config::load(None, dir.path()).unwrap()).unwrap());
+    let vars = HashMap::from([("jwt_secret".to_owned(), common::SECRET.to_owned())]);
+    let app_vars = vigil::variables::resolve_app(&manifest, &vars).unwrap();
+    let app_dir = common::manifest().parent().unwrap().to_path_buf();
+    let c = HttpComponents::load(
+        &engine,
+        &manifest,
+        &app_dir,
+        &app_vars,
+        stores,
+        Duration::from_secs(10),
+    )
+    .unwrap();
+
+    let (s, h, _) = raw(&c, "GET", "/", &[]).await;
+    assert_eq!((s, h["location"].to_str().unwrap()), (302, "/dashboard/"));
+    let (s, h, body) = raw(&c, "GET", "/dashboard/", &[]).await;
+    assert_eq!(
+        (s, h["content-type"].to_str().unwrap()),
+        (200, "text/html; charset=utf-8")
+    );
+    assert!(String::from_utf8_lossy(&body).contains("/dashboard/app.js"));
+    let (s, h, _) = raw(&c, "GET", "/dashboard/client.js?v=1", &[]).await;
+    assert_eq!(
+        (s, h["content-type"].to_str().unwrap()),
+        (200, "text/javascript; charset=utf-8")
+    );
+    let etag = h["etag"].to_str().unwrap().to_owned();
+    let (s, _, body) = raw(
+        &c,
+        "GET",
+        "/dashboard/client.js",
+        &[("if-none-match", &etag)],
+    )
+    .await;
+    assert_eq!((s, body.len()), (304, 0));
+
+    let (s, h, body) = raw(&c, "GET", "/dashboard/../Cargo.toml", &[]).await;
+    assert_eq!(
+        (s, h["content-type"].to_str().unwrap()),
+        (404, "application/json")
+    );
+    let err: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(err["error"]["code"], "not_found");
+    let (s, _, _) = raw(&c, "POST", "/dashboard/", &[]).await;
+    assert_eq!(s, 405);
+    // The API is still the API.
+    let (s, _, _) = raw(&c, "GET", "/health", &[]).await;
+    assert_eq!(s, 200);
+}

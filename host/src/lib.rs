@@ -13,9 +13,11 @@
 //! - [`metrics`]: Prometheus metrics of the push side (`/metrics`).
 //! - [`rate_limit`]: per-caller request limit on the REST routes.
 //! - [`server`]: the axum app tying it together.
+//! - [`demo`]: `vigil demo`, a simulated deployment reporting through the ingest API.
 #![deny(missing_docs)]
 
 pub mod config;
+pub mod demo;
 pub mod dispatch;
 pub mod engine;
 pub mod error;

@@ -1,4 +1,4 @@
-//! `vigil`: serve the platform, or mint a token.
+//! `vigil`: serve the platform, mint a token, or run the demo producer.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -26,6 +26,8 @@ enum Command {
     Serve(ServeArgs),
     /// Print a signed token.
     Token(TokenArgs),
+    /// Simulate workers, queues, tasks and a batch job against a running server.
+    Demo(DemoArgs),
 }
 
 #[derive(clap::Args)]
@@ -88,6 +90,25 @@ struct TokenArgs {
     jwt_secret: Option<String>,
 }
 
+#[derive(clap::Args)]
+struct DemoArgs {
+    /// Base URL of the running server.
+    #[arg(long, env = "VIGIL_DEMO_URL", default_value = "http://127.0.0.1:3000")]
+    url: String,
+    /// New tasks per second, on average.
+    #[arg(long, default_value_t = 3.0)]
+    rate: f64,
+    /// Stop after this long (e.g. 30s, 5m); runs until interrupted by default.
+    #[arg(long)]
+    duration: Option<String>,
+    /// Data directory holding the generated secret (same as `serve`).
+    #[arg(long, env = "VIGIL_DATA_DIR", default_value = ".vigil")]
+    data_dir: PathBuf,
+    /// HS256 secret, if the server was given one.
+    #[arg(long, env = "VIGIL_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: Option<String>,
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -100,6 +121,28 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve(args) => serve(args).await,
         Command::Token(args) => token(args),
+        Command::Demo(args) => demo(args).await,
+    }
+}
+
+async fn demo(args: DemoArgs) -> anyhow::Result<()> {
+    if !(args.rate > 0.0 && args.rate <= 200.0) {
+        bail!("--rate must be between 0 and 200 tasks per second");
+    }
+    let duration = match &args.duration {
+        Some(d) => Some(parse_ttl(d).with_context(|| format!("--duration `{d}`"))?),
+        None => None,
+    };
+    let secret = config::jwt_secret(args.jwt_secret.as_deref(), &args.data_dir)?;
+    let config = vigil::demo::DemoConfig {
+        url: args.url,
+        secret,
+        rate: args.rate,
+        duration,
+    };
+    tokio::select! {
+        r = vigil::demo::run(config) => r,
+        _ = shutdown_signal() => Ok(()),
     }
 }
 

@@ -1,0 +1,43 @@
+// Thousands of tasks: the table stays a window of rows (virtualised), and scrolling
+// to the end shows the last ones.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import {
+  ADMIN, ingest, launch, now, open, search, uid, waitMode,
+} from './helpers.js';
+
+let browser;
+before(async () => { browser = await launch(); });
+after(() => browser?.close());
+
+test('thousands of rows: only a window of them is in the page, scrolling shows the rest', async () => {
+  const prefix = uid('bulk');
+  const t0 = now();
+  for (let b = 0; b < 2; b += 1) {
+    // A minute ahead (so they are the newest 1000 whatever the demo does meanwhile),
+    // a second apart per batch and a millisecond apart within, so the order is known.
+    await ingest(Array.from({ length: 1000 }, (_, i) => ({
+      type: 'task-received', uuid: `${prefix}-${b}-${String(i).padStart(4, '0')}`,
+      name: 'browser.bulk', routing_key: 'default', timestamp: t0 + 60 + b + i / 1000,
+    })));
+  }
+  const page = await open(browser, ADMIN);
+  await waitMode(page, 'live', 'ws');
+  await search(page, prefix);
+  // The first paint fetches the newest 1000 tasks.
+  await page.waitForFunction(() => /^1000 of/.test(document.getElementById('task-count').textContent), null, { timeout: 15000 });
+  const inDom = await page.$$eval('#task-list .row[data-id]', (r) => r.length);
+  assert.ok(inDom > 10 && inDom < 80, `${inDom} rows in the DOM for 1000 tasks`);
+  await page.$eval('#task-list', (v) => { v.scrollTop = v.scrollHeight; });
+  // Newest first: the bottom of the list is the oldest of the batch shown.
+  await page.waitForSelector(`#task-list .row[data-id="${prefix}-1-0000"]`, { timeout: 5000 });
+
+  // More arrive live: they join the same table without growing the DOM.
+  await ingest(Array.from({ length: 200 }, (_, i) => ({
+    type: 'task-received', uuid: `${prefix}-2-${i}`, name: 'browser.bulk', timestamp: now(),
+  })));
+  await page.waitForFunction(() => /^1200 of/.test(document.getElementById('task-count').textContent), null, { timeout: 20000 });
+  const after200 = await page.$$eval('#task-list .row', (r) => r.length);
+  assert.ok(after200 < 80, `${after200} row elements`);
+  await page.close();
+});
