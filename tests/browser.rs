@@ -1,6 +1,7 @@
 //! The dashboard in a real browser: headless Chromium (Debian's `chromium`), driven by
 //! `playwright-core` from node's test runner (`tests/browser/*.test.js`), against the
-//! real `vigil` binary with `vigil demo` feeding it. Saves `docs/dashboard.png`.
+//! real `vigil` binary with `vigil demo` feeding it. Saves a screenshot to
+//! `target/dashboard.png` (or `$VIGIL_SCREENSHOT`).
 
 mod common;
 
@@ -64,7 +65,12 @@ fn dashboard_in_headless_chromium() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let short = rt.block_on(common::start_with(|c| c.history = SHORT_HISTORY));
 
-    let screenshot = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/dashboard.png");
+    // Into target/ so a test run leaves the tree clean; `VIGIL_SCREENSHOT=docs/dashboard.png`
+    // refreshes the README's picture.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let screenshot = root.join(
+        std::env::var_os("VIGIL_SCREENSHOT").unwrap_or_else(|| "target/dashboard.png".into()),
+    );
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
