@@ -17,8 +17,8 @@ use crate::eio::{self, Packet};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-/// Longest the handshake (open, namespace connect, subscribe) may take.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest each handshake step (open, namespace connect, subscribe) may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Where and how every client connects.
 #[derive(Debug, Clone)]
@@ -70,28 +70,36 @@ pub struct Received {
     pub unknown: u64,
     /// When the last delivery arrived, ns since the clock's start.
     pub last_ns: u64,
+    /// Why the server ended the connection before the run did (`closing {reason}`, or
+    /// how it ended); `None` if it stayed up.
+    pub ended_early: Option<String>,
 }
 
 /// Connects, authenticates and subscribes; returns the open socket.
 pub async fn connect(target: &Target) -> anyhow::Result<Ws> {
-    tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(target))
-        .await
-        .context("handshake timed out")?
-}
-
-async fn handshake(target: &Target) -> anyhow::Result<Ws> {
-    let (mut ws, _) = tokio_tungstenite::connect_async(&target.url)
-        .await
-        .context("WebSocket connect")?;
-    wait_for(&mut ws, |p| matches!(p, Packet::Open)).await?;
+    let (mut ws, _) = step(
+        "WebSocket connect",
+        tokio_tungstenite::connect_async(&target.url),
+    )
+    .await?
+    .map_err(anyhow::Error::from)?;
+    step(
+        "Engine.IO open",
+        wait_for(&mut ws, |p| matches!(p, Packet::Open)),
+    )
+    .await??;
     let auth = json!({ "token": target.token });
     ws.send(Message::text(eio::connect(&target.namespace, &auth)))
         .await?;
-    wait_for(&mut ws, |p| matches!(p, Packet::Connected)).await?;
+    step(
+        "namespace connect",
+        wait_for(&mut ws, |p| matches!(p, Packet::Connected)),
+    )
+    .await??;
     let room = json!({ "room": target.room });
     let subscribe = eio::event(&target.namespace, "subscribe", &room);
     ws.send(Message::text(subscribe)).await?;
-    wait_for(&mut ws, |p| {
+    let subscribed = |p: &Packet| {
         matches!(
             p,
             Packet::Event {
@@ -99,9 +107,16 @@ async fn handshake(target: &Target) -> anyhow::Result<Ws> {
                 ..
             }
         )
-    })
-    .await?;
+    };
+    step("`subscribed`", wait_for(&mut ws, subscribed)).await??;
     Ok(ws)
+}
+
+/// Runs one handshake step within [`HANDSHAKE_TIMEOUT`], naming it if it times out.
+async fn step<T>(what: &str, fut: impl std::future::Future<Output = T>) -> anyhow::Result<T> {
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, fut)
+        .await
+        .with_context(|| format!("timed out waiting for {what}"))
 }
 
 /// Reads until a packet `wanted` accepts, answering pings; refusals are errors.
@@ -126,20 +141,32 @@ async fn wait_for(ws: &mut Ws, wanted: impl Fn(&Packet) -> bool) -> anyhow::Resu
 pub async fn receive(mut ws: Ws, clock: Arc<Clock>, mut stop: watch::Receiver<bool>) -> Received {
     let mut got = Received::default();
     let mut seen = vec![false; clock.sent.len()];
-    loop {
+    let mut closing = None;
+    let ended = loop {
         let msg = tokio::select! {
             msg = ws.next() => msg,
-            _ = stop.wait_for(|s| *s) => break,
+            _ = stop.wait_for(|s| *s) => break None,
         };
-        let Some(Ok(msg)) = msg else { break };
-        let Message::Text(text) = msg else { continue };
+        let text = match msg {
+            Some(Ok(Message::Text(text))) => text,
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => break Some(format!("error: {e}")),
+            None => break Some("closed".to_owned()),
+        };
         match eio::parse(&text) {
-            Packet::Ping if ws.send(Message::text(eio::PONG)).await.is_err() => break,
+            Packet::Ping if ws.send(Message::text(eio::PONG)).await.is_err() => {
+                break Some("closed".to_owned())
+            }
+            Packet::Event {
+                name: "closing",
+                body,
+            } => closing = Some(body.to_owned()),
             Packet::Event { body, .. } => record(&clock, &mut seen, &mut got, body),
-            Packet::Close => break,
+            Packet::Close => break Some("disconnected".to_owned()),
             _ => {}
         }
-    }
+    };
+    got.ended_early = ended.map(|how| closing.unwrap_or(how));
     let _ = ws.close(None).await;
     got
 }

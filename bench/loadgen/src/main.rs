@@ -169,6 +169,12 @@ async fn run(args: RunArgs) -> anyhow::Result<String> {
             c.server, published.failed_requests
         );
     }
+    if let (n @ 1.., Some(why)) = report::ended_early(&received) {
+        eprintln!(
+            "{}: the server disconnected {n} clients early, e.g. {why}",
+            c.server
+        );
+    }
     let row = report::LoadRow {
         scenario: format!("{} × {}/s", c.clients, args.rate),
         server: c.server.clone(),

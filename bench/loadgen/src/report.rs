@@ -67,6 +67,13 @@ pub fn anomalies(received: &[Received]) -> (u64, u64) {
         .fold((0, 0), |(d, u), r| (d + r.duplicates, u + r.unknown))
 }
 
+/// How many clients the server disconnected before the end, and the first reason.
+pub fn ended_early(received: &[Received]) -> (usize, Option<&str>) {
+    let mut ended = received.iter().filter_map(|r| r.ended_early.as_deref());
+    let first = ended.next();
+    (first.map_or(0, |_| 1 + ended.count()), first)
+}
+
 /// Nanoseconds of the last delivery any client saw.
 pub fn last_delivery_ns(received: &[Received]) -> u64 {
     received.iter().map(|r| r.last_ns).max().unwrap_or(0)
