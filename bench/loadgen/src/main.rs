@@ -152,6 +152,16 @@ async fn run(args: RunArgs) -> anyhow::Result<String> {
     };
     let tick = Duration::from_millis(args.tick_ms.max(1));
     let published = publish::run(sink, clock.clone(), args.rate, tick).await;
+    if let (Some(&max), n @ 1..) = (published.answer_us.last(), published.answer_us.len()) {
+        let p99 = published.answer_us[(n * 99 / 100).min(n - 1)];
+        let ms = |us: u64| us as f64 / 1000.0;
+        eprintln!(
+            "{}: {n} publish requests answered in p99 {:.1} ms, max {:.1} ms",
+            c.server,
+            ms(p99),
+            ms(max)
+        );
+    }
     let expected = fleet.connected as u64 * events;
     let drain_until = tokio::time::Instant::now() + Duration::from_secs_f64(args.drain);
     while clock.delivered.load(Ordering::Relaxed) < expected

@@ -42,6 +42,8 @@ pub struct Sink {
 pub struct Published {
     /// Requests that were not answered 2xx (their events count as lost).
     pub failed_requests: u64,
+    /// How long each request took to be answered, in µs, sorted.
+    pub answer_us: Vec<u64>,
 }
 
 /// Publishes events `0..clock.sent.len()` at `rate` per second, one batch per `tick`.
@@ -74,15 +76,17 @@ pub async fn run(sink: Sink, clock: Arc<Clock>, rate: u64, tick: Duration) -> Pu
             }
             let ok = post(&http, &sink, body).await;
             drop(permit);
-            ok
+            (ok, (clock.now_ns() + 1 - sent) / 1000)
         }));
     }
     let mut out = Published::default();
     for task in tasks {
-        if !matches!(task.await, Ok(true)) {
-            out.failed_requests += 1;
+        match task.await {
+            Ok((true, us)) => out.answer_us.push(us),
+            _ => out.failed_requests += 1,
         }
     }
+    out.answer_us.sort_unstable();
     out
 }
 
