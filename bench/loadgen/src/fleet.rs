@@ -1,0 +1,80 @@
+//! K clients connected in parallel (bounded), each receiving until told to stop.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::task::JoinHandle;
+
+use crate::client::{self, Clock, Received, Target};
+
+/// The connected clients.
+pub struct Fleet {
+    /// Clients that connected and subscribed.
+    pub connected: usize,
+    /// Clients that did not (their deliveries count as lost).
+    pub failed: usize,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<Received>>,
+}
+
+impl Fleet {
+    /// Connects `clients` clients, `concurrency` handshakes at a time, and returns once
+    /// every one has subscribed or failed.
+    pub async fn connect(
+        target: &Target,
+        clients: usize,
+        concurrency: usize,
+        clock: &Arc<Clock>,
+    ) -> Self {
+        let (stop, stop_rx) = watch::channel(false);
+        let (ready, mut ready_rx) = mpsc::channel::<bool>(clients.max(1));
+        let limit = Arc::new(Semaphore::new(concurrency.max(1)));
+        let tasks = (0..clients)
+            .map(|_| {
+                let (target, clock, stop_rx, ready, limit) = (
+                    target.clone(),
+                    clock.clone(),
+                    stop_rx.clone(),
+                    ready.clone(),
+                    limit.clone(),
+                );
+                tokio::spawn(async move {
+                    let permit = limit.acquire_owned().await.expect("never closed");
+                    let ws = client::connect(&target).await;
+                    drop(permit);
+                    let _ = ready.send(ws.is_ok()).await;
+                    match ws {
+                        Ok(ws) => client::receive(ws, clock, stop_rx).await,
+                        Err(e) => {
+                            eprintln!("client failed to connect: {e:#}");
+                            Received::default()
+                        }
+                    }
+                })
+            })
+            .collect();
+        let (mut connected, mut failed) = (0, 0);
+        while connected + failed < clients {
+            match ready_rx.recv().await {
+                Some(true) => connected += 1,
+                Some(false) | None => failed += 1,
+            }
+        }
+        Self {
+            connected,
+            failed,
+            stop,
+            tasks,
+        }
+    }
+
+    /// Disconnects every client and returns what each received.
+    pub async fn stop(self) -> Vec<Received> {
+        let _ = self.stop.send(true);
+        let mut all = Vec::with_capacity(self.tasks.len());
+        for task in self.tasks {
+            all.push(task.await.unwrap_or_default());
+        }
+        all
+    }
+}
