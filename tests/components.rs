@@ -44,14 +44,12 @@ async fn call(
     (status, serde_json::from_slice(&bytes).unwrap())
 }
 
-#[tokio::test]
-async fn api_component_ingests_and_reads_through_the_spin_key_value_store() {
-    let dir = tempfile::tempdir().unwrap();
+/// The manifest's components on a fresh engine, with the embedded store in `data`.
+fn load_components(data: &std::path::Path) -> (HttpComponents, Arc<Stores>) {
     let engine = vigil::engine::build().unwrap();
     vigil::engine::start_epoch_ticker(&engine);
     let manifest = Manifest::load(&common::manifest()).unwrap();
-    let stores =
-        Arc::new(Stores::open(&vigil::runtime_config::load(None, dir.path()).unwrap()).unwrap());
+    let stores = Arc::new(Stores::open(&vigil::runtime_config::load(None, data).unwrap()).unwrap());
     let vars = HashMap::from([("jwt_secret".to_owned(), common::SECRET.to_owned())]);
     let app_vars = vigil::variables::resolve_app(&manifest, &vars).unwrap();
     let app_dir = common::manifest().parent().unwrap().to_path_buf();
@@ -64,6 +62,13 @@ async fn api_component_ingests_and_reads_through_the_spin_key_value_store() {
         Duration::from_secs(10),
     )
     .unwrap();
+    (c, stores)
+}
+
+#[tokio::test]
+async fn api_component_ingests_and_reads_through_the_spin_key_value_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let (c, stores) = load_components(dir.path());
 
     let (s, _) = call(&c, "GET", "/health", "", "").await;
     assert_eq!(s, 200);
@@ -264,23 +269,7 @@ async fn raw(
 #[tokio::test]
 async fn dashboard_serves_its_files_with_etags_and_json_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = vigil::engine::build().unwrap();
-    vigil::engine::start_epoch_ticker(&engine);
-    let manifest = Manifest::load(&common::manifest()).unwrap();
-    let stores =
-        Arc::new(Stores::open(&vigil::runtime_config::load(None, dir.path()).unwrap()).unwrap());
-    let vars = HashMap::from([("jwt_secret".to_owned(), common::SECRET.to_owned())]);
-    let app_vars = vigil::variables::resolve_app(&manifest, &vars).unwrap();
-    let app_dir = common::manifest().parent().unwrap().to_path_buf();
-    let c = HttpComponents::load(
-        &engine,
-        &manifest,
-        &app_dir,
-        &app_vars,
-        stores,
-        Duration::from_secs(10),
-    )
-    .unwrap();
+    let (c, _) = load_components(dir.path());
 
     let (s, h, _) = raw(&c, "GET", "/", &[]).await;
     assert_eq!((s, h["location"].to_str().unwrap()), (302, "/dashboard/"));

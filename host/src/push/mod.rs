@@ -57,10 +57,11 @@ pub struct Authorized {
 }
 
 impl Authorized {
-    /// Sleeps until the token expires.
-    pub async fn expired(&self) {
+    /// When the token expires, on tokio's clock. A connection arms one timer with it
+    /// and resets that timer on refresh, rather than a timer per message.
+    pub fn deadline(&self) -> tokio::time::Instant {
         let left = self.claims.exp.saturating_sub(now_secs());
-        tokio::time::sleep(std::time::Duration::from_secs(left)).await;
+        tokio::time::Instant::now() + std::time::Duration::from_secs(left)
     }
 
     /// A fresh token for the same connection: valid, for the same user, and for a role

@@ -190,6 +190,8 @@ struct Connection {
     snapshot_seq: u64,
     heartbeat: Interval,
     dashboard: Option<Interval>,
+    /// Fires when the token expires; SSE cannot refresh, so it is armed once.
+    expiry: std::pin::Pin<Box<tokio::time::Sleep>>,
     _guard: ConnectionGuard,
     done: bool,
 }
@@ -210,6 +212,7 @@ impl Connection {
             tokio::time::interval_at(Instant::now() + d, d)
         });
         Self {
+            expiry: Box::pin(tokio::time::sleep_until(auth.deadline())),
             app,
             auth,
             sub,
@@ -250,7 +253,7 @@ impl Connection {
                         return Some(message("disconnect", None, &json!({ "reason": reason }).to_string()));
                     }
                 },
-                () = self.auth.expired() => {
+                () = &mut self.expiry => {
                     self.done = true;
                     Metrics::inc(&self.app.metrics().expired);
                     let e = super::token_expired();

@@ -78,6 +78,8 @@ async fn serve(mut socket: WebSocket, app: AppState, auth: Authorized, query: Pu
     };
     let every = conn.app.push().heartbeat;
     let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    let expiry = tokio::time::sleep_until(conn.auth.deadline());
+    tokio::pin!(expiry);
     loop {
         tokio::select! {
             msg = sub.rx.recv() => match msg {
@@ -88,12 +90,13 @@ async fn serve(mut socket: WebSocket, app: AppState, auth: Authorized, query: Pu
             incoming = socket.recv() => match incoming {
                 Some(Ok(Message::Text(text))) => {
                     let answer = conn.handle(&text).await.to_string();
+                    expiry.as_mut().reset(conn.auth.deadline()); // a refresh may have moved it
                     if socket.send(Message::Text(answer.into())).await.is_err() { return }
                 }
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
                 Some(Ok(_)) => {} // pings are answered by the library; binary is ignored
             },
-            () = conn.auth.expired() => return expire(socket, &conn.app).await,
+            () = &mut expiry => return expire(socket, &conn.app).await,
             _ = heartbeat.tick() => {
                 if socket.send(Message::Ping(Default::default())).await.is_err() { return }
             }

@@ -86,6 +86,14 @@ impl Session {
         self.auth.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// When the socket's current token expires.
+    fn deadline(&self) -> tokio::time::Instant {
+        self.auth
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .deadline()
+    }
+
     /// Replaces the token (after [`Authorized::refresh`] accepted it), applying a role
     /// change to what the socket receives.
     pub async fn refresh(&self, next: Authorized) -> Result<(), RoomError> {
@@ -169,8 +177,9 @@ impl Session {
             }
             None => {}
         }
+        let expiry = tokio::time::sleep_until(self.deadline());
+        tokio::pin!(expiry);
         loop {
-            let auth = self.auth();
             tokio::select! {
                 msg = sub.rx.recv() => match msg {
                     Some(msg) if crate::push::replayed(msg.seq, upto) => {}
@@ -184,13 +193,15 @@ impl Session {
                         return close(s, &reason).await;
                     }
                 },
-                () = auth.expired() => {
+                () = &mut expiry => {
                     Metrics::inc(&self.metrics.expired);
                     let e = crate::push::token_expired();
                     let _ = s.emit(AUTH_ERROR_EVENT, &crate::push::auth_error(&e));
                     return close(s, "token expired").await;
                 }
-                () = self.refreshed.notified() => {} // wait for the new expiry
+                () = self.refreshed.notified() => {
+                    expiry.as_mut().reset(self.deadline());
+                }
                 () = self.gone.notified() => return,
             }
         }
