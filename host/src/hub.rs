@@ -5,6 +5,8 @@
 use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
+use serde_json::value::RawValue;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::PushConfig;
@@ -31,12 +33,55 @@ pub struct Published {
 /// One message for one connection.
 #[derive(Debug, Clone)]
 pub struct Outgoing {
-    /// Event name (`task_update`, `batch_update`, …).
+    /// Event name (`task_update`, `batch_update`, …), shared by all its deliveries.
     pub kind: Arc<str>,
     /// Sequence number of the (last) event inside.
     pub seq: u64,
     /// The encoded bytes, shared with every connection that gets the same encoding.
-    pub frame: Arc<Frame>,
+    pub frame: Arc<Payload>,
+}
+
+/// A frame the dispatch component encoded, as connections send it: one copy of the
+/// bytes for every connection that gets it, and for Socket.IO, which embeds the payload
+/// in each socket's packet, its JSON checked once rather than per socket.
+#[derive(Debug)]
+pub struct Payload {
+    /// The encoded bytes.
+    pub bytes: Bytes,
+    /// MessagePack (possibly gzipped) rather than JSON text.
+    pub binary: bool,
+    json: OnceLock<Option<Box<RawValue>>>,
+}
+
+impl Payload {
+    /// The frame as a JSON value; `None` for a binary frame, or if the component
+    /// produced text that is not JSON (logged once).
+    pub fn json(&self) -> Option<&RawValue> {
+        self.json
+            .get_or_init(|| {
+                if self.binary {
+                    return None;
+                }
+                let raw = std::str::from_utf8(&self.bytes)
+                    .ok()
+                    .and_then(|t| RawValue::from_string(t.to_owned()).ok());
+                if raw.is_none() {
+                    tracing::error!("dispatch produced a text frame that is not JSON; not sent");
+                }
+                raw
+            })
+            .as_deref()
+    }
+}
+
+impl From<Frame> for Payload {
+    fn from(f: Frame) -> Self {
+        Self {
+            bytes: f.bytes.into(),
+            binary: f.binary,
+            json: OnceLock::new(),
+        }
+    }
 }
 
 /// What a connection subscribes to and how it wants it.
@@ -182,6 +227,12 @@ impl Hub {
             return false;
         }
         updated.await.unwrap_or(false)
+    }
+
+    /// Ends subscriber `id` (its connection went away before dropping the
+    /// [`Subscription`]); its queue closes once the hub gets to it.
+    pub fn unsubscribe(&self, id: u64) {
+        let _ = self.tx.try_send(Command::Unsubscribe(id));
     }
 
     /// Hands sequenced events to every subscriber.
@@ -332,7 +383,7 @@ impl HubTask {
                 return Vec::new();
             }
         };
-        let frames: Vec<Arc<Frame>> = plan.frames.into_iter().map(Arc::new).collect();
+        let frames = payloads(plan.frames);
         plan.deliveries
             .iter()
             .filter(|d| d.decision == Decision::Send)
@@ -371,11 +422,18 @@ impl HubTask {
                 return;
             }
         };
-        let frames: Vec<Arc<Frame>> = plan.frames.into_iter().map(Arc::new).collect();
+        let frames = payloads(plan.frames);
+        // One name per event and one count per frame, not an allocation and a metrics
+        // update per delivery.
+        let kinds: Vec<Arc<str>> = events
+            .iter()
+            .map(|p| p.event.kind.as_str().into())
+            .collect();
+        let mut sends_per_frame = vec![0u64; frames.len()];
+        let mut kind_of_frame: Vec<Option<usize>> = vec![None; frames.len()];
         for (&i, rate) in active.iter().zip(plan.rates) {
             self.subs[i].rate = rate;
         }
-        let mut sent: Vec<(Arc<str>, usize)> = Vec::new();
         for d in plan.deliveries {
             let (Some(&si), Some(event)) = (
                 active.get(d.subscriber as usize),
@@ -391,12 +449,13 @@ impl HubTask {
                         tracing::error!("dispatch planned a frame out of range; ignored");
                         continue;
                     };
+                    sends_per_frame[d.frame as usize] += 1;
+                    kind_of_frame[d.frame as usize] = Some(d.event as usize);
                     let msg = Outgoing {
-                        kind: event.event.kind.as_str().into(),
+                        kind: kinds[d.event as usize].clone(),
                         seq: event.event.seq,
                         frame: frame.clone(),
                     };
-                    sent.push((msg.kind.clone(), frame.bytes.len()));
                     sub.send(msg, &self.metrics);
                 }
                 Decision::Hold => {
@@ -417,7 +476,11 @@ impl HubTask {
                 Decision::Drop => close(sub, "slow consumer: too many updates held", &self.metrics),
             }
         }
-        self.metrics.sent(sent.iter().map(|(k, n)| (k, *n)));
+        for (f, n) in sends_per_frame.iter().enumerate() {
+            if let Some(e) = kind_of_frame[f] {
+                self.metrics.sent(&kinds[e], frames[f].bytes.len(), *n);
+            }
+        }
         self.subs.retain(|s| s.closed.get().is_none());
     }
 
@@ -473,14 +536,19 @@ impl HubTask {
             let msg = Outgoing {
                 kind: "batch_update".into(),
                 seq: batch.last().map_or(0, |p| p.event.seq),
-                frame: Arc::new(frame),
+                frame: Arc::new(frame.into()),
             };
             Metrics::inc(&self.metrics.batches);
-            self.metrics.sent([(&msg.kind, msg.frame.bytes.len())]);
+            self.metrics.sent(&msg.kind, msg.frame.bytes.len(), 1);
             self.subs[i].send(msg, &self.metrics);
         }
         self.subs.retain(|s| s.closed.get().is_none());
     }
+}
+
+/// The plan's frames, shared by the deliveries that point at them.
+fn payloads(frames: Vec<Frame>) -> Vec<Arc<Payload>> {
+    frames.into_iter().map(|f| Arc::new(f.into())).collect()
 }
 
 /// The dispatch component's conflation identity of an event (`<kind>/<key>`): held
@@ -504,10 +572,10 @@ pub fn control(kind: &str, body: &serde_json::Value) -> Outgoing {
     Outgoing {
         kind: kind.into(),
         seq: 0,
-        frame: Arc::new(Frame {
-            bytes: body.to_string().into_bytes(),
-            gzip: false,
+        frame: Arc::new(Payload {
+            bytes: body.to_string().into(),
             binary: false,
+            json: OnceLock::new(),
         }),
     }
 }

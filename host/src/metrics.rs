@@ -51,11 +51,16 @@ impl Histogram {
     }
 
     fn observe(&self, v: f64) {
+        self.observe_n(v, 1);
+    }
+
+    /// Records `n` observations of the same value.
+    fn observe_n(&self, v: f64, n: u64) {
         if let Some(i) = self.bounds.iter().position(|b| v <= *b) {
-            self.buckets[i].fetch_add(1, Relaxed);
+            self.buckets[i].fetch_add(n, Relaxed);
         }
-        self.count.fetch_add(1, Relaxed);
-        self.sum_micro.fetch_add((v * 1e6) as u64, Relaxed);
+        self.count.fetch_add(n, Relaxed);
+        self.sum_micro.fetch_add((v * 1e6) as u64 * n, Relaxed);
     }
 
     fn render(&self, out: &mut String, name: &str, help: &str) {
@@ -145,16 +150,17 @@ impl Metrics {
         }
     }
 
-    /// Records messages queued to connections: `(event name, size in bytes)` each.
-    pub fn sent<'a>(&self, messages: impl IntoIterator<Item = (&'a Arc<str>, usize)>) {
+    /// Records `count` messages of one event name and size queued to connections.
+    pub fn sent(&self, kind: &Arc<str>, size: usize, count: u64) {
+        if count == 0 {
+            return;
+        }
+        self.message_bytes.observe_n(size as f64, count);
         let mut by_event = self.sent_by_event.lock().unwrap_or_else(|e| e.into_inner());
-        for (kind, size) in messages {
-            self.message_bytes.observe(size as f64);
-            match by_event.get_mut(kind) {
-                Some(n) => *n += 1,
-                None => {
-                    by_event.insert(kind.clone(), 1);
-                }
+        match by_event.get_mut(kind) {
+            Some(n) => *n += count,
+            None => {
+                by_event.insert(kind.clone(), count);
             }
         }
     }
@@ -268,7 +274,8 @@ mod tests {
         let _ws = m.connected(Transport::WebSocket);
         drop(guard);
         let kind: Arc<str> = "task_update".into();
-        m.sent([(&kind, 100), (&kind, 2000)]);
+        m.sent(&kind, 100, 1);
+        m.sent(&kind, 2000, 1);
         m.dispatch_call(Duration::from_micros(300));
         Metrics::inc(&m.resume_hits);
         let text = m.render();

@@ -264,11 +264,13 @@ async fn catch_up(
 
 fn to_message(msg: &Outgoing) -> Message {
     if msg.frame.binary {
-        Message::Binary(msg.frame.bytes.clone().into())
+        Message::Binary(msg.frame.bytes.clone())
     } else {
-        Message::Text(Utf8Bytes::from(
-            String::from_utf8_lossy(&msg.frame.bytes).into_owned(),
-        ))
+        // The shared bytes, not a copy per connection; JSON frames are UTF-8.
+        let text = Utf8Bytes::try_from(msg.frame.bytes.clone()).unwrap_or_else(|_| {
+            Utf8Bytes::from(String::from_utf8_lossy(&msg.frame.bytes).into_owned())
+        });
+        Message::Text(text)
     }
 }
 

@@ -4,7 +4,6 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::value::RawValue;
 use socketioxide::extract::SocketRef;
 use socketioxide::socket::DisconnectReason;
 use socketioxide::{SendError, SocketError};
@@ -24,6 +23,8 @@ pub const CLOSING_EVENT: &str = "closing";
 /// timeout reaps a client that reads nothing at all.
 const CLOSE_RETRY_INTERVAL: Duration = Duration::from_millis(100);
 const CLOSE_RETRIES: u32 = 50;
+/// Most queued messages the forwarder takes per wake-up.
+const FORWARD_BATCH: usize = 64;
 
 /// Event telling the client its token expired or a request needed another role (seed 003).
 pub const AUTH_ERROR_EVENT: &str = "auth-error";
@@ -50,8 +51,6 @@ pub struct Session {
     refreshed: Arc<Notify>,
     /// The subscription until the forwarder takes it.
     pending: Arc<Mutex<Option<Start>>>,
-    /// Notified when the socket disconnects, so the forwarder ends.
-    gone: Arc<Notify>,
 }
 
 impl Session {
@@ -77,7 +76,6 @@ impl Session {
                 catchup,
                 guard,
             }))),
-            gone: Arc::default(),
         }
     }
 
@@ -145,9 +143,9 @@ impl Session {
         }
     }
 
-    /// Ends the forwarder; called on disconnect.
+    /// Ends the subscription, and with it the forwarder; called on disconnect.
     pub fn end(&self) {
-        self.gone.notify_one();
+        self.hub.unsubscribe(self.id);
     }
 
     /// Forwards the hub's messages to `s` until either side ends: first what a
@@ -179,30 +177,38 @@ impl Session {
         }
         let expiry = tokio::time::sleep_until(self.deadline());
         tokio::pin!(expiry);
+        // Made once, not per message: a `Notified` registers and unregisters itself.
+        let refreshed = self.refreshed.notified();
+        tokio::pin!(refreshed);
+        let mut batch = Vec::with_capacity(FORWARD_BATCH);
         loop {
+            // Biased: the queue first, so a busy socket's wake-up polls nothing else.
             tokio::select! {
-                msg = sub.rx.recv() => match msg {
-                    Some(msg) if crate::push::replayed(msg.seq, upto) => {}
-                    Some(msg) => {
+                biased;
+                n = sub.rx.recv_many(&mut batch, FORWARD_BATCH) => {
+                    if n == 0 {
+                        let reason = sub.closed.get().cloned().unwrap_or_else(|| "server closed".into());
+                        return close(s, &reason).await;
+                    }
+                    for msg in batch.drain(..) {
+                        if crate::push::replayed(msg.seq, upto) {
+                            continue;
+                        }
                         if let Err(reason) = emit(&s, &msg) {
                             return close(s, reason).await;
                         }
                     }
-                    None => {
-                        let reason = sub.closed.get().cloned().unwrap_or_else(|| "server closed".into());
-                        return close(s, &reason).await;
-                    }
-                },
+                }
                 () = &mut expiry => {
                     Metrics::inc(&self.metrics.expired);
                     let e = crate::push::token_expired();
                     let _ = s.emit(AUTH_ERROR_EVENT, &crate::push::auth_error(&e));
                     return close(s, "token expired").await;
                 }
-                () = self.refreshed.notified() => {
+                () = &mut refreshed => {
                     expiry.as_mut().reset(self.deadline());
+                    refreshed.set(self.refreshed.notified());
                 }
-                () = self.gone.notified() => return,
             }
         }
     }
@@ -212,17 +218,11 @@ impl Session {
 /// (the dispatch component's `socketio` encoding), so it is passed through unparsed.
 fn emit(s: &SocketRef, msg: &Outgoing) -> Result<(), &'static str> {
     let result = if msg.frame.binary {
-        s.emit(&*msg.kind, &bytes::Bytes::from(msg.frame.bytes.clone()))
+        s.emit(&*msg.kind, &msg.frame.bytes)
     } else {
-        match std::str::from_utf8(&msg.frame.bytes)
-            .ok()
-            .and_then(|t| RawValue::from_string(t.to_owned()).ok())
-        {
-            Some(raw) => s.emit(&*msg.kind, &raw),
-            None => {
-                tracing::error!(kind = %msg.kind, "dispatch produced a frame that is not JSON; skipped");
-                return Ok(());
-            }
+        match msg.frame.json() {
+            Some(raw) => s.emit(&*msg.kind, raw),
+            None => return Ok(()),
         }
     };
     match result {
