@@ -168,6 +168,7 @@ impl Hub {
         let task = HubTask {
             dispatch,
             subs: Vec::new(),
+            roster: Roster::default(),
             config: config.clone(),
             metrics,
         };
@@ -288,9 +289,20 @@ fn wit_event(p: &Published) -> dispatch::Event {
     }
 }
 
+/// The active subscribers as the dispatch component sees them, in `decide` order.
+#[derive(Default)]
+struct Roster {
+    /// Index in [`HubTask::subs`] of each record.
+    active: Vec<usize>,
+    records: Vec<dispatch::Subscriber>,
+    /// Subscribers came, went or changed filter since the records were made.
+    stale: bool,
+}
+
 struct HubTask {
     dispatch: DispatchComponent,
     subs: Vec<Entry>,
+    roster: Roster,
     config: Arc<PushConfig>,
     metrics: Arc<Metrics>,
 }
@@ -304,15 +316,20 @@ impl HubTask {
                 cmd = rx.recv() => match cmd {
                     Some(Command::Subscribe(entry, done)) => {
                         self.subs.push(*entry);
+                        self.roster.stale = true;
                         let _ = done.send(());
                     }
-                    Some(Command::Unsubscribe(id)) => self.subs.retain(|s| s.id != id),
+                    Some(Command::Unsubscribe(id)) => {
+                        self.subs.retain(|s| s.id != id);
+                        self.roster.stale = true;
+                    }
                     Some(Command::UpdateFilter(id, filter, done)) => {
                         let sub = self.subs.iter_mut().find(|s| s.id == id);
                         let found = sub.is_some();
                         if let Some(sub) = sub {
                             sub.spec.filter = filter;
                         }
+                        self.roster.stale = true;
                         let _ = done.send(found);
                     }
                     Some(Command::Publish(events)) => self.publish(&events).await,
@@ -326,6 +343,7 @@ impl HubTask {
                             }
                         }
                         self.subs.clear();
+                        self.roster.stale = true;
                     }
                     None => return,
                 },
@@ -403,19 +421,15 @@ impl HubTask {
             .events_published
             .fetch_add(events.len() as u64, std::sync::atomic::Ordering::Relaxed);
         self.degrade_the_nearly_full();
-        // Subscribers without a filter want nothing now: the component never sees them.
-        let (active, subscribers): (Vec<usize>, Vec<dispatch::Subscriber>) = self
-            .subs
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| Some((i, s, s.spec.filter.clone()?)))
-            .map(|(i, s, filter)| (i, self.subscriber(s, filter)))
-            .unzip();
-        if active.is_empty() {
+        self.update_roster();
+        if self.roster.active.is_empty() {
             return;
         }
         let wit_events: Vec<dispatch::Event> = events.iter().map(|p| wit_event(p)).collect();
-        let plan = match self.decide(&wit_events, &subscribers).await {
+        let records = std::mem::take(&mut self.roster.records);
+        let decided = self.decide(&wit_events, &records).await;
+        self.roster.records = records;
+        let plan = match decided {
             Ok(plan) => plan,
             Err(e) => {
                 tracing::error!(error = %format!("{e:#}"), "dispatch failed; batch not pushed (clients resume from the log)");
@@ -431,12 +445,12 @@ impl HubTask {
             .collect();
         let mut sends_per_frame = vec![0u64; frames.len()];
         let mut kind_of_frame: Vec<Option<usize>> = vec![None; frames.len()];
-        for (&i, rate) in active.iter().zip(plan.rates) {
+        for (&i, rate) in self.roster.active.iter().zip(plan.rates) {
             self.subs[i].rate = rate;
         }
         for d in plan.deliveries {
             let (Some(&si), Some(event)) = (
-                active.get(d.subscriber as usize),
+                self.roster.active.get(d.subscriber as usize),
                 events.get(d.event as usize),
             ) else {
                 tracing::error!("dispatch planned a delivery out of range; ignored");
@@ -481,7 +495,50 @@ impl HubTask {
                 self.metrics.sent(&kinds[e], frames[f].bytes.len(), *n);
             }
         }
+        self.remove_closed();
+    }
+
+    /// Brings the component's view of the subscribers up to date: rebuilt when
+    /// subscribers or filters changed, otherwise only the fields a publish changes.
+    fn update_roster(&mut self) {
+        if self.roster.stale {
+            // Subscribers without a filter want nothing now: the component never sees them.
+            let (active, records) = self
+                .subs
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| Some((i, s, s.spec.filter.clone()?)))
+                .map(|(i, s, filter)| (i, self.subscriber(s, filter)))
+                .unzip();
+            self.roster = Roster {
+                active,
+                records,
+                stale: false,
+            };
+            return;
+        }
+        for (&i, record) in self.roster.active.iter().zip(&mut self.roster.records) {
+            let s = &self.subs[i];
+            record.rate = s.rate;
+            record.degraded = s.degraded;
+            if !s.held.is_empty() || record.held_count != 0 {
+                record.held_keys = s
+                    .held
+                    .iter()
+                    .filter_map(|p| conflation_key(&p.event))
+                    .collect();
+                record.held_count = s.held.len() as u32;
+            }
+        }
+    }
+
+    /// Removes the subscribers closed during the last pass.
+    fn remove_closed(&mut self) {
+        let before = self.subs.len();
         self.subs.retain(|s| s.closed.get().is_none());
+        if self.subs.len() != before {
+            self.roster.stale = true;
+        }
     }
 
     /// Switches subscribers whose queue is nearly full to latest-state-only delivery,
@@ -542,7 +599,7 @@ impl HubTask {
             self.metrics.sent(&msg.kind, msg.frame.bytes.len(), 1);
             self.subs[i].send(msg, &self.metrics);
         }
-        self.subs.retain(|s| s.closed.get().is_none());
+        self.remove_closed();
     }
 }
 
