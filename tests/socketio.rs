@@ -181,14 +181,68 @@ async fn subscribe_then_task_update_over_raw_polling() {
     assert_eq!(event[1]["data"]["queue"], "q1");
 }
 
-#[tokio::test]
-async fn a_client_that_stops_reading_is_closed_with_a_reason() {
-    // Unlimited rate, so every event is an emit and the socket's buffer (256) overflows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_bigger_than_the_socket_buffer_arrives_whole() {
+    // 600 emits at once, more than socketioxide buffers per socket (256), to a client
+    // that reads only afterwards: they wait in the hub queue (1024) rather than cost
+    // the socket its connection.
     let dir = tempfile::tempdir().unwrap();
     let mut config = vigil::config::ServeConfig::new(common::manifest(), dir.path().into());
     config.listen = "127.0.0.1:0".parse().unwrap();
     config.jwt_secret = Some(common::SECRET.into());
     config.push.rate_per_sec = 0;
+    let running = vigil::server::start(config, std::future::pending())
+        .await
+        .unwrap();
+    let base = format!("http://{}", running.addr);
+    let (s, _) = Polling::open(&base).await;
+    s.send(&format!(r#"40{{"token":"{}"}}"#, common::admin()))
+        .await;
+    s.until("40").await;
+    s.send(r#"427["subscribe",{"room":"celery:tasks"}]"#).await;
+    s.until("437").await;
+
+    let events: Vec<Value> = (0..600)
+        .map(|i| serde_json::json!({"type":"task-received","uuid":format!("burst-{i}"),"name":"x"}))
+        .collect();
+    let req = reqwest::Client::new()
+        .post(format!("{base}/api/v1/events"))
+        .bearer_auth(common::producer())
+        .body(serde_json::to_string(&events).unwrap());
+    assert_eq!(common::send(req).await.0, 202);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await; // not reading yet
+
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..200 {
+        for p in s.poll().await {
+            assert_ne!(p, "41", "disconnected after {} events", seen.len());
+            let Some(ev) = p.strip_prefix("42") else {
+                continue;
+            };
+            let ev: Value = serde_json::from_str(ev).unwrap();
+            assert_ne!(ev[0], "closing", "closed: {}", ev[1]);
+            if ev[0] == "task_update" {
+                seen.insert(ev[1]["data"]["id"].as_str().unwrap().to_owned());
+            }
+        }
+        if seen.len() == 600 {
+            return;
+        }
+    }
+    panic!("{} of 600 events arrived", seen.len());
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_closed_with_a_reason() {
+    // Unlimited rate, so every event is an emit: socketioxide's buffer (256) fills, then
+    // the hub queue behind it (64), and the degraded socket's held updates (100).
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = vigil::config::ServeConfig::new(common::manifest(), dir.path().into());
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.jwt_secret = Some(common::SECRET.into());
+    config.push.rate_per_sec = 0;
+    config.push.queue_capacity = 64;
+    config.push.max_held = 100;
     let running = vigil::server::start(config, std::future::pending())
         .await
         .unwrap();

@@ -38,10 +38,9 @@ use crate::server::AppState;
 
 /// Seed 000's namespace for the Celery admin dashboard.
 pub const ADMIN_NAMESPACE: &str = "/ws/celery/tasks";
-/// Packets socketioxide buffers per socket. The hub's bounded queue is in front of it
-/// and the rate limit keeps it to ~12 messages a second, so a socket whose buffer
-/// still fills is not reading (e.g. a polling client that stopped polling): it is
-/// closed as a slow consumer rather than buffered without bound.
+/// Packets socketioxide buffers per socket. While it is full, the socket's forwarder
+/// waits and its messages stay in the hub's bounded queue, whose limits (degrade, then
+/// close) decide when the socket is too slow.
 const SOCKET_BUFFER: usize = 256;
 /// Largest HTTP long-polling body a client may post; clients only send small control
 /// messages.

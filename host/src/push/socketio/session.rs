@@ -1,7 +1,7 @@
 //! One Socket.IO socket's place in the hub: its subscription, its rooms, and the task
 //! that forwards what the hub sends it.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use socketioxide::extract::SocketRef;
@@ -23,6 +23,8 @@ pub const CLOSING_EVENT: &str = "closing";
 /// timeout reaps a client that reads nothing at all.
 const CLOSE_RETRY_INTERVAL: Duration = Duration::from_millis(100);
 const CLOSE_RETRIES: u32 = 50;
+/// How often a socket whose buffer is full is retried.
+const FULL_RETRY_INTERVAL: Duration = Duration::from_millis(5);
 /// Most queued messages the forwarder takes per wake-up.
 const FORWARD_BATCH: usize = 64;
 
@@ -164,8 +166,8 @@ impl Session {
         match catchup {
             Some(Catchup::Replay { frames, upto: head }) => {
                 for f in &frames {
-                    if let Err(reason) = emit(&s, f) {
-                        return close(s, reason).await;
+                    if let Err(reason) = deliver(&s, f, &sub.closed).await {
+                        return close(s, &reason).await;
                     }
                 }
                 upto = head;
@@ -194,8 +196,8 @@ impl Session {
                         if crate::push::replayed(msg.seq, upto) {
                             continue;
                         }
-                        if let Err(reason) = emit(&s, &msg) {
-                            return close(s, reason).await;
+                        if let Err(reason) = deliver(&s, &msg, &sub.closed).await {
+                            return close(s, &reason).await;
                         }
                     }
                 }
@@ -214,25 +216,51 @@ impl Session {
     }
 }
 
+/// Emits one hub message under its event name, waiting while the socket's buffer is
+/// full: the hub's bounded queue behind it decides when a socket is too slow (degraded,
+/// then closed), so a burst or a starved writer never costs the client events. `Err`
+/// with the reason once the hub closed the subscription, or the socket went away.
+async fn deliver(s: &SocketRef, msg: &Outgoing, sub: &OnceLock<String>) -> Result<(), String> {
+    loop {
+        match emit(s, msg) {
+            Emitted::Done => return Ok(()),
+            Emitted::Full => {
+                if let Some(reason) = sub.get() {
+                    return Err(reason.clone());
+                }
+                if !s.connected() {
+                    return Err("disconnected".into());
+                }
+                tokio::time::sleep(FULL_RETRY_INTERVAL).await;
+            }
+        }
+    }
+}
+
+enum Emitted {
+    /// Queued, or not sendable at all (socket closed, payload not JSON; logged).
+    Done,
+    /// The socket's buffer is full.
+    Full,
+}
+
 /// Emits one hub message under its event name; the frame is already the payload's JSON
 /// (the dispatch component's `socketio` encoding), so it is passed through unparsed.
-fn emit(s: &SocketRef, msg: &Outgoing) -> Result<(), &'static str> {
+fn emit(s: &SocketRef, msg: &Outgoing) -> Emitted {
     let result = if msg.frame.binary {
         s.emit(&*msg.kind, &msg.frame.bytes)
     } else {
         match msg.frame.json() {
             Some(raw) => s.emit(&*msg.kind, raw),
-            None => return Ok(()),
+            None => return Emitted::Done,
         }
     };
     match result {
-        Ok(()) | Err(SendError::Socket(SocketError::Closed)) => Ok(()),
-        Err(SendError::Socket(SocketError::InternalChannelFull)) => {
-            Err("slow consumer: the connection's buffer is full")
-        }
+        Ok(()) | Err(SendError::Socket(SocketError::Closed)) => Emitted::Done,
+        Err(SendError::Socket(SocketError::InternalChannelFull)) => Emitted::Full,
         Err(e) => {
             tracing::error!(error = %e, kind = %msg.kind, "emit failed");
-            Ok(())
+            Emitted::Done
         }
     }
 }
