@@ -112,4 +112,21 @@ async fn too_far_behind_gets_a_reset() {
         host.get("/api/v1/events?since=1&timeout=0").await.1["reset"],
         true
     );
+
+    // A cursor past the head comes from a history this server does not have (e.g. its
+    // data was wiped): taking it as is would hide every event up to it.
+    let resp = reqwest::Client::new()
+        .get(host.url("/events?since=999"))
+        .bearer_auth(common::admin())
+        .send()
+        .await
+        .unwrap();
+    let mut sse = common::SseClient::from_response(resp).await;
+    let m = sse.next().await;
+    assert_eq!(m.event, "reset");
+    assert_eq!(serde_json::from_str::<Value>(&m.data).unwrap()["seq"], 12);
+    let (status, body) = host.get("/api/v1/events?since=999&timeout=0").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["reset"], true, "{body}");
+    assert_eq!(body["seq"], 12);
 }

@@ -34,13 +34,17 @@ pub fn cursor(last_event_id: Option<&str>, since: Option<u64>) -> Option<u64> {
 
 /// Reads the events after `since` for `sub`. Call it after subscribing: anything
 /// sequenced later arrives live, so nothing falls between the two. A gap the log no
-/// longer holds, or older than the configured history age, is a `reset`.
+/// longer holds, or older than the configured history age, is a `reset`; so is a cursor
+/// past the head, which comes from a history this server does not have.
 pub async fn catch_up(app: &AppState, sub: &Subscription, since: u64) -> anyhow::Result<Catchup> {
     let kv = app.kv();
     let head = match kv.get(keys::SEQ_KEY).await? {
         Some(b) => String::from_utf8_lossy(&b).parse()?,
         None => 0,
     };
+    if since > head {
+        return Ok(reset(app, head));
+    }
     let max_age_ms = app.push().history_max_age.as_millis() as u64;
     let oldest_ms = crate::hub::now_ms().saturating_sub(max_age_ms);
     let mut missed = Vec::new();

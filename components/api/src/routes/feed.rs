@@ -1,7 +1,8 @@
 //! `GET /api/v1/events?since=N&timeout=S&topics=a,b&limit=L`: the event feed. Returns
 //! every event after sequence N, in order, none missing (up to `limit`), or waits up to
-//! S seconds for the next one. When N is older than the kept history it answers
-//! `{"reset":true}`: refetch the snapshot and continue from its `seq`.
+//! S seconds for the next one. When N is older than the kept history, or past the head
+//! (a cursor from a history this server does not have), it answers `{"reset":true}`:
+//! refetch the snapshot and continue from its `seq`.
 
 use serde_json::{json, Value};
 use spin_sdk::http::Response;
@@ -30,6 +31,12 @@ pub fn get(req: &Req) -> Result<Response, ApiError> {
     let kv = Kv::open()?;
     let head = kv.head()?;
     let since = req.query_u64("since", 0..=u64::MAX, head)?;
+    if since > head {
+        return Ok(crate::json_response(
+            200,
+            &json!({ "reset": true, "seq": head }),
+        ));
+    }
     let timeout = req.query_u64("timeout", 0..=MAX_WAIT_SECS, 30)?;
     let limit = req.query_u64("limit", 1..=5000, DEFAULT_LIMIT)?;
     let topics: Vec<String> = req
