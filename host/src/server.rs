@@ -105,7 +105,10 @@ pub fn app(state: AppState) -> (Router, SocketIo) {
         .route("/ready", get(ready))
         .fallback(spin)
         .with_state(state)
-        .layer(socketio);
+        .layer(socketio)
+        .layer(axum::middleware::map_request(
+            crate::push::socketio::compact_request,
+        ));
     (router, io)
 }
 
