@@ -97,16 +97,7 @@ async fn too_far_behind_gets_a_reset() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    let resp = reqwest::Client::new()
-        .get(host.url("/events?since=1"))
-        .bearer_auth(common::admin())
-        .send()
-        .await
-        .unwrap();
-    let mut sse = common::SseClient::from_response(resp).await;
-    let m = sse.next().await;
-    assert_eq!(m.event, "reset");
-    assert_eq!(serde_json::from_str::<Value>(&m.data).unwrap()["seq"], 12);
+    assert_sse_reset(&host, 1, 12).await;
     // The feed says the same.
     assert_eq!(
         host.get("/api/v1/events?since=1&timeout=0").await.1["reset"],
@@ -115,18 +106,23 @@ async fn too_far_behind_gets_a_reset() {
 
     // A cursor past the head comes from a history this server does not have (e.g. its
     // data was wiped): taking it as is would hide every event up to it.
+    assert_sse_reset(&host, 999, 12).await;
+    let (status, body) = host.get("/api/v1/events?since=999&timeout=0").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["reset"], true, "{body}");
+    assert_eq!(body["seq"], 12);
+}
+
+/// An SSE client resuming after `since` is told to reset to `head`.
+async fn assert_sse_reset(host: &common::TestHost, since: u64, head: u64) {
     let resp = reqwest::Client::new()
-        .get(host.url("/events?since=999"))
+        .get(host.url(&format!("/events?since={since}")))
         .bearer_auth(common::admin())
         .send()
         .await
         .unwrap();
     let mut sse = common::SseClient::from_response(resp).await;
     let m = sse.next().await;
-    assert_eq!(m.event, "reset");
-    assert_eq!(serde_json::from_str::<Value>(&m.data).unwrap()["seq"], 12);
-    let (status, body) = host.get("/api/v1/events?since=999&timeout=0").await;
-    assert_eq!(status, 200);
-    assert_eq!(body["reset"], true, "{body}");
-    assert_eq!(body["seq"], 12);
+    assert_eq!(m.event, "reset", "since={since}");
+    assert_eq!(serde_json::from_str::<Value>(&m.data).unwrap()["seq"], head);
 }

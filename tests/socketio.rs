@@ -186,30 +186,9 @@ async fn a_burst_bigger_than_the_socket_buffer_arrives_whole() {
     // 600 emits at once, more than socketioxide buffers per socket (256), to a client
     // that reads only afterwards: they wait in the hub queue (1024) rather than cost
     // the socket its connection.
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = vigil::config::ServeConfig::new(common::manifest(), dir.path().into());
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config.jwt_secret = Some(common::SECRET.into());
-    config.push.rate_per_sec = 0;
-    let running = vigil::server::start(config, std::future::pending())
-        .await
-        .unwrap();
-    let base = format!("http://{}", running.addr);
-    let (s, _) = Polling::open(&base).await;
-    s.send(&format!(r#"40{{"token":"{}"}}"#, common::admin()))
-        .await;
-    s.until("40").await;
-    s.send(r#"427["subscribe",{"room":"celery:tasks"}]"#).await;
-    s.until("437").await;
-
-    let events: Vec<Value> = (0..600)
-        .map(|i| serde_json::json!({"type":"task-received","uuid":format!("burst-{i}"),"name":"x"}))
-        .collect();
-    let req = reqwest::Client::new()
-        .post(format!("{base}/api/v1/events"))
-        .bearer_auth(common::producer())
-        .body(serde_json::to_string(&events).unwrap());
-    assert_eq!(common::send(req).await.0, 202);
+    let host = common::start_with(|c| c.push.rate_per_sec = 0).await;
+    let s = admin_in_tasks_room(&host).await;
+    assert_eq!(host.ingest(&task_events("burst", 600)).await.0, 202);
     tokio::time::sleep(std::time::Duration::from_millis(500)).await; // not reading yet
 
     let mut seen = std::collections::BTreeSet::new();
@@ -236,31 +215,14 @@ async fn a_burst_bigger_than_the_socket_buffer_arrives_whole() {
 async fn a_client_that_stops_reading_is_closed_with_a_reason() {
     // Unlimited rate, so every event is an emit: socketioxide's buffer (256) fills, then
     // the hub queue behind it (64), and the degraded socket's held updates (100).
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = vigil::config::ServeConfig::new(common::manifest(), dir.path().into());
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config.jwt_secret = Some(common::SECRET.into());
-    config.push.rate_per_sec = 0;
-    config.push.queue_capacity = 64;
-    config.push.max_held = 100;
-    let running = vigil::server::start(config, std::future::pending())
-        .await
-        .unwrap();
-    let base = format!("http://{}", running.addr);
-    let (s, _) = Polling::open(&base).await;
-    s.send(&format!(r#"40{{"token":"{}"}}"#, common::admin()))
-        .await;
-    s.until("40").await;
-    s.send(r#"42["subscribe",{"room":"celery:tasks"}]"#).await;
-
-    let events: Vec<Value> = (0..400)
-        .map(|i| serde_json::json!({"type":"task-received","uuid":format!("slow-{i}"),"name":"x"}))
-        .collect();
-    let req = reqwest::Client::new()
-        .post(format!("{base}/api/v1/events"))
-        .bearer_auth(common::producer())
-        .body(serde_json::to_string(&events).unwrap());
-    assert_eq!(common::send(req).await.0, 202);
+    let host = common::start_with(|c| {
+        c.push.rate_per_sec = 0;
+        c.push.queue_capacity = 64;
+        c.push.max_held = 100;
+    })
+    .await;
+    let s = admin_in_tasks_room(&host).await;
+    assert_eq!(host.ingest(&task_events("slow", 400)).await.0, 202);
     tokio::time::sleep(std::time::Duration::from_millis(500)).await; // not reading
 
     let (mut closing, mut received) = (None, 0);
@@ -282,4 +244,23 @@ async fn a_client_that_stops_reading_is_closed_with_a_reason() {
         }
     }
     panic!("not disconnected ({received} received, closing {closing:?})");
+}
+
+/// A Socket.IO polling session of an admin in `celery:tasks` (the join acknowledged).
+async fn admin_in_tasks_room(host: &common::TestHost) -> Polling {
+    let (s, _) = Polling::open(&host.base).await;
+    s.send(&format!(r#"40{{"token":"{}"}}"#, common::admin()))
+        .await;
+    s.until("40").await;
+    s.send(r#"427["subscribe",{"room":"celery:tasks"}]"#).await;
+    s.until("437").await;
+    s
+}
+
+/// An ingest body of `n` `task-received` events for tasks `<prefix>-0`, `<prefix>-1`, ….
+fn task_events(prefix: &str, n: usize) -> String {
+    let events: Vec<Value> = (0..n)
+        .map(|i| serde_json::json!({"type":"task-received","uuid":format!("{prefix}-{i}"),"name":"x"}))
+        .collect();
+    serde_json::to_string(&events).unwrap()
 }

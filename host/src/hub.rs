@@ -320,16 +320,19 @@ impl HubTask {
                         let _ = done.send(());
                     }
                     Some(Command::Unsubscribe(id)) => {
-                        self.subs.retain(|s| s.id != id);
-                        self.roster.stale = true;
+                        // A socket's disconnect and its dropped subscription both say so.
+                        if let Some(i) = self.subs.iter().position(|s| s.id == id) {
+                            self.subs.remove(i);
+                            self.roster.stale = true;
+                        }
                     }
                     Some(Command::UpdateFilter(id, filter, done)) => {
                         let sub = self.subs.iter_mut().find(|s| s.id == id);
                         let found = sub.is_some();
                         if let Some(sub) = sub {
                             sub.spec.filter = filter;
+                            self.roster.stale = true;
                         }
-                        self.roster.stale = true;
                         let _ = done.send(found);
                     }
                     Some(Command::Publish(events)) => self.publish(&events).await,
@@ -443,8 +446,8 @@ impl HubTask {
             .iter()
             .map(|p| p.event.kind.as_str().into())
             .collect();
-        let mut sends_per_frame = vec![0u64; frames.len()];
-        let mut kind_of_frame: Vec<Option<usize>> = vec![None; frames.len()];
+        // Per frame: the event it encodes and how many connections got it.
+        let mut sends: Vec<(usize, u64)> = vec![(0, 0); frames.len()];
         for (&i, rate) in self.roster.active.iter().zip(plan.rates) {
             self.subs[i].rate = rate;
         }
@@ -463,8 +466,7 @@ impl HubTask {
                         tracing::error!("dispatch planned a frame out of range; ignored");
                         continue;
                     };
-                    sends_per_frame[d.frame as usize] += 1;
-                    kind_of_frame[d.frame as usize] = Some(d.event as usize);
+                    sends[d.frame as usize] = (d.event as usize, sends[d.frame as usize].1 + 1);
                     let msg = Outgoing {
                         kind: kinds[d.event as usize].clone(),
                         seq: event.event.seq,
@@ -490,10 +492,8 @@ impl HubTask {
                 Decision::Drop => close(sub, "slow consumer: too many updates held", &self.metrics),
             }
         }
-        for (f, n) in sends_per_frame.iter().enumerate() {
-            if let Some(e) = kind_of_frame[f] {
-                self.metrics.sent(&kinds[e], frames[f].bytes.len(), *n);
-            }
+        for (frame, &(event, n)) in frames.iter().zip(&sends) {
+            self.metrics.sent(&kinds[event], frame.bytes.len(), n);
         }
         self.remove_closed();
     }
