@@ -148,7 +148,7 @@ fn removal_spares_a_newer_revision() {
 
 #[test]
 fn concurrent_writers_lose_nothing() {
-    let kv = Arc::new(MemoryKv::new());
+    let kv = Arc::new(MemoryKv::new().jitter());
     let threads: Vec<_> = (0..4u64)
         .map(|t| {
             let kv = kv.clone();

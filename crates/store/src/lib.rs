@@ -10,6 +10,8 @@
 //!   belongs to.
 //! - [`tasks`]: writing task records by compare-and-swap, with their index entries and
 //!   counters; [`verify`]: checking entries against records on read.
+//! - [`query`], [`listing`]: which index answers a listing, and walking it.
+//! - [`retention`]: expiring finished tasks by age and count.
 //! - [`aggregate`], [`registry`]: per-queue figures, and the names in use.
 #![deny(missing_docs)]
 
@@ -17,11 +19,16 @@ pub mod aggregate;
 pub mod codec;
 pub mod index;
 pub mod kv;
+pub mod listing;
 pub mod memory;
 pub mod pos;
+pub mod query;
 pub mod record;
 pub mod registry;
+pub mod retention;
 pub mod scan;
 pub mod sets;
 pub mod tasks;
+#[cfg(test)]
+mod testing;
 pub mod verify;

@@ -23,6 +23,7 @@ pub struct MemoryKv {
     fail_swaps: AtomicU32,
     seed: AtomicU64,
     hook: Mutex<Option<SwapHook>>,
+    jitter: std::sync::atomic::AtomicBool,
 }
 
 /// What [`MemoryKv::cas`] read: the key and the version (or absence) it saw.
@@ -38,6 +39,13 @@ impl MemoryKv {
             seed: AtomicU64::new(0x9e37_79b9_7f4a_7c15),
             ..Self::default()
         }
+    }
+
+    /// Yields the thread between every compare-and-swap read and its swap, so threads
+    /// sharing the store interleave there as they would across processes.
+    pub fn jitter(self) -> Self {
+        self.jitter.store(true, Ordering::SeqCst);
+        self
     }
 
     /// Makes the next `n` swaps fail as if another writer had won.
@@ -151,6 +159,9 @@ impl Kv for MemoryKv {
     }
 
     fn swap(&self, cas: MemoryCas, value: &[u8]) -> Result<bool> {
+        if self.jitter.load(Ordering::SeqCst) {
+            std::thread::yield_now();
+        }
         let hook = self.map_hook().take();
         if let Some(h) = &hook {
             h(self, &cas.key);
