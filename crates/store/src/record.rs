@@ -31,8 +31,11 @@ pub struct Expired {
     pub at: f64,
     /// When Vigil had recorded it finishing.
     pub done_at: f64,
-    /// Which rule expired it, e.g. "older than 604800 s".
+    /// Which rule expired it.
     pub reason: String,
+    /// Its owner, so only those who could see the task learn that it expired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 impl Stored {
@@ -90,6 +93,7 @@ mod tests {
                 at: 2.0,
                 done_at: 1.0,
                 reason: "older than 1 s".into(),
+                owner: None,
             }),
         };
         assert_eq!(Stored::decode("k", &gone.encode()).unwrap(), gone);

@@ -109,6 +109,7 @@ fn expire<K: Kv>(kv: &K, entry: &Entry, reason: String, now: f64) -> Result<bool
                 at: now,
                 done_at,
                 reason: reason.clone(),
+                owner: before.task.as_ref().and_then(|t| t.owner.clone()),
             }),
         };
         Ok(Some((marker.encode(), (before, marker.rev))))

@@ -1,31 +1,33 @@
-//! `GET /api/v1/tasks` (Flower-like filters) and `GET /api/v1/tasks/{id}`.
+//! `GET /api/v1/tasks` (Flower-like filters), `GET /api/v1/jobs` and
+//! `GET /api/v1/tasks/{id}`, answered from the indexes (`vigil_store::listing`).
 
+use serde_json::{json, Value};
 use spin_sdk::http::Response;
 use vigil_core::auth::{Claims, Role};
 use vigil_core::error::ApiError;
 use vigil_core::keys;
 use vigil_core::task::{Task, TaskState};
+use vigil_store::listing::{self, Listing, Request, MAX_OFFSET};
+use vigil_store::query::{Cursor, Filters, Sort};
+use vigil_store::record::Stored;
+use vigil_store::sets::SORT_FIELDS;
 
 use crate::request::Req;
-use crate::store::Kv;
+use crate::store::{api_error, Kv};
 
 /// Tasks listed when the client gives no `limit`.
 const DEFAULT_LIMIT: u64 = 100;
 /// Most tasks one response lists.
 const MAX_LIMIT: u64 = 1000;
-/// Fields `sort_by` accepts (prefix `-` for descending).
-const SORT_FIELDS: [&str; 6] = [
-    "state_at",
-    "received_at",
-    "started_at",
-    "finished_at",
-    "runtime",
-    "name",
-];
 
-/// Whether `claims` may see `task`: admins see all, viewers their own.
+/// Whether `claims` may see a task of `owner`: admins see all, viewers their own.
+pub fn may_see(claims: &Claims, owner: Option<&str>) -> bool {
+    claims.role == Role::Admin || owner == Some(claims.sub.as_str())
+}
+
+/// Whether `claims` may see `task`.
 pub fn visible(claims: &Claims, task: &Task) -> bool {
-    claims.role == Role::Admin || task.owner.as_deref() == Some(claims.sub.as_str())
+    may_see(claims, task.owner.as_deref())
 }
 
 fn parse_f64(req: &Req, name: &str) -> Result<Option<f64>, ApiError> {
@@ -38,17 +40,7 @@ fn parse_f64(req: &Req, name: &str) -> Result<Option<f64>, ApiError> {
         .transpose()
 }
 
-/// The tasks `req`'s filters select, sorted and paged (only those `claims` may see).
-pub fn query(req: &Req, claims: Option<&Claims>) -> Result<Vec<Task>, ApiError> {
-    Ok(select(req, claims, false)?.1)
-}
-
-/// (total matching, the page).
-fn select(
-    req: &Req,
-    claims: Option<&Claims>,
-    jobs_only: bool,
-) -> Result<(usize, Vec<Task>), ApiError> {
+fn filters(req: &Req, jobs: bool) -> Result<Filters, ApiError> {
     let state = match req.query_param("state") {
         Some(s) => Some(
             TaskState::parse(&s)
@@ -56,19 +48,20 @@ fn select(
         ),
         None => None,
     };
-    let (queue, worker, name, owner) = (
-        req.query_param("queue"),
-        req.query_param("worker"),
-        req.query_param("name"),
-        req.query_param("owner"),
-    );
-    let search = req.query_param("search").map(|s| s.to_lowercase());
-    let (after, before) = (
-        parse_f64(req, "received_after")?,
-        parse_f64(req, "received_before")?,
-    );
-    let limit = req.query_u64("limit", 1..=MAX_LIMIT, DEFAULT_LIMIT)? as usize;
-    let offset = req.query_u64("offset", 0..=u64::MAX, 0)? as usize;
+    Ok(Filters {
+        state,
+        queue: req.query_param("queue"),
+        worker: req.query_param("worker"),
+        name: req.query_param("name"),
+        owner: req.query_param("owner"),
+        jobs,
+        search: req.query_param("search").map(|s| s.to_lowercase()),
+        received_after: parse_f64(req, "received_after")?,
+        received_before: parse_f64(req, "received_before")?,
+    })
+}
+
+fn sort(req: &Req) -> Result<Sort, ApiError> {
     let sort = req
         .query_param("sort_by")
         .unwrap_or_else(|| "-state_at".into());
@@ -82,101 +75,116 @@ fn select(
             format!("sort_by must be one of {SORT_FIELDS:?}, optionally with `-`"),
         ));
     }
-    let eq = |want: &Option<String>, have: &Option<String>| {
-        want.as_ref().is_none_or(|w| have.as_ref() == Some(w))
+    Ok(Sort { field, desc })
+}
+
+/// The listing `req` asks for; `None` when a viewer filters by another owner (nothing
+/// it may see).
+pub fn request(
+    req: &Req,
+    claims: Option<&Claims>,
+    jobs: bool,
+) -> Result<Option<Request>, ApiError> {
+    let mut filters = filters(req, jobs)?;
+    let sort = sort(req)?;
+    let limit = req.query_u64("limit", 1..=MAX_LIMIT, DEFAULT_LIMIT)? as usize;
+    let offset = req.query_u64("offset", 0..=MAX_OFFSET as u64, 0)? as usize;
+    let cursor = match req.query_param("cursor").filter(|c| !c.is_empty()) {
+        None => None,
+        Some(c) => Some(
+            Cursor::decode(&c)
+                .filter(|c| c.sort == sort)
+                .ok_or_else(|| {
+                    ApiError::invalid_field(
+                        "cursor",
+                        "cursor is not one this listing returned (same sort_by)",
+                    )
+                })?,
+        ),
     };
-    let mut tasks: Vec<Task> = Kv::open()?
-        .all::<Task>(keys::TASK_PREFIX)?
-        .into_iter()
-        .filter(|t| claims.is_none_or(|c| visible(c, t)))
-        .filter(|t| !jobs_only || is_job(t))
-        .filter(|t| state.is_none_or(|s| t.state == s))
-        .filter(|t| {
-            eq(&queue, &t.queue)
-                && eq(&worker, &t.worker)
-                && eq(&name, &t.name)
-                && eq(&owner, &t.owner)
-        })
-        .filter(|t| after.is_none_or(|a| t.received_at.is_some_and(|r| r >= a)))
-        .filter(|t| before.is_none_or(|b| t.received_at.is_some_and(|r| r < b)))
-        .filter(|t| search.as_ref().is_none_or(|s| matches_search(t, s)))
-        .collect();
-    tasks.sort_by(|a, b| {
-        let o = sort_key(a, &field)
-            .partial_cmp(&sort_key(b, &field))
-            .unwrap_or(std::cmp::Ordering::Equal);
-        (if desc { o.reverse() } else { o }).then_with(|| a.id.cmp(&b.id))
-    });
-    let total = tasks.len();
-    Ok((total, tasks.into_iter().skip(offset).take(limit).collect()))
-}
-
-#[derive(PartialEq, PartialOrd)]
-enum Key<'a> {
-    Num(f64),
-    Text(&'a str),
-}
-
-fn sort_key<'a>(t: &'a Task, field: &str) -> Key<'a> {
-    let n = |v: Option<f64>| Key::Num(v.unwrap_or(f64::MIN));
-    match field {
-        "received_at" => n(t.received_at),
-        "started_at" => n(t.started_at),
-        "finished_at" => n(t.finished_at),
-        "runtime" => n(t.runtime),
-        "name" => Key::Text(t.name.as_deref().unwrap_or("")),
-        _ => Key::Num(t.state_at),
+    if let Some(c) = claims.filter(|c| c.role != Role::Admin) {
+        if filters.owner.as_ref().is_some_and(|o| *o != c.sub) {
+            return Ok(None);
+        }
+        filters.owner = Some(c.sub.clone());
     }
+    Ok(Some(Request {
+        filters,
+        sort,
+        limit,
+        offset,
+        cursor,
+    }))
 }
 
-/// Case-insensitive search over id, name, args, kwargs, result and exception.
-fn matches_search(t: &Task, needle: &str) -> bool {
-    let text = |v: &Option<serde_json::Value>| v.as_ref().map(|v| v.to_string().to_lowercase());
-    [
-        Some(t.id.to_lowercase()),
-        t.name.as_ref().map(|s| s.to_lowercase()),
-        text(&t.args),
-        text(&t.kwargs),
-        text(&t.result),
-        t.exception.as_ref().map(|s| s.to_lowercase()),
-    ]
-    .into_iter()
-    .flatten()
-    .any(|h| h.contains(needle))
+/// The tasks `req`'s filters select, sorted and paged (only those `claims` may see).
+pub fn query(req: &Req, claims: Option<&Claims>, jobs: bool) -> Result<Listing, ApiError> {
+    let Some(r) = request(req, claims, jobs)? else {
+        return Ok(Listing {
+            tasks: Vec::new(),
+            total: 0,
+            total_exact: true,
+            next: None,
+        });
+    };
+    listing::list(&Kv::open()?, &r).map_err(api_error)
 }
 
-/// `GET /api/v1/tasks`: `{"tasks":[…],"total":n}`.
+fn page(l: &Listing, field: &str) -> Value {
+    let tasks: Vec<Value> = l.tasks.iter().map(Task::view).collect();
+    json!({
+        field: tasks,
+        "total": l.total,
+        "total_exact": l.total_exact,
+        "next_cursor": l.next.as_ref().map(Cursor::encode),
+    })
+}
+
+/// `GET /api/v1/tasks`: `{"tasks":[…],"total":n,"total_exact":b,"next_cursor":c}`.
 pub fn list(req: &Req) -> Result<Response, ApiError> {
     let claims = crate::auth::reader(req)?;
-    let (total, tasks) = select(req, Some(&claims), false)?;
-    let tasks: Vec<serde_json::Value> = tasks.iter().map(Task::view).collect();
-    Ok(crate::json_response(
-        200,
-        &serde_json::json!({ "tasks": tasks, "total": total }),
-    ))
+    let l = query(req, Some(&claims), false)?;
+    Ok(crate::json_response(200, &page(&l, "tasks")))
 }
 
-/// Whether a task is a job: submitted through the jobs API, or reporting batches.
-fn is_job(t: &Task) -> bool {
-    t.total_batches.is_some() || t.extra.get("job") == Some(&serde_json::Value::Bool(true))
-}
-
-/// `GET /api/v1/jobs`: the tasks that are jobs, with the same filters as tasks.
+/// `GET /api/v1/jobs`: the tasks that are jobs, with the same filters and paging.
 pub fn jobs(req: &Req) -> Result<Response, ApiError> {
     let claims = crate::auth::reader(req)?;
-    let (_, all) = select(req, Some(&claims), true)?;
-    let jobs: Vec<serde_json::Value> = all.iter().map(Task::view).collect();
-    Ok(crate::json_response(
-        200,
-        &serde_json::json!({ "jobs": jobs, "total": jobs.len() }),
-    ))
+    let l = query(req, Some(&claims), true)?;
+    Ok(crate::json_response(200, &page(&l, "jobs")))
 }
 
-/// One task, or 404 (also for a task the caller may not see: no existence leak).
+/// The live task `id`, if Vigil holds it.
+pub fn load(kv: &Kv, id: &str) -> Result<Option<Task>, ApiError> {
+    let key = keys::task(id);
+    let Some(bytes) = vigil_store::kv::Kv::get(kv, &key).map_err(api_error)? else {
+        return Ok(None);
+    };
+    Ok(Stored::decode(&key, &bytes).map_err(api_error)?.task)
+}
+
+/// One task, or 404: unknown, not the caller's (no existence leak), or expired.
 pub fn get(req: &Req, id: &str) -> Result<Response, ApiError> {
     let claims = crate::auth::reader(req)?;
-    match Kv::open()?.get::<Task>(&keys::task(id))? {
-        Some(task) if visible(&claims, &task) => Ok(crate::json_response(200, &task.view())),
-        _ => Err(ApiError::not_found(format!("no task `{id}`"))),
+    let kv = Kv::open()?;
+    let key = keys::task(id);
+    let stored = vigil_store::kv::Kv::get(&kv, &key)
+        .map_err(api_error)?
+        .map(|b| Stored::decode(&key, &b))
+        .transpose()
+        .map_err(api_error)?;
+    match stored {
+        Some(Stored { task: Some(t), .. }) if visible(&claims, &t) => {
+            Ok(crate::json_response(200, &t.view()))
+        }
+        Some(Stored {
+            expired: Some(x), ..
+        }) if may_see(&claims, x.owner.as_deref()) => Err(ApiError::not_found(format!(
+            "task `{id}` expired at {} by the retention policy: {} (it finished at {})",
+            vigil_core::time::iso8601(x.at),
+            x.reason,
+            vigil_core::time::iso8601(x.done_at)
+        ))),
+        _ => Err(super::retention::unknown_task(id)),
     }
 }
