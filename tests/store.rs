@@ -15,8 +15,13 @@ const TASKS: usize = 300;
 const PRODUCERS: usize = 8;
 
 async fn host() -> common::TestHost {
-    // Many producers at once on one token: no REST rate limit in these tests.
-    common::start_with(|c| c.rest_rate_per_sec = 0).await
+    // Many producers at once on one token: no REST rate limit in these tests. No
+    // worker sweep either: it marks silent workers offline at the wall clock's time.
+    common::start_with(|c| {
+        c.rest_rate_per_sec = 0;
+        c.sweep_interval = std::time::Duration::from_secs(3600);
+    })
+    .await
 }
 
 /// A busy hour an hour ago: tasks received, started and finished on three queues and
@@ -44,8 +49,10 @@ fn cluster(tasks: usize) -> Vec<Value> {
         }
     }
     for (n, w) in (0..40).flat_map(|n| (0..4).map(move |w| (n, w))) {
-        out.push(json!({"type":"worker-heartbeat","hostname":format!("w{w}"),"active":n % 3,
-            "processed":n,"cpu":n as f64,"memory":10.0,"timestamp":base + n as f64 * 2.0}));
+        out.push(
+            json!({"type":"worker-heartbeat","hostname":format!("w{w}"),"active":n % 3,
+            "processed":n,"cpu":n as f64,"memory":10.0,"timestamp":base + n as f64 * 2.0}),
+        );
     }
     out
 }
@@ -61,10 +68,29 @@ async fn observe(host: &common::TestHost, ids: &[String]) -> Value {
         tasks.push(host.get(&format!("/api/v1/tasks/{id}")).await.1);
     }
     let mut lists = json!({});
-    for q in ["", "?state=SUCCESS", "?state=STARTED&queue=q1", "?owner=user2&state=FAILURE", "?worker=w3",
-              "?name=job.n2&sort_by=-runtime", "?sort_by=received_at", "?queue=q0&state=RECEIVED"] {
-        let (_, l) = host.get(&format!("/api/v1/tasks{}{}limit=1000", q, if q.is_empty() { "?" } else { "&" })).await;
-        let ids: Vec<&str> = l["tasks"].as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap()).collect();
+    for q in [
+        "",
+        "?state=SUCCESS",
+        "?state=STARTED&queue=q1",
+        "?owner=user2&state=FAILURE",
+        "?worker=w3",
+        "?name=job.n2&sort_by=-runtime",
+        "?sort_by=received_at",
+        "?queue=q0&state=RECEIVED",
+    ] {
+        let (_, l) = host
+            .get(&format!(
+                "/api/v1/tasks{}{}limit=1000",
+                q,
+                if q.is_empty() { "?" } else { "&" }
+            ))
+            .await;
+        let ids: Vec<&str> = l["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["id"].as_str().unwrap())
+            .collect();
         lists[q] = json!({ "ids": ids, "total": l["total"], "exact": l["total_exact"] });
     }
     let (_, mut workers) = host.get("/api/v1/workers").await;
@@ -75,7 +101,9 @@ async fn observe(host: &common::TestHost, ids: &[String]) -> Value {
     let (_, queues) = host.get("/api/v1/queues").await;
     let mut outcomes = Vec::new();
     for q in ["q0", "q1", "q2"] {
-        let (_, b) = host.get(&format!("/api/v1/queue/circuit-breaker-status?queue={q}")).await;
+        let (_, b) = host
+            .get(&format!("/api/v1/queue/circuit-breaker-status?queue={q}"))
+            .await;
         let m = &b["data"]["metadata"];
         outcomes.push(json!([b["data"]["state"], m["failures"], m["successes"]]));
     }
@@ -125,10 +153,25 @@ async fn concurrent_shuffled_producers_end_as_if_applied_one_by_one() {
         p.await.unwrap();
     }
     let got = observe(&concurrent, &ids).await;
-    assert_eq!(got["tasks"], expected["tasks"]);
-    assert_eq!(got["lists"], expected["lists"]);
-    assert_eq!(got, expected);
-    assert_eq!(expected["counts"]["SUCCESS"].as_u64().unwrap() + expected["counts"]["FAILURE"].as_u64().unwrap(), 200);
+    for (g, e) in got["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(expected["tasks"].as_array().unwrap())
+    {
+        assert_eq!(g, e, "task differs (left: concurrent, right: sequential)");
+    }
+    for part in ["lists", "counts", "queues", "breakers", "workers"] {
+        assert_eq!(
+            got[part], expected[part],
+            "{part} differ (left: concurrent)"
+        );
+    }
+    assert_eq!(
+        expected["counts"]["SUCCESS"].as_u64().unwrap()
+            + expected["counts"]["FAILURE"].as_u64().unwrap(),
+        200
+    );
 }
 
 #[tokio::test]
@@ -137,19 +180,33 @@ async fn cursor_pages_have_no_gaps_or_duplicates_while_tasks_arrive() {
     let events = cluster(250);
     send_all(&host, events.chunks(100).map(<[Value]>::to_vec)).await;
     let (_, all) = host.get("/api/v1/tasks?limit=1000").await;
-    let before: BTreeSet<String> = all["tasks"].as_array().unwrap().iter()
-        .map(|t| t["id"].as_str().unwrap().to_owned()).collect();
+    let before: BTreeSet<String> = all["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(before.len(), 250);
     let mut seen = Vec::new();
     let mut path = "/api/v1/tasks?limit=40".to_owned();
     for page in 0.. {
         let (s, l) = host.get(&path).await;
         assert_eq!(s, 200, "{l}");
-        seen.extend(l["tasks"].as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap().to_owned()));
+        seen.extend(
+            l["tasks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["id"].as_str().unwrap().to_owned()),
+        );
         // New tasks, and changes to old ones, arrive between pages.
         let now = common::now_secs() as f64;
-        host.ingest(&json!([{"type":"task-received","uuid":format!("new-{page}"),"timestamp":now},
-                            ]).to_string()).await;
+        host.ingest(
+            &json!([{"type":"task-received","uuid":format!("new-{page}"),"timestamp":now},
+            ])
+            .to_string(),
+        )
+        .await;
         match l["next_cursor"].as_str() {
             Some(c) => path = format!("/api/v1/tasks?limit=40&cursor={c}"),
             None => break,
@@ -158,7 +215,9 @@ async fn cursor_pages_have_no_gaps_or_duplicates_while_tasks_arrive() {
     let unique: BTreeSet<String> = seen.iter().cloned().collect();
     assert_eq!(unique.len(), seen.len(), "duplicates");
     assert_eq!(unique, before, "gaps");
-    let (s, e) = host.get("/api/v1/tasks?sort_by=received_at&cursor=nonsense").await;
+    let (s, e) = host
+        .get("/api/v1/tasks?sort_by=received_at&cursor=nonsense")
+        .await;
     assert_eq!((s, e["error"]["field"].as_str()), (422, Some("cursor")));
     let (s, _) = host.get("/api/v1/tasks?offset=10001").await;
     assert_eq!(s, 422);
@@ -170,7 +229,12 @@ async fn the_dashboard_snapshot_is_bounded_and_counts_everything() {
     send_all(&host, cluster(260).chunks(200).map(<[Value]>::to_vec)).await;
     let (_, d) = host.get("/api/v1/dashboard").await;
     assert_eq!(d["tasks"].as_array().unwrap().len(), 100);
-    let counted: u64 = d["counts"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
+    let counted: u64 = d["counts"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
     assert_eq!(counted, 260);
     let newest = d["tasks"][0]["id"].as_str().unwrap();
     let (_, first) = host.get("/api/v1/tasks?limit=1").await;
@@ -180,6 +244,11 @@ async fn the_dashboard_snapshot_is_bounded_and_counts_everything() {
     let (_, d) = host.get_as("/api/v1/dashboard", &viewer).await;
     let tasks = d["tasks"].as_array().unwrap();
     assert!(!tasks.is_empty() && tasks.iter().all(|t| t["owner"] == "user1"));
-    let counted: u64 = d["counts"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
+    let counted: u64 = d["counts"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
     assert_eq!(counted, 65);
 }

@@ -309,7 +309,10 @@ pub fn manifest_with_defaults(dir: &Path, defaults: &[(&str, &str)]) -> PathBuf 
             .find(&format!("\n{name} = {{ default = "))
             .unwrap_or_else(|| panic!("no variable {name}"));
         let end = start + text[start..].find("}\n").unwrap() + 1;
-        text.replace_range(start..end, &format!("\n{name} = {{ default = \"{value}\" }}"));
+        text.replace_range(
+            start..end,
+            &format!("\n{name} = {{ default = \"{value}\" }}"),
+        );
     }
     let path = dir.join("spin.toml");
     std::fs::write(&path, text).unwrap();

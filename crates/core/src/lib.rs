@@ -9,6 +9,7 @@
 //! - [`error`]: the one error shape every refusal is rendered with.
 //! - [`keys`]: the key-value layout shared by the components and the host.
 //! - [`worker`], [`queue`], [`breaker`]: workers, queue statistics, circuit breakers.
+//! - [`stamps`]: which event set each field, so arrival order does not matter.
 //! - [`time`]: timestamps as the APIs show them.
 #![deny(missing_docs)]
 
@@ -21,6 +22,7 @@ pub mod ingest;
 pub mod jobs;
 pub mod keys;
 pub mod queue;
+pub mod stamps;
 pub mod task;
 pub mod time;
 pub mod worker;

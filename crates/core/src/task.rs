@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::stamps::Stamps;
+
 /// Lifecycle state of a task, named as Celery names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
@@ -165,6 +167,9 @@ pub struct Task {
     /// Fields Vigil does not know, kept as the producer sent them.
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub extra: Map<String, Value>,
+    /// Which event set each field (see [`crate::stamps`]); kept, not shown by the APIs.
+    #[serde(rename = "_at", default, skip_serializing_if = "Stamps::is_empty")]
+    pub stamps: Stamps,
 }
 
 impl Task {
@@ -179,6 +184,7 @@ impl Task {
                 0.0
             };
             m.insert("timestamp".into(), Value::from(crate::time::iso8601(ts)));
+            m.remove("_at");
         }
         v
     }
@@ -210,6 +216,7 @@ impl Task {
             queue_position: None,
             state_at: f64::MIN,
             extra: Map::new(),
+            stamps: Stamps::default(),
         }
     }
 }

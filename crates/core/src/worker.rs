@@ -4,6 +4,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::stamps::{At, Stamps};
+
 /// Seconds without a heartbeat after which a worker counts as offline, unless
 /// configured otherwise. Celery sends one every 2 s by default; 30 s tolerates hiccups.
 pub const DEFAULT_OFFLINE_AFTER: f64 = 30.0;
@@ -59,9 +61,15 @@ pub struct Worker {
     /// Fields Vigil does not know, kept as sent.
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub extra: Map<String, Value>,
+    /// When it last went offline, as far as known (kept, not shown).
+    #[serde(rename = "_down", default, skip_serializing_if = "Option::is_none")]
+    pub down_at: Option<f64>,
+    /// Which event set each field (see [`crate::stamps`]; kept, not shown).
+    #[serde(rename = "_at", default, skip_serializing_if = "Stamps::is_empty")]
+    pub stamps: Stamps,
 }
 
-/// Which worker event.
+/// Which worker event (in the order that breaks a tie between two at the same time).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WorkerEventKind {
     /// `worker-online`.
@@ -125,6 +133,16 @@ impl WorkerChange {
 }
 
 impl Worker {
+    /// The record as the APIs show it, without the bookkeeping fields.
+    pub fn public(&self) -> Value {
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        if let Value::Object(m) = &mut v {
+            m.remove("_at");
+            m.remove("_down");
+        }
+        v
+    }
+
     /// Status at `now`: a worker silent for longer than `offline_after` is offline.
     pub fn status_at(&self, now: f64, offline_after: f64) -> WorkerStatus {
         if self.status != WorkerStatus::Offline && now - self.heartbeat_at > offline_after {
@@ -151,13 +169,15 @@ fn status_for(kind: WorkerEventKind, active: u64) -> WorkerStatus {
     }
 }
 
-/// Applies `ev` at `now` (when it has no timestamp). Events older than the last one
-/// seen only fill in missing fields.
+/// Applies `ev` at `now` (when it has no timestamp), so that the record ends the same
+/// whatever order the events arrive in: each field takes the newest event's value
+/// ([`crate::stamps`]); the status follows the newest event; an older event can still
+/// tell when the current up period began.
 pub fn apply(worker: Option<Worker>, ev: &WorkerEvent, now: f64) -> (Worker, WorkerChange) {
     let ts = ev.timestamp.unwrap_or(now);
     let Some(mut w) = worker else {
         let mut w = fresh(ev, ts);
-        merge(&mut w, ev);
+        merge(&mut w, ev, ts);
         w.status = status_for(ev.kind, w.active);
         let change = match w.status {
             WorkerStatus::Offline => WorkerChange::Deregistered,
@@ -165,11 +185,12 @@ pub fn apply(worker: Option<Worker>, ev: &WorkerEvent, now: f64) -> (Worker, Wor
         };
         return (w, change);
     };
+    merge(&mut w, ev, ts);
     if ts < w.heartbeat_at {
+        older(&mut w, ev.kind, ts);
         return (w, WorkerChange::Updated);
     }
     let was_down = w.status == WorkerStatus::Offline;
-    merge(&mut w, ev);
     w.heartbeat_at = ts;
     let before = w.status;
     w.status = status_for(ev.kind, w.active);
@@ -182,12 +203,41 @@ pub fn apply(worker: Option<Worker>, ev: &WorkerEvent, now: f64) -> (Worker, Wor
         }
         (false, WorkerStatus::Offline) => {
             w.deregistered_at = Some(ts);
+            w.down_at = Some(ts);
             WorkerChange::Deregistered
         }
         (false, s) if s != before => WorkerChange::StatusChanged,
         _ => WorkerChange::Updated,
     };
     (w, change)
+}
+
+/// An event older than the newest seen does not decide whether the worker is up; it can
+/// move when the current up period began: earlier (an event of it), or later (an
+/// offline before it, arriving late).
+fn older(w: &mut Worker, kind: WorkerEventKind, ts: f64) {
+    let after_down = w.down_at.is_none_or(|d| ts > d);
+    let up = w.status != WorkerStatus::Offline;
+    if up {
+        // It may have filled in `active`, which busy/online follows.
+        w.status = status_for(WorkerEventKind::Heartbeat, w.active);
+    }
+    match kind {
+        WorkerEventKind::Offline if after_down => {
+            w.down_at = Some(ts);
+            // The up period began after it: at the earliest of its events seen so far,
+            // which is no later than the newest (exact unless several of them arrived
+            // before this late offline).
+            if up && w.registered_at.is_some_and(|r| r < ts) {
+                w.registered_at = Some(w.heartbeat_at);
+            }
+        }
+        WorkerEventKind::Offline => {}
+        _ if after_down && up => {
+            w.registered_at = Some(w.registered_at.map_or(ts, |r| r.min(ts)));
+        }
+        _ => {}
+    }
 }
 
 /// Marks a silent worker offline at `now`; `None` if it is not silent.
@@ -204,11 +254,12 @@ pub fn expire(w: &Worker, now: f64, offline_after: f64) -> Option<Worker> {
 }
 
 fn fresh(ev: &WorkerEvent, ts: f64) -> Worker {
+    let offline = ev.kind == WorkerEventKind::Offline;
     Worker {
         id: ev.hostname.clone(),
         status: WorkerStatus::Online,
-        registered_at: (ev.kind != WorkerEventKind::Offline).then_some(ts),
-        deregistered_at: (ev.kind == WorkerEventKind::Offline).then_some(ts),
+        registered_at: (!offline).then_some(ts),
+        deregistered_at: offline.then_some(ts),
         heartbeat_at: ts,
         cpu: None,
         memory: None,
@@ -218,22 +269,58 @@ fn fresh(ev: &WorkerEvent, ts: f64) -> Worker {
         loadavg: None,
         freq: None,
         extra: Map::new(),
+        down_at: offline.then_some(ts),
+        stamps: Stamps::default(),
     }
 }
 
-fn merge(w: &mut Worker, ev: &WorkerEvent) {
-    w.cpu = ev.cpu.or(w.cpu);
-    w.memory = ev.memory.or(w.memory);
-    w.active = ev.active.unwrap_or(w.active);
-    w.processed = ev.processed.unwrap_or(w.processed);
-    w.failed = ev.failed.unwrap_or(w.failed);
-    w.loadavg = ev.loadavg.clone().or(w.loadavg.take());
-    w.freq = ev.freq.or(w.freq);
-    if ev.kind == WorkerEventKind::Offline {
-        w.active = 0;
+/// The numbers of the worker's fields in its stamps.
+mod field {
+    pub const CPU: u8 = 0;
+    pub const MEMORY: u8 = 1;
+    pub const ACTIVE: u8 = 2;
+    pub const PROCESSED: u8 = 3;
+    pub const FAILED: u8 = 4;
+    pub const LOADAVG: u8 = 5;
+    pub const FREQ: u8 = 6;
+}
+
+/// Copies in each field the event carries, unless a newer event set it; going offline
+/// carries `active: 0`.
+fn merge(w: &mut Worker, ev: &WorkerEvent, ts: f64) {
+    let at: At = (ts, ev.kind as u8);
+    let s = &mut w.stamps;
+    let newest = |s: &mut Stamps, bit, present: bool| present && s.claim(bit, at);
+    if newest(s, field::CPU, ev.cpu.is_some()) {
+        w.cpu = ev.cpu;
+    }
+    if newest(s, field::MEMORY, ev.memory.is_some()) {
+        w.memory = ev.memory;
+    }
+    let active = if ev.kind == WorkerEventKind::Offline {
+        Some(0)
+    } else {
+        ev.active
+    };
+    for (bit, value, slot) in [
+        (field::ACTIVE, active, &mut w.active),
+        (field::PROCESSED, ev.processed, &mut w.processed),
+        (field::FAILED, ev.failed, &mut w.failed),
+    ] {
+        if let Some(v) = value.filter(|_| s.claim(bit, at)) {
+            *slot = v;
+        }
+    }
+    if newest(s, field::LOADAVG, ev.loadavg.is_some()) {
+        w.loadavg = ev.loadavg.clone();
+    }
+    if newest(s, field::FREQ, ev.freq.is_some()) {
+        w.freq = ev.freq;
     }
     for (k, v) in &ev.extra {
-        w.extra.insert(k.clone(), v.clone());
+        if s.claim_extra(k, at) {
+            w.extra.insert(k.clone(), v.clone());
+        }
     }
 }
 
@@ -287,6 +374,71 @@ mod tests {
         let (w, _) = apply(None, &ev(WorkerEventKind::Heartbeat, 10.0, Some(1)), 0.0);
         let (w, c) = apply(Some(w), &ev(WorkerEventKind::Offline, 5.0, None), 0.0);
         assert_eq!((w.status, c), (WorkerStatus::Busy, WorkerChange::Updated));
+    }
+
+    #[test]
+    fn any_arrival_order_gives_the_timestamp_order_record() {
+        use WorkerEventKind::*;
+        let evs = [
+            ev(Online, 1.0, None),
+            WorkerEvent {
+                cpu: Some(50.0),
+                ..ev(Heartbeat, 2.0, Some(2))
+            },
+            WorkerEvent {
+                cpu: None,
+                ..ev(Heartbeat, 3.0, Some(1))
+            },
+            ev(Offline, 4.0, None),
+            ev(Online, 5.0, None),
+            WorkerEvent {
+                cpu: None,
+                ..ev(Heartbeat, 6.0, Some(3))
+            },
+            WorkerEvent {
+                cpu: Some(70.0),
+                ..ev(Heartbeat, 7.0, None)
+            },
+        ];
+        let fold = |order: &[usize]| {
+            order
+                .iter()
+                .fold(None, |w, i| Some(apply(w, &evs[*i], 0.0).0))
+                .unwrap()
+        };
+        let in_order = fold(&[0, 1, 2, 3, 4, 5, 6]);
+        assert_eq!(
+            (in_order.registered_at, in_order.cpu, in_order.active),
+            (Some(5.0), Some(70.0), 3)
+        );
+        // Shuffled, except that no event after the offline arrives before it together
+        // with a third one of its period (then `registered_at` is only approximated).
+        for order in [
+            [6, 5, 4, 3, 2, 1, 0],
+            [3, 0, 6, 1, 5, 2, 4],
+            [5, 1, 3, 6, 0, 4, 2],
+        ] {
+            let w = fold(&order);
+            assert_eq!(
+                (
+                    w.status,
+                    w.registered_at,
+                    w.deregistered_at,
+                    w.cpu,
+                    w.active,
+                    w.heartbeat_at
+                ),
+                (
+                    in_order.status,
+                    in_order.registered_at,
+                    in_order.deregistered_at,
+                    in_order.cpu,
+                    in_order.active,
+                    in_order.heartbeat_at
+                ),
+                "order {order:?}"
+            );
+        }
     }
 
     #[test]

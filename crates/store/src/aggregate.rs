@@ -29,17 +29,19 @@ fn bucket(ts: f64) -> u64 {
     (ts.max(0.0) / BUCKET_SECS) as u64
 }
 
-/// Counts the tasks that just finished into their queue's ring, by `finished_at`.
+/// The queue and finish time a task counts for in throughput, once it has both.
+fn finish(t: &Task) -> Option<(&str, f64)> {
+    t.state.is_terminal().then_some(())?;
+    Some((t.queue.as_deref()?, t.finished_at?))
+}
+
+/// Counts the tasks that just finished into their queue's ring, by `finished_at`: once,
+/// when the record first has a terminal state, a queue and a finish time (in whatever
+/// order its events arrived).
 pub fn record_finishes<K: Kv>(kv: &K, changes: &[(Option<&Task>, &Task)]) -> Result<()> {
     let mut counts: BTreeMap<(&str, u64), u64> = BTreeMap::new();
     for (before, after) in changes {
-        let was_done = before.is_some_and(|b| b.state.is_terminal());
-        if let (false, true, Some(q), Some(f)) = (
-            was_done,
-            after.state.is_terminal(),
-            after.queue.as_deref(),
-            after.finished_at,
-        ) {
+        if let (None, Some((q, f))) = (before.and_then(|b| finish(b)), finish(after)) {
             *counts.entry((q, bucket(f))).or_default() += 1;
         }
     }
@@ -125,6 +127,21 @@ pub fn summary<K: Kv>(kv: &K, queue: &str, now: f64) -> Result<QueueSummary> {
     Ok(s)
 }
 
+/// The tasks held that `worker` ran, by state (states with none left out).
+pub fn worker_counts<K: Kv>(kv: &K, worker: &str) -> Result<BTreeMap<&'static str, u64>> {
+    let keys: Vec<String> = TaskState::ALL
+        .iter()
+        .map(|s| keys::count(&sets::worker_state(worker, *s)))
+        .collect();
+    let n = kv.counters(&keys)?;
+    Ok(TaskState::ALL
+        .iter()
+        .zip(n)
+        .filter(|(_, n)| *n > 0)
+        .map(|(s, n)| (s.as_str(), n as u64))
+        .collect())
+}
+
 /// Every registered queue's summary, by name.
 pub fn summaries<K: Kv>(kv: &K, now: f64) -> Result<Vec<QueueSummary>> {
     crate::registry::names(kv, keys::QUEUE_NAMES)?
@@ -149,7 +166,8 @@ mod tests {
     #[test]
     fn throughput_counts_the_last_minute() {
         let kv = MemoryKv::new();
-        let started = Task::new("x");
+        let mut started = Task::new("x");
+        started.queue = Some("q".into());
         let batch: Vec<Task> = [1000.0, 1031.0, 1055.0, 1059.0, 905.0]
             .into_iter()
             .map(|at| done("q", at))

@@ -98,5 +98,10 @@ mod tests {
         };
         assert_eq!(Stored::decode("k", &gone.encode()).unwrap(), gone);
         assert!(Stored::decode("k", b"{\"rev\":1}").is_err());
+        // Times read back bit for bit: index keys are compared with them.
+        for x in [1795802336.7099059, 1795802346.075497, 0.1 + 0.2] {
+            let s = Stored::live(1, Task::new("a"), Some(x));
+            assert_eq!(Stored::decode("k", &s.encode()).unwrap().done_at, Some(x));
+        }
     }
 }

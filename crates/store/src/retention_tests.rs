@@ -154,3 +154,32 @@ fn retention_and_a_writer_racing_on_one_task_end_consistent() {
     assert!(expired(&kv, "t001").unwrap().is_some());
     counters_agree(&kv);
 }
+
+#[test]
+fn steps_after_each_ingest_keep_exactly_the_newest() {
+    let kv = MemoryKv::new();
+    let policy = Policy {
+        max_age_secs: None,
+        max_finished: Some(12),
+    };
+    for i in 0..30 {
+        let ts = 100.0 + i as f64;
+        let mut json = format!(r#"[{{"type":"task-received","uuid":"t{i:03}","timestamp":{ts}}}"#);
+        if i % 3 != 0 {
+            json += &format!(
+                r#",{{"type":"task-succeeded","uuid":"t{i:03}","timestamp":{}}}"#,
+                ts + 0.5
+            );
+        }
+        json += "]";
+        let now = 1000.0 + i as f64;
+        let changes = ingest_at(&kv, &events(&json), now);
+        if changes.iter().any(|c| c.after.state.is_terminal()) {
+            step(&kv, &policy, now, 2).unwrap();
+        }
+    }
+    let o = observe(&kv);
+    let kept = &o.indexes["s/SUCCESS"];
+    assert_eq!(kept.len(), 12, "{kept:?}");
+    assert_eq!(kept[0], "t013", "{kept:?}");
+}

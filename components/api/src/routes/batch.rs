@@ -4,7 +4,7 @@
 //! a concurrent writer got there first — and the events are published in the order
 //! they came, computed from the records as committed.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use vigil_core::breaker::{Breaker, BreakerConfig};
 use vigil_core::error::ApiError;
@@ -140,6 +140,17 @@ impl<'a> Batch<'a> {
     }
 }
 
+/// The breaker outcome a task stands for: its queue and whether it succeeded, once it
+/// has both a queue and a success or failure.
+fn outcome(t: &Task) -> Option<(String, bool)> {
+    let ok = match t.state {
+        TaskState::Success => true,
+        TaskState::Failure => false,
+        _ => return None,
+    };
+    Some((t.queue.clone()?, ok))
+}
+
 fn newly_finished(c: &Change) -> bool {
     c.after.state.is_terminal() && c.before.as_ref().is_none_or(|b| !b.state.is_terminal())
 }
@@ -149,80 +160,95 @@ impl Batch<'_> {
     /// breaker changes the outcomes caused and seed 003's summaries.
     fn publish_all(
         self,
-        mut tasks: HashMap<String, Option<Task>>,
-        mut workers: HashMap<String, std::collections::VecDeque<(Worker, WorkerChange)>>,
+        tasks: HashMap<String, Option<Task>>,
+        workers: HashMap<String, VecDeque<(Worker, WorkerChange)>>,
     ) -> Result<(), ApiError> {
-        let mut out = Vec::new();
-        let mut outcomes: BTreeMap<String, Vec<bool>> = BTreeMap::new();
-        let (mut queues_reported, mut metrics) = (false, None);
+        let mut r = Replay {
+            now: self.now,
+            now_ms: self.now_ms,
+            tasks,
+            workers,
+            out: Vec::new(),
+            outcomes: BTreeMap::new(),
+            queues_reported: false,
+            metrics: None,
+        };
         for slot in self.order {
-            match slot {
-                Slot::Task(id, n) => {
-                    // An expired task's events are not applied, nor published.
-                    let (Some(cur), Some(ev)) = (tasks.get_mut(&id), self.task_events[&id].get(n))
-                    else {
-                        continue;
-                    };
-                    let before = cur.as_ref().map(|t| t.state);
-                    let t = apply::apply(cur.take(), ev, self.now);
-                    if before != Some(t.state)
-                        && matches!(t.state, TaskState::Success | TaskState::Failure)
-                    {
-                        if let Some(q) = &t.queue {
-                            outcomes
-                                .entry(q.clone())
-                                .or_default()
-                                .push(t.state == TaskState::Success);
-                        }
-                    }
-                    out.push(Event::task_update(&t, self.now_ms));
-                    out.push(jobs::job_event(&t, self.now_ms));
-                    if t.total_batches.is_some() {
-                        out.push(Event::batch_progress(&t, self.now_ms));
-                    }
-                    *cur = Some(t);
-                }
-                Slot::Worker(id) => {
-                    if let Some((w, change)) = workers.get_mut(&id).and_then(|q| q.pop_front()) {
-                        out.push(super::records::worker_event(&w, change, self.now_ms));
-                    }
-                }
-                Slot::Queue(q) => {
-                    let data = serde_json::to_value(&q).unwrap_or_default();
-                    out.push(Event::new(
-                        "queue_stats",
-                        event::QUEUES_TOPIC,
-                        self.now_ms,
-                        data,
-                    ));
-                    queues_reported = true;
-                }
-                Slot::Metrics(m) => {
-                    let data = serde_json::Value::Object(m);
-                    out.push(Event::new(
-                        "metrics_update",
-                        event::METRICS_TOPIC,
-                        self.now_ms,
-                        data.clone(),
-                    ));
-                    metrics = Some(data);
-                }
-                Slot::Extra(e) => out.push(e),
-            }
+            r.slot(slot, &self.task_events);
         }
-        out.extend(super::records::breakers(
-            self.kv,
-            &outcomes,
-            self.now,
-            self.now_ms,
-            &self.cfg,
-        )?);
-        out.extend(super::records::summaries(
-            self.kv,
-            queues_reported,
-            metrics,
-            self.now_ms,
-        )?);
+        let mut out = r.out;
+        let records =
+            super::records::breakers(self.kv, &r.outcomes, self.now, self.now_ms, &self.cfg)?;
+        out.extend(records);
+        let summaries =
+            super::records::summaries(self.kv, r.queues_reported, r.metrics, self.now_ms)?;
+        out.extend(summaries);
         self.kv.publish(&out)
+    }
+}
+
+/// The events of a committed batch, rebuilt in arrival order from the records' states
+/// before the batch: each task event applied in turn, as a single writer would have.
+struct Replay {
+    now: f64,
+    now_ms: u64,
+    tasks: HashMap<String, Option<Task>>,
+    workers: HashMap<String, VecDeque<(Worker, WorkerChange)>>,
+    out: Vec<Event>,
+    outcomes: BTreeMap<String, Vec<bool>>,
+    queues_reported: bool,
+    metrics: Option<serde_json::Value>,
+}
+
+impl Replay {
+    fn slot(&mut self, slot: Slot, task_events: &HashMap<String, Vec<TaskEvent>>) {
+        let now_ms = self.now_ms;
+        match slot {
+            Slot::Task(id, n) => {
+                if let Some(ev) = task_events.get(&id).and_then(|evs| evs.get(n)) {
+                    self.task(&id, ev);
+                }
+            }
+            Slot::Worker(id) => {
+                if let Some((w, change)) = self.workers.get_mut(&id).and_then(|q| q.pop_front()) {
+                    self.out
+                        .push(super::records::worker_event(&w, change, now_ms));
+                }
+            }
+            Slot::Queue(q) => {
+                let data = serde_json::to_value(&q).unwrap_or_default();
+                self.out
+                    .push(Event::new("queue_stats", event::QUEUES_TOPIC, now_ms, data));
+                self.queues_reported = true;
+            }
+            Slot::Metrics(m) => {
+                let data = serde_json::Value::Object(m);
+                let e = Event::new("metrics_update", event::METRICS_TOPIC, now_ms, data.clone());
+                self.out.push(e);
+                self.metrics = Some(data);
+            }
+            Slot::Extra(e) => self.out.push(e),
+        }
+    }
+
+    /// One task event: its `task_update`, seed 003's job event, `batch_progress`; and
+    /// the outcome for the queue's breaker once the task is finished with a known queue
+    /// (whichever of its events arrives last, so arrival order does not matter). An
+    /// expired task's events were not applied, and are not published.
+    fn task(&mut self, id: &str, ev: &TaskEvent) {
+        let Some(cur) = self.tasks.get_mut(id) else {
+            return;
+        };
+        let before = cur.as_ref().and_then(outcome);
+        let t = apply::apply(cur.take(), ev, self.now);
+        if let Some((q, ok)) = outcome(&t).filter(|o| before.as_ref() != Some(o)) {
+            self.outcomes.entry(q).or_default().push(ok);
+        }
+        self.out.push(Event::task_update(&t, self.now_ms));
+        self.out.push(jobs::job_event(&t, self.now_ms));
+        if t.total_batches.is_some() {
+            self.out.push(Event::batch_progress(&t, self.now_ms));
+        }
+        *cur = Some(t);
     }
 }

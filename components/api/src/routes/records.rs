@@ -66,7 +66,7 @@ pub fn workers(
 
 /// The published event of a worker change (seed 004's names).
 pub fn worker_event(w: &Worker, change: WorkerChange, now_ms: u64) -> Event {
-    let data = serde_json::to_value(w).unwrap_or_default();
+    let data = w.public();
     let mut e = Event::new(change.event_name(), event::WORKERS_TOPIC, now_ms, data);
     e.key = Some(w.id.clone());
     e.state = serde_json::to_value(w.status)

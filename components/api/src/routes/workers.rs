@@ -25,7 +25,7 @@ pub fn offline_after() -> f64 {
 
 /// A worker as shown: its current status (silent ones are offline) and uptime.
 pub fn view(w: &Worker, now: f64) -> Value {
-    let mut v = serde_json::to_value(w).unwrap_or_default();
+    let mut v = w.public();
     v["status"] = json!(w.status_at(now, offline_after()));
     v["uptime"] = json!(w.uptime(now));
     v["heartbeat"] = json!(vigil_core::time::iso8601(w.heartbeat_at));
@@ -91,11 +91,15 @@ pub fn list(req: &Req) -> Result<Response, ApiError> {
 }
 
 /// `GET /api/v1/workers/{id}`.
+/// With `task_counts`: the tasks Vigil holds that the worker ran, by state (counters).
 pub fn get(req: &Req, id: &str) -> Result<Response, ApiError> {
     crate::auth::reader(req)?;
-    let w: Option<Worker> = Kv::open()?.get(&keys::worker(id))?;
+    let kv = Kv::open()?;
+    let w: Option<Worker> = kv.get(&keys::worker(id))?;
     let w = w.ok_or_else(|| ApiError::not_found(format!("no worker `{id}`")))?;
-    Ok(crate::json_response(200, &view(&w, crate::clock::secs())))
+    let mut v = view(&w, crate::clock::secs());
+    v["task_counts"] = json!(aggregate::worker_counts(&kv, id).map_err(api_error)?);
+    Ok(crate::json_response(200, &v))
 }
 
 /// Every queue: counts of the tasks held (counters) plus what producers reported.
