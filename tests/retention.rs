@@ -4,10 +4,16 @@
 
 mod common;
 
+use std::time::Duration;
+
 use serde_json::{json, Value};
 
-/// Starts a host whose manifest keeps `max` finished tasks for `secs` seconds.
-async fn host(max: &str, secs: &str) -> (common::TestHost, tempfile::TempDir) {
+/// Long enough that the host's own retention calls stay out of a test's way.
+const NEVER: Duration = Duration::from_secs(3600);
+
+/// Starts a host whose manifest keeps `max` finished tasks for `secs` seconds, and
+/// whose periodic calls (worker sweep, retention) come every `every`.
+async fn host(max: &str, secs: &str, every: Duration) -> (common::TestHost, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let manifest = common::manifest_with_defaults(
         dir.path(),
@@ -18,6 +24,7 @@ async fn host(max: &str, secs: &str) -> (common::TestHost, tempfile::TempDir) {
         c.manifest = manifest;
         c.dispatch = root.join(&c.dispatch);
         c.rest_rate_per_sec = 0;
+        c.sweep_interval = every;
     })
     .await;
     (host, dir)
@@ -52,7 +59,7 @@ fn queue<'a>(qs: &'a Value, name: &str) -> &'a Value {
 
 #[tokio::test]
 async fn finished_tasks_beyond_the_count_expire_oldest_first() {
-    let (host, _dir) = host("12", "0").await;
+    let (host, _dir) = host("12", "0", NEVER).await;
     fill(&host, 30).await; // 20 finished, 10 live
     let (_, all) = host.get("/api/v1/tasks?limit=1000").await;
     assert_eq!(
@@ -113,7 +120,7 @@ async fn finished_tasks_beyond_the_count_expire_oldest_first() {
 
 #[tokio::test]
 async fn finished_tasks_expire_by_age_and_late_events_do_not_revive_them() {
-    let (host, _dir) = host("0", "1").await;
+    let (host, _dir) = host("0", "1", NEVER).await;
     fill(&host, 9).await; // 6 finished, 3 live
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     let admin = common::admin();
@@ -131,4 +138,19 @@ async fn finished_tasks_expire_by_age_and_late_events_do_not_revive_them() {
     );
     let viewer = common::token("v", vigil_core::auth::Role::Viewer);
     assert_eq!(host.post("/api/v1/tasks/expire", &viewer, "").await.0, 403);
+}
+
+#[tokio::test]
+async fn the_host_runs_retention_without_any_ingest() {
+    let (host, _dir) = host("0", "1", Duration::from_millis(300)).await;
+    fill(&host, 6).await; // 4 finished, 2 live
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, all) = host.get("/api/v1/tasks?limit=100").await;
+        if all["total"].as_u64() == Some(2) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not expired: {all}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
