@@ -2,7 +2,7 @@
 // and the control buttons, which publish commands for the bridge.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { ADMIN, PRODUCER, ingest, launch, now, open, rest, uid, waitMode, waitRow } from './helpers.js';
+import { ADMIN, PRODUCER, ingest, launch, now, open, rest, search, uid, waitMode, waitRow } from './helpers.js';
 
 let browser;
 before(async () => { browser = await launch(); });
@@ -20,6 +20,7 @@ test('a task opens in the drawer with its fields, attempts and every event', asy
   ]);
   const page = await open(browser, ADMIN);
   await waitMode(page, 'live', 'ws');
+  await search(page, id);
   await waitRow(page, id, 'FAILURE');
   await page.click(`.row[data-id="${id}"] .name strong`);
   await page.waitForFunction(() => document.getElementById('drawer').textContent.includes('task-checkpoint'));

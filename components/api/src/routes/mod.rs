@@ -28,7 +28,13 @@ fn openapi() -> Response {
 
 /// Runs the handler for `req`'s path and method.
 pub fn route(req: &Req) -> Result<Response, ApiError> {
-    let segments: Vec<&str> = req.path.trim_matches('/').split('/').collect();
+    let decoded: Vec<String> = req
+        .path
+        .trim_matches('/')
+        .split('/')
+        .map(crate::request::decode_segment)
+        .collect();
+    let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
     let get = matches!(req.method, Method::Get);
     let post = matches!(req.method, Method::Post);
     let wrong_method = || {
