@@ -14,14 +14,27 @@ use tokio::sync::Notify;
 use vigil_core::event::Event;
 use vigil_core::keys;
 
-use crate::hub::{Hub, Published};
-use crate::kv::KvBackend;
+use vigil_kv::KvBackend;
+use vigil_push::hub::{Hub, Published};
+use vigil_runtime::key_value::WriteWatch;
 
 /// Outbox entries moved per step.
 const STEP: usize = 256;
 /// Events kept in the log for resume and long-poll, unless configured otherwise; older
 /// ones are deleted.
 pub const HISTORY: u64 = 10_000;
+
+/// Wakes the relay when a component this host runs writes an outbox entry, so events
+/// move at once instead of at the next poll.
+pub struct OutboxWatch(pub Arc<Notify>);
+
+impl WriteWatch for OutboxWatch {
+    fn written(&self, _label: &str, key: &str) {
+        if key.starts_with(keys::OUTBOX_PREFIX) {
+            self.0.notify_one();
+        }
+    }
+}
 
 /// Moves outbox entries into the log and publishes them.
 pub struct Relay {

@@ -9,7 +9,7 @@ use vigil_core::keys;
 
 use crate::hub::{Outgoing, Published, Subscription};
 use crate::metrics::Metrics;
-use crate::server::AppState;
+use crate::PushState;
 
 /// What a resuming connection sends before going live.
 pub enum Catchup {
@@ -36,7 +36,7 @@ pub fn cursor(last_event_id: Option<&str>, since: Option<u64>) -> Option<u64> {
 /// sequenced later arrives live, so nothing falls between the two. A gap the log no
 /// longer holds, or older than the configured history age, is a `reset`; so is a cursor
 /// past the head, which comes from a history this server does not have.
-pub async fn catch_up(app: &AppState, sub: &Subscription, since: u64) -> anyhow::Result<Catchup> {
+pub async fn catch_up(app: &PushState, sub: &Subscription, since: u64) -> anyhow::Result<Catchup> {
     let kv = app.kv();
     let head = match kv.get(keys::SEQ_KEY).await? {
         Some(b) => String::from_utf8_lossy(&b).parse()?,
@@ -68,7 +68,7 @@ pub async fn catch_up(app: &AppState, sub: &Subscription, since: u64) -> anyhow:
     Ok(Catchup::Replay { frames, upto: head })
 }
 
-fn reset(app: &AppState, head: u64) -> Catchup {
+fn reset(app: &PushState, head: u64) -> Catchup {
     Metrics::inc(&app.metrics().resume_misses);
     Catchup::Reset { seq: head }
 }

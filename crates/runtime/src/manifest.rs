@@ -99,7 +99,7 @@ mod tests {
     #[test]
     fn reads_the_repository_manifest() {
         let m =
-            Manifest::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../spin.toml")).unwrap();
+            Manifest::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../spin.toml")).unwrap();
         let api = &m.component["api"];
         assert_eq!(api.key_value_stores, ["default"]);
         assert!(api.source.ends_with("vigil_api.wasm"));

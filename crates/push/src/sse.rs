@@ -30,17 +30,17 @@ use vigil_core::error::ApiError;
 
 use super::resume::{self, Catchup};
 use super::{Authorized, PushQuery};
-use crate::error::HttpError;
 use crate::hub::{Outgoing, Subscription};
 use crate::metrics::{ConnectionGuard, Metrics, Transport};
-use crate::server::AppState;
+use crate::PushState;
+use vigil_runtime::error::HttpError;
 
 /// Where the snapshots come from.
 const DASHBOARD_PATH: &str = "/api/v1/dashboard";
 
 /// Opens an SSE stream for a reader.
 pub async fn events(
-    State(app): State<AppState>,
+    State(app): State<PushState>,
     headers: HeaderMap,
     Query(query): Query<PushQuery>,
 ) -> Result<Response, HttpError> {
@@ -180,7 +180,7 @@ fn resources(snapshot: &serde_json::Value) -> serde_json::Value {
 
 /// The live part of one stream.
 struct Connection {
-    app: AppState,
+    app: PushState,
     auth: Authorized,
     sub: Subscription,
     /// Live messages up to here were replayed already.
@@ -198,7 +198,7 @@ struct Connection {
 
 impl Connection {
     fn new(
-        app: AppState,
+        app: PushState,
         auth: Authorized,
         sub: Subscription,
         upto: u64,

@@ -9,10 +9,14 @@ use anyhow::Context;
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::KvBackend;
+use crate::KvBackend;
 
 /// How long a writer waits for another process (e.g. `spin up`) holding the lock.
 const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Sets a key, overwriting: `?1` store, `?2` key, `?3` value.
+const UPSERT: &str = "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3)
+                      ON CONFLICT(store, key) DO UPDATE SET value = excluded.value";
 
 /// One store label inside a SQLite file.
 pub struct SqliteStore {
@@ -64,10 +68,7 @@ impl KvBackend for SqliteStore {
 
     async fn set(&self, key: &str, value: &[u8]) -> anyhow::Result<()> {
         self.conn()
-            .prepare_cached(
-                "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(store, key) DO UPDATE SET value = excluded.value",
-            )?
+            .prepare_cached(UPSERT)?
             .execute(params![self.label, key, value])?;
         Ok(())
     }
@@ -81,6 +82,70 @@ impl KvBackend for SqliteStore {
 
     async fn exists(&self, key: &str) -> anyhow::Result<bool> {
         Ok(self.get(key).await?.is_some())
+    }
+
+    async fn get_many(&self, keys: &[String]) -> anyhow::Result<Vec<Option<Vec<u8>>>> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare_cached("SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2")?;
+        keys.iter()
+            .map(|k| {
+                Ok(stmt
+                    .query_row(params![self.label, k], |r| r.get(0))
+                    .optional()?)
+            })
+            .collect()
+    }
+
+    async fn increment(&self, key: &str, delta: i64) -> anyhow::Result<i64> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let current: Option<Vec<u8>> = tx
+            .prepare_cached("SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2")?
+            .query_row(params![self.label, key], |r| r.get(0))
+            .optional()?;
+        // Spin's own encoding of a counter in this schema: i64, little-endian.
+        let n = match current {
+            None => 0,
+            Some(bytes) => i64::from_le_bytes(
+                bytes
+                    .try_into()
+                    .map_err(|_| anyhow::anyhow!("`{key}` is not a counter"))?,
+            ),
+        };
+        let next = n
+            .checked_add(delta)
+            .ok_or_else(|| anyhow::anyhow!("counter `{key}` would overflow"))?;
+        tx.prepare_cached(UPSERT)?
+            .execute(params![self.label, key, next.to_le_bytes()])?;
+        tx.commit()?;
+        Ok(next)
+    }
+
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: &[u8],
+    ) -> anyhow::Result<bool> {
+        let conn = self.conn();
+        // One statement each, so SQLite's write lock makes them atomic against every
+        // other writer of the file (other processes included).
+        let changed = match expected {
+            Some(old) => conn
+                .prepare_cached(
+                    "UPDATE spin_key_value SET value = ?4
+                     WHERE store = ?1 AND key = ?2 AND value = ?3",
+                )?
+                .execute(params![self.label, key, old, new])?,
+            None => conn
+                .prepare_cached(
+                    "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3)
+                     ON CONFLICT(store, key) DO NOTHING",
+                )?
+                .execute(params![self.label, key, new])?,
+        };
+        Ok(changed == 1)
     }
 
     async fn get_keys(&self) -> anyhow::Result<Vec<String>> {
@@ -116,11 +181,8 @@ impl KvBackend for SqliteStore {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         for (k, v) in &sets {
-            tx.execute(
-                "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(store, key) DO UPDATE SET value = excluded.value",
-                params![self.label, k, v],
-            )?;
+            tx.prepare_cached(UPSERT)?
+                .execute(params![self.label, k, v])?;
         }
         for k in &deletes {
             tx.execute(
@@ -181,6 +243,40 @@ mod tests {
             .collect();
         assert_eq!(keys, ["outbox/1", "outbox/2"]);
         assert_eq!(s.get_keys().await.unwrap().len(), 5);
+    }
+
+    #[tokio::test]
+    async fn get_many_keeps_the_order_of_the_keys() {
+        let s = store("many");
+        s.set("b", b"2").await.unwrap();
+        s.set("a", b"1").await.unwrap();
+        let keys = ["a", "missing", "b"].map(String::from);
+        let got = s.get_many(&keys).await.unwrap();
+        assert_eq!(got, [Some(b"1".to_vec()), None, Some(b"2".to_vec())]);
+    }
+
+    #[tokio::test]
+    async fn increment_counts_from_zero_in_spins_encoding() {
+        let s = store("incr");
+        assert_eq!(s.increment("n", 5).await.unwrap(), 5);
+        assert_eq!(s.increment("n", -2).await.unwrap(), 3);
+        assert_eq!(s.increment("n", 0).await.unwrap(), 3);
+        assert_eq!(s.get("n").await.unwrap(), Some(3i64.to_le_bytes().to_vec()));
+        s.set("text", b"abc").await.unwrap();
+        assert!(s.increment("text", 1).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn compare_and_swap_needs_the_value_it_saw() {
+        let s = store("cas");
+        assert!(s.compare_and_swap("k", None, b"1").await.unwrap());
+        assert!(
+            !s.compare_and_swap("k", None, b"x").await.unwrap(),
+            "exists now"
+        );
+        assert!(!s.compare_and_swap("k", Some(b"0"), b"x").await.unwrap());
+        assert!(s.compare_and_swap("k", Some(b"1"), b"2").await.unwrap());
+        assert_eq!(s.get("k").await.unwrap().as_deref(), Some(&b"2"[..]));
     }
 
     #[tokio::test]

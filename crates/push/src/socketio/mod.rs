@@ -37,7 +37,7 @@ use super::{resume, PushQuery};
 use crate::dispatch::Encoding;
 use crate::hub::Spec;
 use crate::metrics::Transport;
-use crate::server::AppState;
+use crate::PushState;
 
 /// Seed 000's namespace for the Celery admin dashboard.
 pub const ADMIN_NAMESPACE: &str = "/ws/celery/tasks";
@@ -63,7 +63,7 @@ enum Scope {
 }
 
 /// The layer serving `/socket.io/`, and the handle to close every socket on shutdown.
-pub fn layer(app: &AppState) -> (SocketIoLayer, SocketIo) {
+pub fn layer(app: &PushState) -> (SocketIoLayer, SocketIo) {
     let (layer, io) = SocketIo::builder()
         .max_buffer_size(SOCKET_BUFFER)
         .max_payload(MAX_POLLING_PAYLOAD)
@@ -202,7 +202,7 @@ fn bad_rooms() -> ApiError {
 async fn connect(
     s: &SocketRef,
     auth: Option<Value>,
-    app: &AppState,
+    app: &PushState,
     scope: Scope,
 ) -> Result<(), ApiError> {
     let hs = Handshake::parse(auth.as_ref())?;

@@ -1,18 +1,34 @@
-//! Push transports: Server-Sent Events ([`sse`]), native WebSocket ([`ws`]) and
-//! Socket.IO ([`socketio`]). All authenticate the same way and subscribe through the hub.
+//! Vigil's push side: every long-lived connection and what it receives.
+//!
+//! - [`hub`]: every subscriber, and the one task that asks the dispatch component
+//!   ([`dispatch`]) what each of them receives; bounded queues per connection.
+//! - [`sse`], [`ws`], [`socketio`]: the transports. All authenticate the same way
+//!   (this module) and subscribe through the hub; [`resume`] replays what a reconnecting
+//!   client missed.
+//! - [`state`]: what the transports share ([`PushState`]), and the [`state::Components`]
+//!   they ask for snapshots.
+//! - [`config`]: per-connection limits; [`metrics`]: Prometheus metrics of all this.
+#![deny(missing_docs)]
 
+pub mod config;
+pub mod dispatch;
+pub mod hub;
+pub mod metrics;
 pub mod resume;
 pub mod socketio;
 pub mod sse;
+pub mod state;
 pub mod ws;
+
+pub use state::PushState;
 
 use serde::Deserialize;
 use vigil_core::auth::{self, Claims, Role};
 use vigil_core::error::ApiError;
 
 use crate::dispatch::{Encoding, Filter};
-use crate::error::HttpError;
 use crate::hub::Spec;
+use vigil_runtime::error::HttpError;
 
 /// Query parameters both transports read.
 #[derive(Debug, Default, Deserialize)]
@@ -150,7 +166,8 @@ pub fn spec(claims: &Claims, query: &PushQuery, binary_ok: bool) -> Result<Spec,
     })
 }
 
-pub(crate) fn now_secs() -> u64 {
+/// Seconds since the epoch.
+pub fn now_secs() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())

@@ -6,9 +6,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use anyhow::{bail, Context};
 
+use crate::http::bindings::fermyon::spin::variables::{Error, Host};
+use crate::http::ComponentState;
 use crate::manifest::Manifest;
-use crate::spin_http::bindings::fermyon::spin::variables::{Error, Host};
-use crate::spin_http::ComponentState;
 
 /// Resolves application variables: `SPIN_VARIABLE_<NAME>` from the environment (as
 /// Spin's environment provider does), then `provided` (e.g. the host's JWT secret),

@@ -13,7 +13,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 pub mod bindings {
     wasmtime::component::bindgen!({
         world: "vigil:platform/dispatcher",
-        path: "../wit",
+        path: "../../wit",
         exports: { default: async },
     });
 }
@@ -79,7 +79,7 @@ impl DispatchComponent {
             wasi: WasiCtx::builder().inherit_stderr().build(),
         };
         let mut store = Store::new(pre.engine(), state);
-        store.set_epoch_deadline(crate::engine::ticks(CALL_DEADLINE));
+        store.set_epoch_deadline(vigil_runtime::engine::ticks(CALL_DEADLINE));
         store.epoch_deadline_trap();
         let instance = pre.instantiate_async(&mut store).await?;
         Ok((store, instance))
@@ -93,7 +93,7 @@ impl DispatchComponent {
         subscribers: &[Subscriber],
     ) -> anyhow::Result<Plan> {
         self.store
-            .set_epoch_deadline(crate::engine::ticks(CALL_DEADLINE));
+            .set_epoch_deadline(vigil_runtime::engine::ticks(CALL_DEADLINE));
         let result = self
             .instance
             .vigil_platform_dispatch()
@@ -110,7 +110,7 @@ impl DispatchComponent {
         gzip: bool,
     ) -> anyhow::Result<Frame> {
         self.store
-            .set_epoch_deadline(crate::engine::ticks(CALL_DEADLINE));
+            .set_epoch_deadline(vigil_runtime::engine::ticks(CALL_DEADLINE));
         let result = self
             .instance
             .vigil_platform_dispatch()

@@ -23,10 +23,10 @@ use vigil_core::error::ApiError;
 
 use super::resume::Catchup;
 use super::{Authorized, PushQuery};
-use crate::error::HttpError;
 use crate::hub::{Outgoing, Subscription};
 use crate::metrics::{Metrics, Transport};
-use crate::server::AppState;
+use crate::PushState;
+use vigil_runtime::error::HttpError;
 
 /// Largest message a client may send; client messages are small control messages.
 const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
@@ -39,7 +39,7 @@ const MAX_FILTER_VALUES: usize = 64;
 
 /// Authenticates, then upgrades.
 pub async fn upgrade(
-    State(app): State<AppState>,
+    State(app): State<PushState>,
     headers: HeaderMap,
     Query(query): Query<PushQuery>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
@@ -55,7 +55,7 @@ pub async fn upgrade(
         .on_upgrade(move |socket| serve(socket, app, auth, query)))
 }
 
-async fn serve(mut socket: WebSocket, app: AppState, auth: Authorized, query: PushQuery) {
+async fn serve(mut socket: WebSocket, app: PushState, auth: Authorized, query: PushQuery) {
     let Ok(spec) = super::spec(&auth.claims, &query, true) else {
         return;
     };
@@ -106,7 +106,7 @@ async fn serve(mut socket: WebSocket, app: AppState, auth: Authorized, query: Pu
 
 /// What one connection knows about itself between client messages.
 struct Session {
-    app: AppState,
+    app: PushState,
     auth: Authorized,
     /// The filters it connected with, kept so a role change can rebuild them.
     query: PushQuery,
@@ -221,7 +221,7 @@ fn error(id: Option<Value>, e: &ApiError) -> Value {
 }
 
 /// The token ran out: `auth-error`, then close (code 4001).
-async fn expire(mut socket: WebSocket, app: &AppState) {
+async fn expire(mut socket: WebSocket, app: &PushState) {
     Metrics::inc(&app.metrics().expired);
     let e = super::token_expired();
     let mut body = super::auth_error(&e);
@@ -238,7 +238,7 @@ async fn expire(mut socket: WebSocket, app: &AppState) {
 /// to which live messages are duplicates, or `None` if the socket is gone.
 async fn catch_up(
     socket: &mut WebSocket,
-    app: &AppState,
+    app: &PushState,
     sub: &Subscription,
     since: Option<u64>,
 ) -> Option<u64> {

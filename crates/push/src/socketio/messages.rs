@@ -15,7 +15,7 @@ use vigil_core::error::ApiError;
 
 use super::rooms::RoomError;
 use super::session::{Session, AUTH_ERROR_EVENT};
-use crate::server::AppState;
+use crate::PushState;
 
 /// Seed 003's admin-only system metrics event.
 pub const SYSTEM_METRICS_EVENT: &str = "system-metrics";
@@ -32,7 +32,7 @@ const CONNECTED_POLL: Duration = Duration::from_millis(1);
 
 /// Registers the client events on `s`; done before the socket is connected so no
 /// early `subscribe` can arrive before its handler.
-pub fn register(s: &SocketRef, app: AppState) {
+pub fn register(s: &SocketRef, app: PushState) {
     s.on("subscribe", subscribe);
     s.on("unsubscribe", unsubscribe);
     s.on("ping", ping);
@@ -68,13 +68,13 @@ async fn admin_session(s: &SocketRef, what: &str) -> Result<Session, RoomError> 
         return Ok(session);
     }
     let e = ApiError::forbidden(format!("{what} needs role admin"));
-    emit_when_connected(s, AUTH_ERROR_EVENT, &crate::push::auth_error(&e)).await;
+    emit_when_connected(s, AUTH_ERROR_EVENT, &crate::auth_error(&e)).await;
     Err(e.message)
 }
 
 /// `subscribe-admin` / `unsubscribe-admin`: admin metrics on or off; on, the current
 /// metrics follow at once.
-async fn admin_events(s: SocketRef, ack: AckSender, app: AppState, on: bool) {
+async fn admin_events(s: SocketRef, ack: AckSender, app: PushState, on: bool) {
     let result = match admin_session(&s, "subscribe-admin").await {
         Ok(session) => session.admin_events(on).await,
         Err(e) => Err(e),
@@ -90,7 +90,7 @@ async fn admin_events(s: SocketRef, ack: AckSender, app: AppState, on: bool) {
     }
 }
 
-async fn request_system_metrics(s: SocketRef, ack: AckSender, app: AppState) {
+async fn request_system_metrics(s: SocketRef, ack: AckSender, app: PushState) {
     let result = match admin_session(&s, "request-system-metrics").await {
         Ok(_) => send_system_metrics(&s, &app).await,
         Err(e) => Err(e),
@@ -99,7 +99,7 @@ async fn request_system_metrics(s: SocketRef, ack: AckSender, app: AppState) {
 }
 
 /// Reads the system metrics as the socket's user and emits them.
-async fn send_system_metrics(s: &SocketRef, app: &AppState) -> Result<(), RoomError> {
+async fn send_system_metrics(s: &SocketRef, app: &PushState) -> Result<(), RoomError> {
     let session = Session::of(s).ok_or("no session")?;
     let metrics = app
         .internal_get(SYSTEM_METRICS_PATH, &session.auth().token)
@@ -111,14 +111,14 @@ async fn send_system_metrics(s: &SocketRef, app: &AppState) -> Result<(), RoomEr
 
 /// `refresh {token}`: a fresh token for the same user. On the admin namespace a token
 /// that is no longer admin ends the socket with `auth-error` (after the ack).
-async fn refresh(s: SocketRef, data: Option<Value>, ack: AckSender, app: AppState) {
+async fn refresh(s: SocketRef, data: Option<Value>, ack: AckSender, app: PushState) {
     let token = data.and_then(|v| v.get("token").and_then(Value::as_str).map(str::to_owned));
     let (result, end) = match (token, Session::of(&s)) {
         (None, _) => (Err(r#"expected {"token": "<jwt>"}"#.to_owned()), false),
         (_, None) => (Err("no session".to_owned()), false),
         (Some(token), Some(session)) => match session.auth().refresh(&token, app.secret()) {
             Err(e) => {
-                emit_when_connected(&s, AUTH_ERROR_EVENT, &crate::push::auth_error(&e)).await;
+                emit_when_connected(&s, AUTH_ERROR_EVENT, &crate::auth_error(&e)).await;
                 (Err(e.message), false)
             }
             Ok(next) if s.ns() == super::ADMIN_NAMESPACE && next.claims.role != Role::Admin => {
@@ -126,7 +126,7 @@ async fn refresh(s: SocketRef, data: Option<Value>, ack: AckSender, app: AppStat
                     "namespace {} needs role admin",
                     super::ADMIN_NAMESPACE
                 ));
-                emit_when_connected(&s, AUTH_ERROR_EVENT, &crate::push::auth_error(&e)).await;
+                emit_when_connected(&s, AUTH_ERROR_EVENT, &crate::auth_error(&e)).await;
                 (Err(e.message), true)
             }
             Ok(next) => {

@@ -12,8 +12,8 @@ use tokio::sync::Notify;
 use super::rooms::{RoomError, Rooms};
 use crate::hub::{Hub, Outgoing, Subscription};
 use crate::metrics::{ConnectionGuard, Metrics};
-use crate::push::resume::Catchup;
-use crate::push::Authorized;
+use crate::resume::Catchup;
+use crate::Authorized;
 
 /// Event telling the client why the server is about to disconnect it (the SSE
 /// transport's `disconnect` event; Socket.IO reserves that name).
@@ -193,7 +193,7 @@ impl Session {
                         return close(s, &reason).await;
                     }
                     for msg in batch.drain(..) {
-                        if crate::push::replayed(msg.seq, upto) {
+                        if crate::replayed(msg.seq, upto) {
                             continue;
                         }
                         if let Err(reason) = deliver(&s, &msg, &sub.closed).await {
@@ -203,8 +203,8 @@ impl Session {
                 }
                 () = &mut expiry => {
                     Metrics::inc(&self.metrics.expired);
-                    let e = crate::push::token_expired();
-                    let _ = s.emit(AUTH_ERROR_EVENT, &crate::push::auth_error(&e));
+                    let e = crate::token_expired();
+                    let _ = s.emit(AUTH_ERROR_EVENT, &crate::auth_error(&e));
                     return close(s, "token expired").await;
                 }
                 () = &mut refreshed => {

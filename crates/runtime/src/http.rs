@@ -18,7 +18,7 @@ use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use crate::kv::Stores;
+use crate::key_value::KeyValue;
 use crate::manifest::Manifest;
 use crate::routes::{Route, Router};
 use vigil_core::error::ApiError;
@@ -28,9 +28,13 @@ use vigil_core::error::ApiError;
 pub mod bindings {
     wasmtime::component::bindgen!({
         world: "vigil:platform/spin-host",
-        path: "../wit",
+        path: "../../wit",
         imports: { default: async | trappable },
-        with: { "fermyon:spin/key-value.store": crate::kv::host::KvStore },
+        with: {
+            "fermyon:spin/key-value.store": crate::key_value::OpenStore,
+            "wasi:keyvalue/store.bucket": crate::key_value::OpenStore,
+            "wasi:keyvalue/atomics.cas": crate::wasi_keyvalue::Cas,
+        },
     });
 }
 
@@ -61,7 +65,7 @@ pub struct ComponentState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     limits: StoreLimits,
-    pub(crate) stores: Arc<Stores>,
+    pub(crate) kv: Arc<KeyValue>,
     pub(crate) component: Arc<ComponentInfo>,
 }
 
@@ -97,7 +101,7 @@ pub struct HttpComponents {
     /// Slots for long-polls (GET with a `timeout` parameter).
     long: tokio::sync::Semaphore,
     router: Router,
-    stores: Arc<Stores>,
+    kv: Arc<KeyValue>,
     timeout: Duration,
 }
 
@@ -108,6 +112,9 @@ pub fn linker(engine: &Engine) -> anyhow::Result<Linker<ComponentState>> {
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
     bindings::fermyon::spin::key_value::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
     bindings::fermyon::spin::variables::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+    bindings::wasi::keyvalue::store::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+    bindings::wasi::keyvalue::atomics::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+    bindings::wasi::keyvalue::batch::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
     Ok(linker)
 }
 
@@ -118,7 +125,7 @@ impl HttpComponents {
         manifest: &Manifest,
         app_dir: &Path,
         app_vars: &HashMap<String, String>,
-        stores: Arc<Stores>,
+        kv: Arc<KeyValue>,
         timeout: Duration,
     ) -> anyhow::Result<Self> {
         let linker = linker(engine)?;
@@ -163,7 +170,7 @@ impl HttpComponents {
             short: tokio::sync::Semaphore::new(pool - long),
             long: tokio::sync::Semaphore::new(long),
             router: Router::new(routes),
-            stores,
+            kv,
             timeout,
         })
     }
@@ -230,7 +237,7 @@ impl HttpComponents {
                 .memory_size(MAX_MEMORY_BYTES)
                 .table_elements(MAX_RESOURCES)
                 .build(),
-            stores: self.stores.clone(),
+            kv: self.kv.clone(),
             component: loaded.info.clone(),
         };
         let mut store = Store::new(loaded.pre.engine(), state);
