@@ -154,6 +154,26 @@ def test_broker_depth_appears_in_queues(vigil, celery_app):
     wait_until(idle_depth, 15, "the idle queue's broker depth")
 
 
+def test_prometheus_shows_the_domain_as_flower_exports_it(vigil):
+    import urllib.request
+
+    def metrics():
+        with urllib.request.urlopen(vigil.url + "/metrics", timeout=10) as r:
+            return r.read().decode()
+
+    text = wait_until(lambda: (m := metrics()) and 'vigil_queue_depth{queue="idle"} 3' in m and m, 15,
+                      "the queue depth in /metrics")
+    w = 'worker="w1@vigiltest"'
+    for want in (f'flower_events_total{{task="celery_app.add",type="task-succeeded",{w}}}',
+                 f'flower_task_runtime_seconds_count{{task="celery_app.add",{w}}}',
+                 f'flower_task_prefetch_time_seconds_bucket{{task="celery_app.sleepy",{w},le="+Inf"}}',
+                 f'flower_worker_online{{{w}}} 1',
+                 f'flower_worker_number_of_currently_executing_tasks{{{w}}}'):
+        assert want in text, f"{want} missing from /metrics"
+    line = next(x for x in text.splitlines() if x.startswith('flower_events_total{task="celery_app.fail",type="task-failed"'))
+    assert line.endswith(" 1"), line
+
+
 def test_worker_control_from_vigil(vigil, celery_app, worker):
     def processes():
         stats = celery_app.control.inspect(timeout=1).stats() or {}

@@ -6,6 +6,7 @@
 //! - [`attempt`]: a task's runs (the first, then one per retry), each with its own times.
 //! - [`history`]: every event of a task, in order, for its detail view.
 //! - [`control`]: worker control commands (pool, consumers, limits, shutdown).
+//! - [`celery_metrics`]: the Celery domain in Prometheus, as Flower exports it.
 //! - [`jobs`]: seed 003's job notifications, queue status and system metrics.
 //! - [`event`]: the published event envelope every push transport carries.
 //! - [`auth`]: JWT tokens, roles and what each role may do.
@@ -19,6 +20,7 @@ pub mod apply;
 pub mod attempt;
 pub mod auth;
 pub mod breaker;
+pub mod celery_metrics;
 pub mod control;
 pub mod error;
 pub mod event;
