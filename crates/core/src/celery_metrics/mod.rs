@@ -9,7 +9,11 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+use text::{gauge, header, histogram, line, Histogram};
+
 use crate::event::Event;
+
+mod text;
 
 /// Histogram bounds, seconds: Prometheus' defaults, which Flower uses for task runtimes.
 pub const BUCKETS: [f64; 14] = [
@@ -20,24 +24,8 @@ pub const BUCKETS: [f64; 14] = [
 /// `vigil_celery_series_dropped_total`).
 pub const MAX_SERIES: usize = 5000;
 
-type Labels = Vec<(&'static str, String)>;
-
-#[derive(Debug, Clone, Default)]
-struct Histogram {
-    counts: [u64; BUCKETS.len()],
-    sum: f64,
-    count: u64,
-}
-
-impl Histogram {
-    fn observe(&mut self, v: f64) {
-        if let Some(i) = BUCKETS.iter().position(|b| v <= *b) {
-            self.counts[i] += 1;
-        }
-        self.sum += v;
-        self.count += 1;
-    }
-}
+/// A series' labels, in exposition order.
+pub type Labels = Vec<(&'static str, String)>;
 
 /// The metrics, fed every published event.
 #[derive(Debug, Default)]
@@ -206,55 +194,6 @@ impl CeleryMetrics {
             "Observations not recorded because a metric reached its series limit.",
         );
         let _ = writeln!(out, "vigil_celery_series_dropped_total {}", self.dropped);
-    }
-}
-
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-}
-
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-fn line(out: &mut String, name: &str, labels: &[(&str, String)], value: &str) {
-    let l: Vec<String> = labels
-        .iter()
-        .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
-        .collect();
-    let _ = writeln!(out, "{name}{{{}}} {value}", l.join(","));
-}
-
-fn gauge<'a>(
-    out: &mut String,
-    name: &str,
-    help: &str,
-    label: &'static str,
-    values: impl Iterator<Item = (&'a String, u64)>,
-) {
-    header(out, name, "gauge", help);
-    for (k, v) in values {
-        line(out, name, &[(label, k.clone())], &v.to_string());
-    }
-}
-
-fn histogram(out: &mut String, name: &str, help: &str, series: &BTreeMap<Labels, Histogram>) {
-    header(out, name, "histogram", help);
-    for (labels, h) in series {
-        let mut cumulative = 0;
-        for (bound, n) in BUCKETS.iter().zip(h.counts) {
-            cumulative += n;
-            let mut l = labels.clone();
-            l.push(("le", bound.to_string()));
-            line(out, &format!("{name}_bucket"), &l, &cumulative.to_string());
-        }
-        let mut l = labels.clone();
-        l.push(("le", "+Inf".to_owned()));
-        line(out, &format!("{name}_bucket"), &l, &h.count.to_string());
-        line(out, &format!("{name}_sum"), labels, &h.sum.to_string());
-        line(out, &format!("{name}_count"), labels, &h.count.to_string());
     }
 }
 
