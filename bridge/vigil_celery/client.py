@@ -27,14 +27,20 @@ class AuthError(VigilError):
     """The token was refused (bad, expired or the wrong role)."""
 
 
-def token_times(token):
-    """(iat, exp) of a JWT, read without verifying it (Vigil verifies); (None, None)."""
+def token_claims(token):
+    """The claims of a JWT, read without verifying them (Vigil verifies); {} if unreadable."""
     try:
         payload = token.split(".")[1]
         claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-        return claims.get("iat"), claims.get("exp")
+        return claims if isinstance(claims, dict) else {}
     except (IndexError, ValueError, AttributeError):
-        return None, None
+        return {}
+
+
+def token_times(token):
+    """(iat, exp) of a JWT; (None, None) when it has none."""
+    claims = token_claims(token)
+    return claims.get("iat"), claims.get("exp")
 
 
 class VigilClient:
@@ -83,6 +89,9 @@ class VigilClient:
             raise AuthError(f"the token may not read commands ({_message(body)}); use a producer token")
         if status != 200:
             raise VigilError(f"Vigil answered {status} to the command feed: {_message(body)}")
+        role = token_claims(self.token).get("role")
+        if role not in ("producer", "admin"):
+            raise AuthError(f"the token has role {role!r}, which may not report events; use a producer token")
 
     def renew_if_due(self, now=None):
         """Swaps the token for a fresh one once [RENEW_AT] of its lifetime has passed."""

@@ -5,13 +5,14 @@ survives a Vigil restart and a broker restart."""
 
 import signal
 import socket
+import subprocess
 import time
 
 import pytest
 from celery.result import AsyncResult
 
 import vigil_celery
-from conftest import wait_until
+from conftest import bridge_script, wait_until
 
 FINAL = {"SUCCESS", "FAILURE", "REVOKED"}
 #: Seconds a task's events may take to reach Vigil through the broker and the bridge.
@@ -34,6 +35,21 @@ def wait_state(vigil, task_id, states, timeout=SETTLE):
     states = {states} if isinstance(states, str) else set(states)
     return wait_until(lambda: (t := vigil_task(vigil, task_id)) and t["state"] in states and t,
                       timeout, f"task {task_id} in {states} on Vigil")
+
+
+def test_a_bad_url_or_token_stops_the_bridge_with_a_clear_message(vigil, redis):
+    def run(url, token):
+        argv = [bridge_script(), "--broker", redis.url, "--url", url, "--token", token]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=60)
+
+    for url, token, says in [
+        (vigil.url, "not-a-token", "Vigil refused the token"),
+        (vigil.url, vigil.token("viewer"), "use a producer token"),
+        ("http://127.0.0.1:9", vigil.producer, "cannot reach Vigil at http://127.0.0.1:9"),
+        ("127.0.0.1:3000", vigil.producer, "--url must be an http(s) URL"),
+    ]:
+        r = run(url, token)
+        assert (r.returncode, says in r.stderr) == (2, True), r.stderr
 
 
 def test_tasks_of_every_kind_run(vigil, celery_app, celery_state, bridge):
