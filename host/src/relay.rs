@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Notify;
+use vigil_core::celery_metrics::CeleryMetrics;
 use vigil_core::event::Event;
 use vigil_core::keys;
 
@@ -36,17 +37,26 @@ impl WriteWatch for OutboxWatch {
     }
 }
 
+/// The Celery domain metrics `/metrics` shows, fed by every event this host relays.
+pub type SharedCeleryMetrics = Arc<std::sync::Mutex<CeleryMetrics>>;
+
 /// Moves outbox entries into the log and publishes them.
 pub struct Relay {
     kv: Arc<dyn KvBackend>,
     hub: Hub,
     seq: u64,
     history: u64,
+    metrics: SharedCeleryMetrics,
 }
 
 impl Relay {
-    /// A relay continuing the sequence stored in `kv`.
-    pub async fn new(kv: Arc<dyn KvBackend>, hub: Hub, history: u64) -> anyhow::Result<Self> {
+    /// A relay continuing the sequence stored in `kv`, counting what it relays in `metrics`.
+    pub async fn new(
+        kv: Arc<dyn KvBackend>,
+        hub: Hub,
+        history: u64,
+        metrics: SharedCeleryMetrics,
+    ) -> anyhow::Result<Self> {
         let seq = match kv.get(keys::SEQ_KEY).await? {
             Some(b) => String::from_utf8_lossy(&b).parse()?,
             None => 0,
@@ -56,6 +66,7 @@ impl Relay {
             hub,
             seq,
             history: history.max(1),
+            metrics,
         })
     }
 
@@ -115,6 +126,9 @@ impl Relay {
         );
         self.kv.write_batch(sets, deletes).await?;
         self.seq = seq;
+        if let Ok(mut m) = self.metrics.lock() {
+            out.iter().for_each(|p| m.observe(&p.event));
+        }
         let n = out.len();
         if n > 0 {
             self.hub.publish(out).await;

@@ -38,6 +38,8 @@ struct Inner {
     components: Arc<Components>,
     limiter: Option<RateLimiter>,
     push: PushState,
+    /// The Celery domain metrics (Flower's names), fed by the relay.
+    celery: crate::relay::SharedCeleryMetrics,
     /// Set once shutdown begins: `/ready` answers 503 from then on.
     draining: std::sync::atomic::AtomicBool,
 }
@@ -116,14 +118,18 @@ async fn spin(
     app.0.components.0.handle(req, client).await
 }
 
-/// `GET /metrics`: Prometheus text exposition.
+/// `GET /metrics`: Prometheus text exposition — the transports, then the Celery domain.
 async fn metrics(State(app): State<AppState>) -> Response {
+    let mut text = app.push().metrics().render();
+    if let Ok(celery) = app.0.celery.lock() {
+        celery.render(&mut text);
+    }
     (
         [(
             http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        app.push().metrics().render(),
+        text,
     )
         .into_response()
 }
@@ -250,7 +256,8 @@ pub async fn start(
     let log = kv
         .get("default")
         .context("no `default` key-value store configured")?;
-    let relay = Relay::new(log.clone(), hub.clone(), config.history).await?;
+    let celery = crate::relay::SharedCeleryMetrics::default();
+    let relay = Relay::new(log.clone(), hub.clone(), config.history, celery.clone()).await?;
     tokio::spawn(relay.run(published, config.outbox_poll));
 
     let components = Arc::new(Components(components));
@@ -267,6 +274,7 @@ pub async fn start(
         limiter: (config.rest_rate_per_sec > 0)
             .then(|| RateLimiter::new(config.rest_rate_per_sec, config.rest_burst)),
         push,
+        celery,
         draining: Default::default(),
     }));
     tokio::spawn(sweep_workers(state.clone(), config.sweep_interval));
