@@ -14,14 +14,21 @@ const TASKS: usize = 300;
 /// Producers sending at once.
 const PRODUCERS: usize = 8;
 
-async fn host() -> common::TestHost {
-    // Many producers at once on one token: no REST rate limit in these tests. No
-    // worker sweep either: it marks silent workers offline at the wall clock's time.
-    common::start_with(|c| {
+async fn host() -> (common::TestHost, tempfile::TempDir) {
+    // The workers' heartbeats are an hour old: a day of silence is allowed, so the
+    // host's periodic sweep (whose first run may overlap the test) leaves them alone.
+    let dir = tempfile::tempdir().unwrap();
+    let manifest =
+        common::manifest_with_defaults(dir.path(), &[("worker_offline_after_secs", "86400")]);
+    let root = common::manifest().parent().unwrap().canonicalize().unwrap();
+    let host = common::start_with(move |c| {
+        c.manifest = manifest;
+        c.dispatch = root.join(&c.dispatch);
+        // Many producers at once on one token: no REST rate limit in these tests.
         c.rest_rate_per_sec = 0;
-        c.sweep_interval = std::time::Duration::from_secs(3600);
     })
-    .await
+    .await;
+    (host, dir)
 }
 
 /// A busy hour an hour ago: tasks received, started and finished on three queues and
@@ -123,11 +130,11 @@ async fn concurrent_shuffled_producers_end_as_if_applied_one_by_one() {
     let mut events = cluster(TASKS);
     let ids: Vec<String> = (0..TASKS).map(|i| format!("task-{i:04}")).collect();
     events.sort_by(|a, b| ts(a).total_cmp(&ts(b)));
-    let sequential = host().await;
+    let (sequential, _d1) = host().await;
     send_all(&sequential, events.iter().map(|e| vec![e.clone()])).await;
     let expected = observe(&sequential, &ids).await;
 
-    let concurrent = host().await;
+    let (concurrent, _d2) = host().await;
     common::shuffle(&mut events, 42);
     let shares: Vec<Vec<Value>> = (0..PRODUCERS)
         .map(|p| events.iter().skip(p).step_by(PRODUCERS).cloned().collect())
@@ -176,7 +183,7 @@ async fn concurrent_shuffled_producers_end_as_if_applied_one_by_one() {
 
 #[tokio::test]
 async fn cursor_pages_have_no_gaps_or_duplicates_while_tasks_arrive() {
-    let host = host().await;
+    let (host, _dir) = host().await;
     let events = cluster(250);
     send_all(&host, events.chunks(100).map(<[Value]>::to_vec)).await;
     let (_, all) = host.get("/api/v1/tasks?limit=1000").await;
@@ -225,7 +232,7 @@ async fn cursor_pages_have_no_gaps_or_duplicates_while_tasks_arrive() {
 
 #[tokio::test]
 async fn the_dashboard_snapshot_is_bounded_and_counts_everything() {
-    let host = host().await;
+    let (host, _dir) = host().await;
     send_all(&host, cluster(260).chunks(200).map(<[Value]>::to_vec)).await;
     let (_, d) = host.get("/api/v1/dashboard").await;
     assert_eq!(d["tasks"].as_array().unwrap().len(), 100);

@@ -16,69 +16,54 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::config::{PushConfig, ServeConfig};
-use crate::dispatch::DispatchComponent;
-use crate::hub::Hub;
-use crate::kv::Stores;
-use crate::manifest::Manifest;
-use crate::metrics::Metrics;
+use tokio::sync::Notify;
+use vigil_kv::Stores;
+use vigil_push::dispatch::DispatchComponent;
+use vigil_push::hub::Hub;
+use vigil_push::metrics::Metrics;
+use vigil_push::PushState;
+use vigil_runtime::http::HttpComponents;
+use vigil_runtime::key_value::KeyValue;
+use vigil_runtime::manifest::Manifest;
+
+use crate::config::ServeConfig;
 use crate::rate_limit::RateLimiter;
-use crate::relay::Relay;
-use crate::spin_http::HttpComponents;
+use crate::relay::{OutboxWatch, Relay};
 
 /// Shared by every handler.
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
 
 struct Inner {
-    components: HttpComponents,
-    kv: Arc<dyn crate::kv::KvBackend>,
+    components: Arc<Components>,
     limiter: Option<RateLimiter>,
-    hub: Hub,
-    secret: String,
-    push: PushConfig,
-    metrics: Arc<Metrics>,
+    push: PushState,
+    /// The Celery domain metrics (Flower's names), fed by the relay.
+    celery: crate::relay::SharedCeleryMetrics,
     /// Set once shutdown begins: `/ready` answers 503 from then on.
     draining: std::sync::atomic::AtomicBool,
 }
 
 impl AppState {
-    /// The hub.
-    pub fn hub(&self) -> &Hub {
-        &self.0.hub
-    }
-
-    /// The `default` store, where the event log lives.
-    pub fn kv(&self) -> &Arc<dyn crate::kv::KvBackend> {
-        &self.0.kv
-    }
-
-    /// The HS256 secret.
-    pub fn secret(&self) -> &[u8] {
-        self.0.secret.as_bytes()
-    }
-
-    /// Push limits.
-    pub fn push(&self) -> &PushConfig {
+    /// What the push connections share.
+    pub fn push(&self) -> &PushState {
         &self.0.push
     }
+}
 
-    /// Push metrics.
-    pub fn metrics(&self) -> &Arc<Metrics> {
-        &self.0.metrics
-    }
+/// The manifest's components, also as the push side asks them for snapshots.
+struct Components(HttpComponents);
 
-    /// Serves `GET path` with the components as the holder of `token` would see it, e.g.
-    /// the dashboard snapshot a push connection starts with. `None` if the component
-    /// refused (its role may not see it) or answered something that is not JSON.
-    pub async fn internal_get(&self, path: &str, token: &str) -> Option<serde_json::Value> {
+#[async_trait::async_trait]
+impl vigil_push::state::Components for Components {
+    async fn get_json(&self, path: &str, token: &str) -> Option<serde_json::Value> {
         let req = http::Request::get(path)
             .header(http::header::HOST, "localhost")
             .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
             .body(axum::body::Body::empty())
             .ok()?;
         let client = SocketAddr::from(([127, 0, 0, 1], 0));
-        let resp = self.0.components.handle(req, client).await;
+        let resp = self.0.handle(req, client).await;
         if !resp.status().is_success() {
             tracing::debug!(path, status = %resp.status(), "internal request refused");
             return None;
@@ -97,17 +82,20 @@ const INTERNAL_BODY_LIMIT: usize = 16 * 1024 * 1024;
 /// `/events` (SSE), `/ws` (WebSocket), the rest to the components; and the Socket.IO
 /// handle, to close its sockets on shutdown.
 pub fn app(state: AppState) -> (Router, SocketIo) {
-    let (socketio, io) = crate::push::socketio::layer(&state);
+    let (socketio, io) = vigil_push::socketio::layer(state.push());
+    let push = Router::new()
+        .route("/events", get(vigil_push::sse::events))
+        .route("/ws", get(vigil_push::ws::upgrade))
+        .with_state(state.push().clone());
     let router = Router::new()
-        .route("/events", get(crate::push::sse::events))
-        .route("/ws", get(crate::push::ws::upgrade))
         .route("/metrics", get(metrics))
         .route("/ready", get(ready))
         .fallback(spin)
         .with_state(state)
+        .merge(push)
         .layer(socketio)
         .layer(axum::middleware::map_request(
-            crate::push::socketio::compact_request,
+            vigil_push::socketio::compact_request,
         ));
     (router, io)
 }
@@ -127,17 +115,21 @@ async fn spin(
             return too_many(wait);
         }
     }
-    app.0.components.handle(req, client).await
+    app.0.components.0.handle(req, client).await
 }
 
-/// `GET /metrics`: Prometheus text exposition.
+/// `GET /metrics`: Prometheus text exposition — the transports, then the Celery domain.
 async fn metrics(State(app): State<AppState>) -> Response {
+    let mut text = app.push().metrics().render();
+    if let Ok(celery) = app.0.celery.lock() {
+        celery.render(&mut text);
+    }
     (
         [(
             http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        app.metrics().render(),
+        text,
     )
         .into_response()
 }
@@ -148,16 +140,18 @@ async fn ready(State(app): State<AppState>) -> Response {
     use vigil_core::error::ApiError;
     let problem = if app.0.draining.load(std::sync::atomic::Ordering::Relaxed) {
         Some("shutting down".to_owned())
-    } else if app.hub().is_closed() {
+    } else if app.push().hub().is_closed() {
         Some("the push hub has stopped".to_owned())
-    } else if let Err(e) = app.kv().get(vigil_core::keys::SEQ_KEY).await {
+    } else if let Err(e) = app.push().kv().get(vigil_core::keys::SEQ_KEY).await {
         Some(format!("the store does not answer: {e:#}"))
     } else {
         None
     };
     match problem {
         None => axum::Json(serde_json::json!({ "status": "ready" })).into_response(),
-        Some(why) => crate::error::HttpError(ApiError::unavailable(why)).into_response_inner(),
+        Some(why) => {
+            vigil_runtime::error::HttpError(ApiError::unavailable(why)).into_response_inner()
+        }
     }
 }
 
@@ -165,7 +159,7 @@ async fn ready(State(app): State<AppState>) -> Response {
 fn too_many(wait: std::time::Duration) -> Response {
     let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
     let e = vigil_core::error::ApiError::rate_limited(secs);
-    let mut resp = crate::error::HttpError(e).into_response_inner();
+    let mut resp = vigil_runtime::error::HttpError(e).into_response_inner();
     resp.headers_mut()
         .insert(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
     resp
@@ -185,24 +179,24 @@ async fn sweep_workers(app: AppState, every: std::time::Duration) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if app.hub().is_closed() {
+        if app.push().hub().is_closed() {
             return;
         }
-        let now = crate::push::now_secs();
+        let now = vigil_push::now_secs();
         let claims = vigil_core::auth::Claims {
             sub: "vigil-host".into(),
             role: vigil_core::auth::Role::Admin,
             exp: now + TOKEN_TTL,
             iat: now,
         };
-        let token = vigil_core::auth::sign(&claims, app.secret());
+        let token = vigil_core::auth::sign(&claims, app.push().secret());
         for path in PERIODIC {
             let req = http::Request::post(path)
                 .header(http::header::HOST, "localhost")
                 .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
                 .body(axum::body::Body::empty());
             if let Ok(req) = req {
-                let resp = app.0.components.handle(req, client).await;
+                let resp = app.0.components.0.handle(req, client).await;
                 if !resp.status().is_success() {
                     tracing::warn!(status = %resp.status(), path, "periodic call failed");
                 }
@@ -243,40 +237,50 @@ pub async fn start(
     let app_dir = config.app_dir();
     let secret = crate::config::jwt_secret(config.jwt_secret.as_deref(), &config.data_dir)?;
     let provided = HashMap::from([("jwt_secret".to_owned(), secret.clone())]);
-    let app_vars = crate::variables::resolve_app(&manifest, &provided)?;
-    let store_config =
-        crate::runtime_config::load(config.runtime_config.as_deref(), &config.data_dir)?;
-    let stores = Arc::new(Stores::open(&store_config)?);
+    let app_vars = vigil_runtime::variables::resolve_app(&manifest, &provided)?;
+    let store_config = vigil_kv::config::load(config.runtime_config.as_deref(), &config.data_dir)?;
+    let published = Arc::new(Notify::new());
+    let kv = Arc::new(KeyValue::new(
+        Stores::open(&store_config)?,
+        Some(Arc::new(OutboxWatch(published.clone()))),
+    ));
 
-    let engine = crate::engine::build()?;
-    crate::engine::start_epoch_ticker(&engine);
+    let engine = vigil_runtime::engine::build()?;
+    vigil_runtime::engine::start_epoch_ticker(&engine);
     let components = HttpComponents::load(
         &engine,
         &manifest,
         &app_dir,
         &app_vars,
-        stores.clone(),
+        kv.clone(),
         config.request_timeout,
     )?;
     let dispatch = DispatchComponent::load(&engine, &app_dir.join(&config.dispatch)).await?;
     let metrics = Arc::new(Metrics::default());
     let hub = Hub::start(dispatch, config.push.clone(), metrics.clone());
 
-    let kv = stores
+    let log = kv
         .get("default")
         .context("no `default` key-value store configured")?;
-    let relay = Relay::new(kv.clone(), hub.clone(), config.history).await?;
-    tokio::spawn(relay.run(stores.published.clone(), config.outbox_poll));
+    let celery = crate::relay::SharedCeleryMetrics::default();
+    let relay = Relay::new(log.clone(), hub.clone(), config.history, celery.clone()).await?;
+    tokio::spawn(relay.run(published, config.outbox_poll));
 
+    let components = Arc::new(Components(components));
+    let push = PushState::new(
+        hub.clone(),
+        log,
+        secret,
+        config.push.clone(),
+        metrics,
+        components.clone(),
+    );
     let state = AppState(Arc::new(Inner {
         components,
-        kv,
         limiter: (config.rest_rate_per_sec > 0)
             .then(|| RateLimiter::new(config.rest_rate_per_sec, config.rest_burst)),
-        hub: hub.clone(),
-        secret,
-        push: config.push.clone(),
-        metrics,
+        push,
+        celery,
         draining: Default::default(),
     }));
     tokio::spawn(sweep_workers(state.clone(), config.sweep_interval));

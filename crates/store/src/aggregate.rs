@@ -107,7 +107,8 @@ pub fn summary<K: Kv>(kv: &K, queue: &str, now: f64) -> Result<QueueSummary> {
         n[i].max(0) as u64
     };
     use TaskState::*;
-    let (wait_ms, waits) = (n[8], n[9]);
+    let states = TaskState::ALL.len();
+    let (wait_ms, waits) = (n[states], n[states + 1]);
     let mut s = QueueSummary {
         name: queue.to_owned(),
         depth: of(Pending) + of(Received) + of(Retry),
@@ -182,5 +183,24 @@ mod tests {
         // Already finished before: not counted again.
         record_finishes(&kv, &[(Some(&batch[0]), &batch[0])]).unwrap();
         assert_eq!(throughput(&kv, "q", 1060.0).unwrap(), 4.0);
+    }
+
+    #[test]
+    fn a_queue_summary_comes_from_the_counters() {
+        let kv = MemoryKv::new();
+        let batch = crate::testing::events(
+            r#"[{"type":"task-received","uuid":"a","routing_key":"emb","timestamp":100},
+                {"type":"task-received","uuid":"b","routing_key":"emb","timestamp":100},
+                {"type":"task-started","uuid":"b","timestamp":104},
+                {"type":"task-received","uuid":"c","routing_key":"emb","timestamp":101},
+                {"type":"task-failed","uuid":"c","timestamp":103}]"#,
+        );
+        crate::testing::ingest(&kv, &batch);
+        let s = summary(&kv, "emb", 0.0).unwrap();
+        assert_eq!(
+            (s.depth, s.active, s.failed, s.avg_wait),
+            (1, 1, 1, Some(4.0))
+        );
+        assert_eq!(summaries(&kv, 0.0).unwrap().len(), 1, "registered");
     }
 }

@@ -19,6 +19,10 @@ pub struct Stored {
     /// The task, unless it expired.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task: Option<Task>,
+    /// Version of the task's history the record was computed from (see
+    /// `vigil_core::replay`): a writer holding an older one leaves the record alone.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub hist: u64,
     /// Set once retention expired the task: what remains of it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expired: Option<Expired>,
@@ -38,6 +42,10 @@ pub struct Expired {
     pub owner: Option<String>,
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 impl Stored {
     /// A live record.
     pub fn live(rev: u64, task: Task, done_at: Option<f64>) -> Self {
@@ -45,6 +53,7 @@ impl Stored {
             rev,
             done_at,
             task: Some(task),
+            hist: 0,
             expired: None,
         }
     }
@@ -89,6 +98,7 @@ mod tests {
             rev: 4,
             done_at: None,
             task: None,
+            hist: 0,
             expired: Some(Expired {
                 at: 2.0,
                 done_at: 1.0,

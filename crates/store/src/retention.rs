@@ -4,8 +4,9 @@
 //! the host (or a cron job under `spin up`) calls the admin endpoint periodically.
 //!
 //! Expiring a task swaps its record for a small marker (so a read answers "expired by
-//! the retention policy" and late events for it are ignored), then removes its index
-//! entries and takes it out of every counter. Markers are forgotten after
+//! the retention policy" and late events for it are ignored), deletes the task's other
+//! keys ([`keys::task_keys`]: history, children), removes its index entries and takes it
+//! out of every counter. Markers are forgotten after
 //! [`MARKER_KEEP_SECS`], or beyond [`MAX_MARKERS`], oldest first.
 
 use vigil_core::keys;
@@ -105,6 +106,7 @@ fn expire<K: Kv>(kv: &K, entry: &Entry, reason: String, now: f64) -> Result<bool
             rev: before.rev + 1,
             done_at: None,
             task: None,
+            hist: before.hist,
             expired: Some(Expired {
                 at: now,
                 done_at,
@@ -120,6 +122,12 @@ fn expire<K: Kv>(kv: &K, entry: &Entry, reason: String, now: f64) -> Result<bool
     let Some((before, rev)) = swapped else {
         return Ok(false);
     };
+    // Everything else that belongs to the task goes with it (its history, its children).
+    let others: Vec<String> = keys::task_keys(&entry.pos.id)
+        .into_iter()
+        .filter(|k| *k != key)
+        .collect();
+    kv.delete_many(&others)?;
     apply_ops(kv, removes(Some(&before), None))?;
     let task = before.task.as_ref().map(|t| (t, before.done_at));
     for (k, v) in sets::delta(task, None) {

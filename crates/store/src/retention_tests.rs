@@ -51,6 +51,10 @@ fn keeps_the_newest_finished_and_every_live_task() {
     assert_eq!(o.counters["count/done"], 50);
     assert_eq!(o.counters["count/gone"], 25);
     assert!(!o.tasks.contains_key("t001") && o.tasks.contains_key("t000"));
+    let keys = kv.keys();
+    assert!(
+        !keys.contains(&"history/t001".to_owned()) && keys.contains(&"history/t000".to_owned())
+    );
     counters_agree(&kv);
     let why = expired(&kv, "t001").unwrap().unwrap();
     assert!(why.reason.contains("newest 50"), "{}", why.reason);

@@ -17,6 +17,13 @@ use crate::pos::{Entry, Pos};
 use crate::record::Stored;
 use crate::sets;
 
+/// What a batch makes of a task: a new version (with the version of the task's history
+/// it was computed from, 0 if none), or `None`: nothing to change.
+pub type Next = Option<(Task, u64)>;
+
+/// Computes a task's [`Next`] from its id and its current record.
+pub type ApplyFn<'f> = dyn FnMut(&str, Option<&Stored>) -> Next + 'f;
+
 /// A task about to be written: what was read, and what applying the batch made of it.
 pub struct Planned<C> {
     /// Task id.
@@ -24,8 +31,8 @@ pub struct Planned<C> {
     cas: C,
     /// The record as read.
     pub before: Option<Stored>,
-    /// The task with the batch applied.
-    pub after: Task,
+    /// The task with the batch applied (`None`: leave it as it is).
+    pub after: Next,
 }
 
 /// The tasks a batch changes, read and applied in memory, nothing written yet.
@@ -55,12 +62,8 @@ fn load<K: Kv>(kv: &K, id: &str) -> Result<(K::Cas, Option<Stored>)> {
     Ok((cas, stored))
 }
 
-/// Reads the tasks `ids` and applies the batch to each (`apply(id, current)`).
-pub fn prepare<K: Kv>(
-    kv: &K,
-    ids: &[String],
-    apply: &mut dyn FnMut(&str, Option<Task>) -> Task,
-) -> Result<Plan<K::Cas>> {
+/// Reads the tasks `ids` and applies the batch to each (`apply(id, current record)`).
+pub fn prepare<K: Kv>(kv: &K, ids: &[String], apply: &mut ApplyFn<'_>) -> Result<Plan<K::Cas>> {
     let mut plan = Plan {
         tasks: Vec::with_capacity(ids.len()),
         expired: Vec::new(),
@@ -71,7 +74,7 @@ pub fn prepare<K: Kv>(
             plan.expired.push(id.clone());
             continue;
         }
-        let after = apply(id, before.as_ref().and_then(|s| s.task.clone()));
+        let after = apply(id, before.as_ref());
         plan.tasks.push(Planned {
             id: id.clone(),
             cas,
@@ -88,23 +91,25 @@ pub fn commit<K: Kv>(
     kv: &K,
     plan: Plan<K::Cas>,
     now: f64,
-    apply: &mut dyn FnMut(&str, Option<Task>) -> Task,
+    apply: &mut ApplyFn<'_>,
 ) -> Result<Vec<Change>> {
     let mut pending = plan.tasks;
     let mut done: Vec<(Option<Stored>, Stored)> = Vec::new();
     let mut unchanged: Vec<Change> = Vec::new();
     for _ in 0..MAX_CAS_RETRIES {
         let mut writes = Vec::new();
-        for p in pending {
-            if p.before.as_ref().and_then(|s| s.task.as_ref()) == Some(&p.after) {
-                unchanged.push(Change {
-                    before: Some(p.after.clone()),
-                    after: p.after,
+        for mut p in pending {
+            let current = p.before.as_ref().and_then(|s| s.task.as_ref());
+            match p.after.take() {
+                Some((task, hist)) if current != Some(&task) => {
+                    let next = next_record(p.before.as_ref(), task, hist, now);
+                    writes.push((p, next));
+                }
+                _ => unchanged.extend(current.map(|t| Change {
+                    before: Some(t.clone()),
+                    after: t.clone(),
                     stored: None,
-                });
-            } else {
-                let next = next_record(p.before.as_ref(), p.after.clone(), now);
-                writes.push((p, next));
+                })),
             }
         }
         apply_ops(
@@ -136,13 +141,16 @@ pub fn commit<K: Kv>(
 }
 
 /// The record that replaces `before` with `task`.
-fn next_record(before: Option<&Stored>, task: Task, now: f64) -> Stored {
+fn next_record(before: Option<&Stored>, task: Task, hist: u64, now: f64) -> Stored {
     let rev = before.map_or(0, |s| s.rev) + 1;
     let done_at = task
         .state
         .is_terminal()
         .then(|| before.and_then(|s| s.done_at).unwrap_or(now));
-    Stored::live(rev, task, done_at)
+    Stored {
+        hist,
+        ..Stored::live(rev, task, done_at)
+    }
 }
 
 fn entries_of(s: Option<&Stored>) -> BTreeMap<String, crate::pos::Key> {

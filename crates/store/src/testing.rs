@@ -1,10 +1,11 @@
 //! Helpers shared by the unit tests: ingesting batches the way the api component does,
 //! a synthetic cluster's events, and everything a reader can observe of a store.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use vigil_core::apply::apply;
+use vigil_core::history::{History, HistoryEntry};
 use vigil_core::ingest::{parse_body, IngestEvent, TaskEvent};
+use vigil_core::replay;
 use vigil_core::task::Task;
 
 use crate::kv::Kv;
@@ -20,6 +21,7 @@ pub(crate) const NOW: f64 = 5000.0;
 pub(crate) fn events(json: &str) -> Vec<TaskEvent> {
     parse_body(json.as_bytes())
         .unwrap()
+        .events
         .into_iter()
         .map(|e| match e {
             IngestEvent::Task(t) => t,
@@ -28,12 +30,13 @@ pub(crate) fn events(json: &str) -> Vec<TaskEvent> {
         .collect()
 }
 
-/// Applies a batch the way the api component does, at [`NOW`].
+/// Applies a batch at [`NOW`] (see [`ingest_at`]).
 pub(crate) fn ingest(kv: &MemoryKv, batch: &[TaskEvent]) -> Vec<Change> {
     ingest_at(kv, batch, NOW)
 }
 
-/// Applies a batch at `now`.
+/// Applies a batch at `now` as the api component does: each task's history extended by
+/// compare-and-swap, then its record recomputed from the history.
 pub(crate) fn ingest_at(kv: &MemoryKv, batch: &[TaskEvent], now: f64) -> Vec<Change> {
     let mut ids: Vec<String> = Vec::new();
     for e in batch {
@@ -41,12 +44,39 @@ pub(crate) fn ingest_at(kv: &MemoryKv, batch: &[TaskEvent], now: f64) -> Vec<Cha
             ids.push(e.uuid.clone());
         }
     }
-    let mut f = |id: &str, cur: Option<Task>| {
-        let mine = batch.iter().filter(|e| e.uuid == id);
-        mine.fold(cur, |t, e| Some(apply(t, e, now))).unwrap()
+    let histories: HashMap<String, History> = ids
+        .iter()
+        .map(|id| (id.clone(), extend_history(kv, id, batch, now)))
+        .collect();
+    let mut f = |id: &str, cur: Option<&Stored>| {
+        let h = &histories[id];
+        let v = replay::version(h);
+        if cur.is_some_and(|s| s.hist >= v) {
+            return None;
+        }
+        replay::task(id, h, cur.and_then(|s| s.task.as_ref())).map(|t| (t, v))
     };
     let plan = prepare(kv, &ids, &mut f).unwrap();
     commit(kv, plan, now, &mut f).unwrap()
+}
+
+fn extend_history(kv: &MemoryKv, id: &str, batch: &[TaskEvent], now: f64) -> History {
+    let key = vigil_core::keys::history(id);
+    let mut out = History::default();
+    crate::kv::update(kv, &key, |cur| {
+        let mut h: History = cur
+            .map(|b| serde_json::from_slice(b).unwrap())
+            .unwrap_or_default();
+        let mut added = false;
+        for e in batch.iter().filter(|e| e.uuid == id) {
+            added |= h.add(HistoryEntry::of(e, e.timestamp.unwrap_or(now), now, false));
+        }
+        let bytes = serde_json::to_vec(&h).unwrap();
+        out = h;
+        Ok(added.then_some((bytes, ())))
+    })
+    .unwrap();
+    out
 }
 
 /// A day of a small cluster: tasks through their lifecycle on three queues.

@@ -2,7 +2,7 @@
 //! producers reporting at once on any host all count: a writer that loses the race
 //! re-reads the record and applies its events again.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -11,7 +11,7 @@ use vigil_core::breaker::{Breaker, BreakerConfig};
 use vigil_core::error::ApiError;
 use vigil_core::event::{self, Event};
 use vigil_core::queue::ReportedQueue;
-use vigil_core::worker::{self, Worker, WorkerChange, WorkerEvent};
+use vigil_core::worker::{Worker, WorkerChange};
 use vigil_core::{jobs, keys};
 use vigil_store::kv::{update, KvError};
 use vigil_store::registry;
@@ -36,32 +36,6 @@ pub fn update_json<T: Serialize + DeserializeOwned, R>(
         Ok(change(current).map(|(v, r)| (serde_json::to_vec(&v).unwrap_or_default(), r)))
     })
     .map_err(api_error)
-}
-
-/// Applies each worker's events to its record; returns, per worker, the record after
-/// each event with what changed (for publishing in order).
-pub fn workers(
-    kv: &Kv,
-    events: &BTreeMap<String, Vec<WorkerEvent>>,
-    now: f64,
-) -> Result<HashMap<String, VecDeque<(Worker, WorkerChange)>>, ApiError> {
-    let mut out = HashMap::new();
-    for (id, evs) in events {
-        let snapshots = update_json(kv, &keys::worker(id), |cur: Option<Worker>| {
-            let mut w = cur;
-            let mut snaps = VecDeque::new();
-            for ev in evs {
-                let (next, change) = worker::apply(w, ev, now);
-                snaps.push_back((next.clone(), change));
-                w = Some(next);
-            }
-            Some((w?, snaps))
-        })?;
-        out.insert(id.clone(), snapshots.unwrap_or_default());
-    }
-    let names: BTreeSet<&str> = events.keys().map(String::as_str).collect();
-    registry::ensure(kv, keys::WORKER_NAMES, names).map_err(api_error)?;
-    Ok(out)
 }
 
 /// The published event of a worker change (seed 004's names).

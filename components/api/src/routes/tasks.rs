@@ -5,6 +5,7 @@ use serde_json::{json, Value};
 use spin_sdk::http::Response;
 use vigil_core::auth::{Claims, Role};
 use vigil_core::error::ApiError;
+use vigil_core::history::History;
 use vigil_core::keys;
 use vigil_core::task::{Task, TaskState};
 use vigil_store::listing::{self, Listing, Request, MAX_OFFSET};
@@ -154,29 +155,27 @@ pub fn jobs(req: &Req) -> Result<Response, ApiError> {
     Ok(crate::json_response(200, &page(&l, "jobs")))
 }
 
-/// The live task `id`, if Vigil holds it.
-pub fn load(kv: &Kv, id: &str) -> Result<Option<Task>, ApiError> {
+/// What `task/{id}` holds, if anything.
+fn stored(kv: &Kv, id: &str) -> Result<Option<Stored>, ApiError> {
     let key = keys::task(id);
-    let Some(bytes) = vigil_store::kv::Kv::get(kv, &key).map_err(api_error)? else {
-        return Ok(None);
-    };
-    Ok(Stored::decode(&key, &bytes).map_err(api_error)?.task)
-}
-
-/// One task, or 404: unknown, not the caller's (no existence leak), or expired.
-pub fn get(req: &Req, id: &str) -> Result<Response, ApiError> {
-    let claims = crate::auth::reader(req)?;
-    let kv = Kv::open()?;
-    let key = keys::task(id);
-    let stored = vigil_store::kv::Kv::get(&kv, &key)
+    vigil_store::kv::Kv::get(kv, &key)
         .map_err(api_error)?
         .map(|b| Stored::decode(&key, &b))
         .transpose()
-        .map_err(api_error)?;
-    match stored {
-        Some(Stored { task: Some(t), .. }) if visible(&claims, &t) => {
-            Ok(crate::json_response(200, &t.view()))
-        }
+        .map_err(api_error)
+}
+
+/// The live task `id`, if Vigil holds it.
+pub fn load(kv: &Kv, id: &str) -> Result<Option<Task>, ApiError> {
+    Ok(stored(kv, id)?.and_then(|s| s.task))
+}
+
+/// The task `id` if `req`'s caller may see it; else 404: unknown, not the caller's (no
+/// existence leak), or expired by the retention policy (saying so).
+fn visible_task(req: &Req, kv: &Kv, id: &str) -> Result<Task, ApiError> {
+    let claims = crate::auth::reader(req)?;
+    match stored(kv, id)? {
+        Some(Stored { task: Some(t), .. }) if visible(&claims, &t) => Ok(t),
         Some(Stored {
             expired: Some(x), ..
         }) if may_see(&claims, x.owner.as_deref()) => Err(ApiError::not_found(format!(
@@ -186,5 +185,91 @@ pub fn get(req: &Req, id: &str) -> Result<Response, ApiError> {
             vigil_core::time::iso8601(x.done_at)
         ))),
         _ => Err(super::retention::unknown_task(id)),
+    }
+}
+
+/// `GET /api/v1/tasks/{id}`: the record (with its attempts) and `children`, the ids
+/// of the tasks it sent.
+pub fn get(req: &Req, id: &str) -> Result<Response, ApiError> {
+    let kv = Kv::open()?;
+    let task = visible_task(req, &kv, id)?;
+    let children: Vec<String> = kv.get(&keys::children(id))?.unwrap_or_default();
+    let mut view = task.view();
+    view["children"] = serde_json::json!(children);
+    Ok(crate::json_response(200, &view))
+}
+
+/// `GET /api/v1/tasks/{id}/events`: every event recorded about the task, in time
+/// order, each with all its fields: `{"task_id","events":[…],"dropped":n}`.
+pub fn events(req: &Req, id: &str) -> Result<Response, ApiError> {
+    let kv = Kv::open()?;
+    visible_task(req, &kv, id)?;
+    let history: History = kv.get(&keys::history(id))?.unwrap_or_default();
+    Ok(crate::json_response(
+        200,
+        &serde_json::json!({ "task_id": id, "events": history.events, "dropped": history.dropped }),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::request::tests::req;
+    use spin_sdk::http::Method;
+
+    fn parse(q: &str, claims: Option<&Claims>) -> Result<Option<Request>, ApiError> {
+        request(
+            &req(Method::Get, &format!("/api/v1/tasks?{q}"), ""),
+            claims,
+            false,
+        )
+    }
+
+    #[test]
+    fn filters_sort_and_paging_are_read_and_checked() {
+        let r = parse(
+            "state=success&queue=q&sort_by=-runtime&limit=5&offset=10",
+            None,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(r.filters.state, Some(TaskState::Success));
+        assert_eq!((r.sort.field.as_str(), r.sort.desc), ("runtime", true));
+        assert_eq!((r.limit, r.offset), (5, 10));
+        assert_eq!(parse("sort_by=color", None).unwrap_err().status, 422);
+        assert_eq!(parse("offset=10001", None).unwrap_err().status, 422);
+        assert_eq!(parse("state=DONE", None).unwrap_err().status, 422);
+    }
+
+    #[test]
+    fn a_cursor_belongs_to_its_order() {
+        let c = Cursor {
+            sort: Sort {
+                field: "state_at".into(),
+                desc: true,
+            },
+            name: None,
+            key: 5.0,
+            id: "a".into(),
+        };
+        let ok = parse(&format!("cursor={}", c.encode()), None)
+            .unwrap()
+            .unwrap();
+        assert_eq!(ok.cursor, Some(c.clone()));
+        let other = parse(&format!("cursor={}&sort_by=received_at", c.encode()), None);
+        assert_eq!(other.unwrap_err().field.as_deref(), Some("cursor"));
+    }
+
+    #[test]
+    fn viewers_list_their_own_tasks_only() {
+        let bob = Claims {
+            sub: "bob".into(),
+            role: Role::Viewer,
+            exp: 0,
+            iat: 0,
+        };
+        let r = parse("", Some(&bob)).unwrap().unwrap();
+        assert_eq!(r.filters.owner.as_deref(), Some("bob"));
+        assert!(parse("owner=alice", Some(&bob)).unwrap().is_none());
     }
 }

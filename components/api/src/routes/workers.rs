@@ -90,16 +90,40 @@ pub fn list(req: &Req) -> Result<Response, ApiError> {
     ))
 }
 
-/// `GET /api/v1/workers/{id}`.
-/// With `task_counts`: the tasks Vigil holds that the worker ran, by state (counters).
+/// `GET /api/v1/workers/{id}`: status, pid, software, load, heartbeat history, task
+/// counts by event type, what `inspect stats` said (pool, prefetch, …), and
+/// `tasks_by_state`: the tasks Vigil holds that it ran, by state (counters).
 pub fn get(req: &Req, id: &str) -> Result<Response, ApiError> {
     crate::auth::reader(req)?;
     let kv = Kv::open()?;
     let w: Option<Worker> = kv.get(&keys::worker(id))?;
     let w = w.ok_or_else(|| ApiError::not_found(format!("no worker `{id}`")))?;
     let mut v = view(&w, crate::clock::secs());
-    v["task_counts"] = json!(aggregate::worker_counts(&kv, id).map_err(api_error)?);
+    v["tasks_by_state"] = json!(aggregate::worker_counts(&kv, id).map_err(api_error)?);
     Ok(crate::json_response(200, &v))
+}
+
+/// `POST /api/v1/workers/{id}/control` (admin), body `{"command": …, …}`: publishes a
+/// `control` command for the bridge, which carries it out on that worker with Celery's
+/// control API. Answers 202 `{"status":"sent","command":{…}}`.
+pub fn control(req: &Req, id: &str) -> Result<Response, ApiError> {
+    let claims = crate::auth::admin(req)?;
+    let body = req.json_object()?;
+    let kv = Kv::open()?;
+    if kv.get::<Worker>(&keys::worker(id))?.is_none() {
+        return Err(ApiError::not_found(format!("no worker `{id}`")));
+    }
+    let command = vigil_core::control::command(id, &body, &claims.sub)?;
+    kv.publish(&[Event::new(
+        vigil_core::control::CONTROL,
+        event::COMMANDS_TOPIC,
+        crate::clock::millis(),
+        command.clone(),
+    )])?;
+    Ok(crate::json_response(
+        202,
+        &json!({ "status": "sent", "command": command }),
+    ))
 }
 
 /// Every queue: counts of the tasks held (counters) plus what producers reported.
