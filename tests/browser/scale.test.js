@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import {
-  ADMIN, ingest, launch, now, open, search, uid, waitMode,
+  ADMIN, ingest, launch, now, open, rest, search, uid, waitMode,
 } from './helpers.js';
 
 let browser;
@@ -63,7 +63,7 @@ test('older tasks page in from the server on request, and counts cover everythin
   await page.waitForFunction(() => /^1300 of/.test(document.getElementById('task-count').textContent), null, { timeout: 10000 });
   // The count cards are the server's counters, not the rows in the page.
   const received = await page.$eval('#counts .s-RECEIVED b', (e) => Number(e.textContent));
-  const listed = await rest('/api/v1/tasks?state=RECEIVED&limit=1');
+  const listed = (await rest('/api/v1/tasks?state=RECEIVED&limit=1')).body;
   assert.ok(received >= 1300 && Math.abs(received - listed.total) < 200, `${received} vs ${listed.total}`);
   await page.close();
 });
