@@ -17,6 +17,7 @@ use vigil_core::keys;
 
 use crate::codec::{decode_dir, decode_node, encode_dir, encode_node, Dir, Node};
 use crate::kv::{update, Kv, KvError, Result, MAX_CAS_RETRIES};
+use crate::page::{cut, merge};
 use crate::pos::{route, Bound, Entry, Pos};
 
 /// Most entries a page holds. A listing of 50 reads one or two pages; an ingest batch
@@ -46,7 +47,7 @@ pub enum Op {
 }
 
 impl Op {
-    fn pos(&self) -> &Pos {
+    pub(crate) fn pos(&self) -> &Pos {
         match self {
             Op::Add(e) => &e.pos,
             Op::Remove { pos, .. } => pos,
@@ -228,63 +229,6 @@ impl<K: Kv> Writer<'_, K> {
             key: keys::index_dir(self.index),
             why: format!("more than {MAX_HOPS} page markers in a row"),
         }
-    }
-}
-
-/// Applies sorted `ops` to sorted `entries`; whether anything changed.
-fn merge(entries: &mut Vec<Entry>, ops: &[Op]) -> bool {
-    let mut changed = false;
-    for op in ops {
-        let found = entries.binary_search_by(|e| e.pos.cmp(op.pos()));
-        match (op, found) {
-            (Op::Add(e), Ok(i)) if entries[i].rev < e.rev => {
-                entries[i].rev = e.rev;
-                changed = true;
-            }
-            (Op::Add(e), Err(i)) => {
-                entries.insert(i, e.clone());
-                changed = true;
-            }
-            (Op::Remove { max_rev, .. }, Ok(i)) if entries[i].rev <= *max_rev => {
-                entries.remove(i);
-                changed = true;
-            }
-            _ => {}
-        }
-    }
-    changed
-}
-
-/// Cuts an overflowing page into pieces with their lower bounds. The top page keeps
-/// [`HEAD_FILL`] entries per lower piece (appends continue above); others split evenly.
-fn cut(lo: Bound, entries: Vec<Entry>, top: bool) -> Vec<(Bound, Vec<Entry>)> {
-    let n = entries.len();
-    let size = if top {
-        HEAD_FILL
-    } else {
-        n.div_ceil(n.div_ceil(PAGE_MAX / 2))
-    };
-    let mut pieces: Vec<(Bound, Vec<Entry>)> = Vec::new();
-    let mut rest = entries.into_iter().peekable();
-    let mut prev: Option<Pos> = None;
-    while rest.peek().is_some() {
-        let chunk: Vec<Entry> = rest.by_ref().take(size).collect();
-        let bound = match &prev {
-            None => lo.clone(),
-            Some(p) => Some(separator(p, &chunk[0].pos)),
-        };
-        prev = chunk.last().map(|e| e.pos.clone());
-        pieces.push((bound, chunk));
-    }
-    pieces
-}
-
-/// The shortest bound above `below` and at or under `at`: the key alone when it differs.
-fn separator(below: &Pos, at: &Pos) -> Pos {
-    if below.key < at.key {
-        Pos::new(at.key.clone(), "")
-    } else {
-        at.clone()
     }
 }
 

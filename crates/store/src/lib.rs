@@ -21,6 +21,7 @@ pub mod index;
 pub mod kv;
 pub mod listing;
 pub mod memory;
+mod page;
 pub mod pos;
 pub mod query;
 pub mod record;

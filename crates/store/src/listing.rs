@@ -207,13 +207,7 @@ impl Walk<'_> {
             if self.full() {
                 break false;
             }
-            let need = self.req.limit - self.out.len() + self.to_skip;
-            let want = if exact {
-                need + 2
-            } else {
-                (need * 2).clamp(32, 256)
-            };
-            let mut chunk = scan.take(want.min(MAX_EXAMINED - self.examined))?;
+            let mut chunk = scan.take(self.chunk(exact))?;
             let stopped = chunk.iter().position(|e| stop(&e.pos));
             if let Some(cut) = stopped {
                 chunk.truncate(cut);
@@ -221,19 +215,7 @@ impl Walk<'_> {
             if chunk.is_empty() {
                 break true;
             }
-            let records = verify::records(kv, &chunk)?;
-            for (e, r) in chunk.iter().zip(&records) {
-                if self.full() {
-                    break;
-                }
-                self.examined += 1;
-                self.last = Some((name.map(String::from), e.pos.clone()));
-                match verify::verdict(index, e, r.as_ref()) {
-                    Verdict::Valid => self.take(r.as_ref().and_then(|s| s.task.as_ref())),
-                    Verdict::Stale => stale.push(verify::cleanup(e, r.as_ref())),
-                    Verdict::InFlight => {}
-                }
-            }
+            self.check(kv, index, name, &chunk, &mut stale)?;
             if stopped.is_some() && !self.full() {
                 break true;
             }
@@ -241,6 +223,44 @@ impl Walk<'_> {
         // Cleaning is a courtesy to later readers: a failure here must not fail the read.
         let _ = index::apply(kv, index, stale);
         Ok(exhausted)
+    }
+
+    /// How many entries to read next: what is still wanted (and a little slack for stale
+    /// ones), more when filters are checked on records; never past the budget.
+    fn chunk(&self, exact: bool) -> usize {
+        let need = self.req.limit - self.out.len() + self.to_skip;
+        let want = if exact {
+            need + 2
+        } else {
+            (need * 2).clamp(32, 256)
+        };
+        want.min(MAX_EXAMINED - self.examined)
+    }
+
+    /// Checks `chunk`'s entries against their records (one `get_many`), taking the valid
+    /// matching ones and noting the stale ones for cleaning.
+    fn check<K: Kv>(
+        &mut self,
+        kv: &K,
+        index: &str,
+        name: Option<&str>,
+        chunk: &[crate::pos::Entry],
+        stale: &mut Vec<index::Op>,
+    ) -> Result<()> {
+        let records = verify::records(kv, chunk)?;
+        for (e, r) in chunk.iter().zip(&records) {
+            if self.full() {
+                break;
+            }
+            self.examined += 1;
+            self.last = Some((name.map(String::from), e.pos.clone()));
+            match verify::verdict(index, e, r.as_ref()) {
+                Verdict::Valid => self.take(r.as_ref().and_then(|s| s.task.as_ref())),
+                Verdict::Stale => stale.push(verify::cleanup(e, r.as_ref())),
+                Verdict::InFlight => {}
+            }
+        }
+        Ok(())
     }
 
     fn take(&mut self, task: Option<&Task>) {

@@ -102,18 +102,7 @@ fn expire<K: Kv>(kv: &K, entry: &Entry, reason: String, now: f64) -> Result<bool
         let Some(before) = before else {
             return Ok(None);
         };
-        let marker = Stored {
-            rev: before.rev + 1,
-            done_at: None,
-            task: None,
-            hist: before.hist,
-            expired: Some(Expired {
-                at: now,
-                done_at,
-                reason: reason.clone(),
-                owner: before.task.as_ref().and_then(|t| t.owner.clone()),
-            }),
-        };
+        let marker = marker(&before, done_at, &reason, now);
         Ok(Some((marker.encode(), (before, marker.rev))))
     })?;
     if let Some(op) = stale {
@@ -122,21 +111,44 @@ fn expire<K: Kv>(kv: &K, entry: &Entry, reason: String, now: f64) -> Result<bool
     let Some((before, rev)) = swapped else {
         return Ok(false);
     };
-    // Everything else that belongs to the task goes with it (its history, its children).
-    let others: Vec<String> = keys::task_keys(&entry.pos.id)
+    forget_task(kv, &entry.pos.id, &before, rev, now)?;
+    Ok(true)
+}
+
+/// What an expired task leaves in place of its record.
+fn marker(before: &Stored, done_at: f64, reason: &str, now: f64) -> Stored {
+    Stored {
+        rev: before.rev + 1,
+        done_at: None,
+        task: None,
+        hist: before.hist,
+        expired: Some(Expired {
+            at: now,
+            done_at,
+            reason: reason.to_owned(),
+            owner: before.task.as_ref().and_then(|t| t.owner.clone()),
+        }),
+    }
+}
+
+/// Once its record is a marker (of revision `rev`): the task's other keys (history,
+/// children) deleted, its index entries removed, its counts taken back, the marker listed.
+fn forget_task<K: Kv>(kv: &K, id: &str, before: &Stored, rev: u64, now: f64) -> Result<()> {
+    let record = keys::task(id);
+    let others: Vec<String> = keys::task_keys(id)
         .into_iter()
-        .filter(|k| *k != key)
+        .filter(|k| *k != record)
         .collect();
     kv.delete_many(&others)?;
-    apply_ops(kv, removes(Some(&before), None))?;
+    apply_ops(kv, removes(Some(before), None))?;
     let task = before.task.as_ref().map(|t| (t, before.done_at));
     for (k, v) in sets::delta(task, None) {
         kv.increment(&k, v)?;
     }
-    let pos = Pos::new(Key::Num(now), entry.pos.id.clone());
+    let pos = Pos::new(Key::Num(now), id);
     index::apply(kv, sets::GONE, vec![Op::Add(Entry { pos, rev })])?;
     kv.increment(&keys::count(sets::GONE), 1)?;
-    Ok(true)
+    Ok(())
 }
 
 /// Deletes up to `budget` markers past their time or beyond [`MAX_MARKERS`].

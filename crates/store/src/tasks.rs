@@ -97,35 +97,7 @@ pub fn commit<K: Kv>(
     let mut done: Vec<(Option<Stored>, Stored)> = Vec::new();
     let mut unchanged: Vec<Change> = Vec::new();
     for _ in 0..MAX_CAS_RETRIES {
-        let mut writes = Vec::new();
-        for mut p in pending {
-            let current = p.before.as_ref().and_then(|s| s.task.as_ref());
-            match p.after.take() {
-                Some((task, hist)) if current != Some(&task) => {
-                    let next = next_record(p.before.as_ref(), task, hist, now);
-                    writes.push((p, next));
-                }
-                _ => unchanged.extend(current.map(|t| Change {
-                    before: Some(t.clone()),
-                    after: t.clone(),
-                    stored: None,
-                })),
-            }
-        }
-        apply_ops(
-            kv,
-            writes
-                .iter()
-                .flat_map(|(p, next)| adds(p.before.as_ref(), next)),
-        )?;
-        let mut lost = Vec::new();
-        for (p, next) in writes {
-            if kv.swap(p.cas, &next.encode())? {
-                done.push((p.before, next));
-            } else {
-                lost.push(p.id);
-            }
-        }
+        let lost = round(kv, pending, now, &mut done, &mut unchanged)?;
         if lost.is_empty() {
             finish(kv, &done)?;
             let changes = done.into_iter().map(|(before, next)| Change {
@@ -138,6 +110,45 @@ pub fn commit<K: Kv>(
         pending = prepare(kv, &lost, apply)?.tasks;
     }
     Err(KvError::Contention("task records".into()))
+}
+
+/// One attempt at writing `pending`: index entries added, then each record swapped.
+/// Returns the ids whose swap lost to another writer.
+fn round<K: Kv>(
+    kv: &K,
+    pending: Vec<Planned<K::Cas>>,
+    now: f64,
+    done: &mut Vec<(Option<Stored>, Stored)>,
+    unchanged: &mut Vec<Change>,
+) -> Result<Vec<String>> {
+    let mut writes = Vec::new();
+    for mut p in pending {
+        let current = p.before.as_ref().and_then(|s| s.task.as_ref());
+        match p.after.take() {
+            Some((task, hist)) if current != Some(&task) => {
+                let next = next_record(p.before.as_ref(), task, hist, now);
+                writes.push((p, next));
+            }
+            _ => unchanged.extend(current.map(|t| Change {
+                before: Some(t.clone()),
+                after: t.clone(),
+                stored: None,
+            })),
+        }
+    }
+    let adding = writes
+        .iter()
+        .flat_map(|(p, next)| adds(p.before.as_ref(), next));
+    apply_ops(kv, adding)?;
+    let mut lost = Vec::new();
+    for (p, next) in writes {
+        if kv.swap(p.cas, &next.encode())? {
+            done.push((p.before, next));
+        } else {
+            lost.push(p.id);
+        }
+    }
+    Ok(lost)
 }
 
 /// The record that replaces `before` with `task`.

@@ -5,9 +5,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use vigil_core::error::ApiError;
 use vigil_core::event::{self, Event};
 use vigil_core::ingest::TaskEvent;
 use vigil_core::task::{Task, TaskState};
+use vigil_core::worker::WorkerChange;
 use vigil_core::{apply, jobs};
 use vigil_store::tasks::Change;
 
@@ -69,12 +71,64 @@ impl Out {
     }
 }
 
+impl Out {
+    /// The events of one slot of the batch.
+    fn slot(
+        &mut self,
+        slot: &Slot,
+        b: &Batch<'_>,
+        states: &mut States<'_>,
+        workers: &mut Snapshots,
+    ) {
+        let now_ms = self.now_ms;
+        match slot {
+            Slot::Task(id, n) => {
+                // An expired task is not in `states`: its events were dropped.
+                if let (Some(state), Some(evs)) =
+                    (states.get_mut(id.as_str()), b.task_events.get(id))
+                {
+                    self.task_event(state, evs, *n);
+                }
+            }
+            Slot::Worker(host) => {
+                if let Some((w, change)) =
+                    workers.get_mut(host).and_then(|(evs, _)| evs.pop_front())
+                {
+                    self.events.push(records::worker_event(&w, change, now_ms));
+                }
+            }
+            Slot::Stats(host) => {
+                if let Some(w) = workers.get_mut(host).and_then(|(_, st)| st.pop_front()) {
+                    self.events
+                        .push(records::worker_event(&w, WorkerChange::Updated, now_ms));
+                }
+            }
+            Slot::Queue(q) => {
+                let data = serde_json::to_value(q).unwrap_or_default();
+                self.events
+                    .push(Event::new("queue_stats", event::QUEUES_TOPIC, now_ms, data));
+                self.queues_reported = true;
+            }
+            Slot::Metrics(m) => {
+                let data = serde_json::Value::Object(m.clone());
+                let e = Event::new("metrics_update", event::METRICS_TOPIC, now_ms, data.clone());
+                self.events.push(e);
+                self.metrics = Some(data);
+            }
+            Slot::Extra(e) => self.events.push(e.clone()),
+        }
+    }
+}
+
+/// Each committed task's state while its events are replayed, and its change.
+type States<'c> = HashMap<&'c str, (Option<Task>, &'c Change)>;
+
 impl Batch<'_> {
     pub(super) fn publish_all(
         self,
         tasks: TaskOutcome,
         mut workers: Snapshots,
-    ) -> Result<(), vigil_core::error::ApiError> {
+    ) -> Result<(), ApiError> {
         let mut out = Out {
             now: self.now,
             now_ms: self.now_ms,
@@ -82,58 +136,13 @@ impl Batch<'_> {
             queues_reported: false,
             metrics: None,
         };
-        let mut states: HashMap<&str, (Option<Task>, &Change)> = tasks
+        let mut states: States<'_> = tasks
             .changes
             .iter()
             .map(|(id, c)| (id.as_str(), (c.before.clone(), c)))
             .collect();
         for slot in &self.order {
-            match slot {
-                Slot::Task(id, n) => {
-                    let (Some(state), Some(evs)) =
-                        (states.get_mut(id.as_str()), self.task_events.get(id))
-                    else {
-                        continue; // an expired task: its events were dropped
-                    };
-                    out.task_event(state, evs, *n);
-                }
-                Slot::Worker(host) => {
-                    let next = workers.get_mut(host).and_then(|(evs, _)| evs.pop_front());
-                    if let Some((w, change)) = next {
-                        out.events
-                            .push(records::worker_event(&w, change, self.now_ms));
-                    }
-                }
-                Slot::Stats(host) => {
-                    if let Some(w) = workers.get_mut(host).and_then(|(_, st)| st.pop_front()) {
-                        let change = vigil_core::worker::WorkerChange::Updated;
-                        out.events
-                            .push(records::worker_event(&w, change, self.now_ms));
-                    }
-                }
-                Slot::Queue(q) => {
-                    let data = serde_json::to_value(q).unwrap_or_default();
-                    out.events.push(Event::new(
-                        "queue_stats",
-                        event::QUEUES_TOPIC,
-                        self.now_ms,
-                        data,
-                    ));
-                    out.queues_reported = true;
-                }
-                Slot::Metrics(m) => {
-                    let data = serde_json::Value::Object(m.clone());
-                    let e = Event::new(
-                        "metrics_update",
-                        event::METRICS_TOPIC,
-                        self.now_ms,
-                        data.clone(),
-                    );
-                    out.events.push(e);
-                    out.metrics = Some(data);
-                }
-                Slot::Extra(e) => out.events.push(e.clone()),
-            }
+            out.slot(slot, &self, &mut states, &mut workers);
         }
         let outcomes = outcomes(&tasks.changes);
         let breakers = records::breakers(self.kv, &outcomes, self.now, self.now_ms, &self.cfg)?;
