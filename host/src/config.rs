@@ -31,7 +31,8 @@ pub struct ServeConfig {
     pub outbox_poll: Duration,
     /// Events kept in the log for resume and the feed; a client further behind gets `reset`.
     pub history: u64,
-    /// How often the host asks the component to mark silent workers offline.
+    /// How often the host asks the component to mark silent workers offline and to
+    /// expire finished tasks the retention policy no longer keeps.
     pub sweep_interval: Duration,
     /// REST requests per second per caller (bearer token, or address); 0 = unlimited.
     pub rest_rate_per_sec: u32,

@@ -165,8 +165,12 @@ fn too_many(wait: std::time::Duration) -> Response {
     resp
 }
 
-/// Periodically asks the component to mark workers that stopped heartbeating offline
-/// (components are stateless and cannot run timers themselves).
+/// What the host asks the component to do periodically (components are stateless and
+/// cannot run timers themselves): mark workers that stopped heartbeating offline, and
+/// expire finished tasks the retention policy no longer keeps.
+const PERIODIC: [&str; 2] = ["/api/v1/workers/sweep", "/api/v1/tasks/expire"];
+
+/// Runs the [`PERIODIC`] calls every `every`.
 async fn sweep_workers(app: AppState, every: std::time::Duration) {
     /// Lifetime of the host's own token for the call.
     const TOKEN_TTL: u64 = 60;
@@ -186,14 +190,16 @@ async fn sweep_workers(app: AppState, every: std::time::Duration) {
             iat: now,
         };
         let token = vigil_core::auth::sign(&claims, app.push().secret());
-        let req = http::Request::post("/api/v1/workers/sweep")
-            .header(http::header::HOST, "localhost")
-            .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
-            .body(axum::body::Body::empty());
-        if let Ok(req) = req {
-            let resp = app.0.components.0.handle(req, client).await;
-            if !resp.status().is_success() {
-                tracing::warn!(status = %resp.status(), "worker sweep failed");
+        for path in PERIODIC {
+            let req = http::Request::post(path)
+                .header(http::header::HOST, "localhost")
+                .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
+                .body(axum::body::Body::empty());
+            if let Ok(req) = req {
+                let resp = app.0.components.0.handle(req, client).await;
+                if !resp.status().is_success() {
+                    tracing::warn!(status = %resp.status(), path, "periodic call failed");
+                }
             }
         }
     }

@@ -274,3 +274,47 @@ pub fn spawn_binary(data: &Path) -> (std::process::Child, String) {
         .to_owned();
     (child, base)
 }
+
+/// Seconds since the epoch.
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// A deterministic shuffle (xorshift), so a failing order reproduces.
+pub fn shuffle<T>(v: &mut [T], mut seed: u64) {
+    seed |= 1;
+    for i in (1..v.len()).rev() {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        v.swap(i, (seed % (i as u64 + 1)) as usize);
+    }
+}
+
+/// A copy of the repository's `spin.toml` in `dir` with some variables' defaults
+/// changed (component sources made absolute, so it runs from there).
+pub fn manifest_with_defaults(dir: &Path, defaults: &[(&str, &str)]) -> PathBuf {
+    let repo = manifest();
+    let root = repo.parent().unwrap().canonicalize().unwrap();
+    let mut text = std::fs::read_to_string(&repo).unwrap();
+    text = text.replace(
+        "source = \"target/",
+        &format!("source = \"{}/target/", root.display()),
+    );
+    for (name, value) in defaults {
+        let start = text
+            .find(&format!("\n{name} = {{ default = "))
+            .unwrap_or_else(|| panic!("no variable {name}"));
+        let end = start + text[start..].find("}\n").unwrap() + 1;
+        text.replace_range(
+            start..end,
+            &format!("\n{name} = {{ default = \"{value}\" }}"),
+        );
+    }
+    let path = dir.join("spin.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
