@@ -16,12 +16,14 @@ use vigil_runtime::manifest::Manifest;
 
 /// Another runtime (standing in for `spin up`): its own engine and its own connection to
 /// the SQLite file, sharing nothing in memory with the host.
-fn other_runtime(data: &std::path::Path) -> HttpComponents {
+async fn other_runtime(data: &std::path::Path) -> HttpComponents {
     let engine = vigil_runtime::engine::build().unwrap();
     vigil_runtime::engine::start_epoch_ticker(&engine);
     let manifest = Manifest::load(&common::manifest()).unwrap();
     let stores = KeyValue::new(
-        Stores::open(&vigil_kv::config::load(None, data).unwrap()).unwrap(),
+        Stores::open(&vigil_kv::config::load(None, data).unwrap())
+            .await
+            .unwrap(),
         None,
     );
     let vars = HashMap::from([("jwt_secret".to_owned(), common::SECRET.to_owned())]);
@@ -44,7 +46,7 @@ async fn events_published_by_another_runtime_are_relayed() {
     let mut sse =
         common::SseClient::connect(&host.url("/events?topics=celery:tasks"), &common::admin())
             .await;
-    let spin = other_runtime(&host.data);
+    let spin = other_runtime(&host.data).await;
     for (i, kind) in ["task-received", "task-started"].iter().enumerate() {
         let body = format!(r#"{{"type":"{kind}","uuid":"ext-1","timestamp":{i}}}"#);
         let req = http::Request::post("/api/v1/events")

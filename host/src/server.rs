@@ -229,7 +229,7 @@ pub async fn start(
     let store_config = vigil_kv::config::load(config.runtime_config.as_deref(), &config.data_dir)?;
     let published = Arc::new(Notify::new());
     let kv = Arc::new(KeyValue::new(
-        Stores::open(&store_config)?,
+        Stores::open(&store_config).await?,
         Some(Arc::new(OutboxWatch(published.clone()))),
     ));
 
