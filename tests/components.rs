@@ -46,12 +46,14 @@ async fn call(
 }
 
 /// The manifest's components on a fresh engine, with the embedded store in `data`.
-fn load_components(data: &std::path::Path) -> (HttpComponents, Arc<KeyValue>) {
+async fn load_components(data: &std::path::Path) -> (HttpComponents, Arc<KeyValue>) {
     let engine = vigil_runtime::engine::build().unwrap();
     vigil_runtime::engine::start_epoch_ticker(&engine);
     let manifest = Manifest::load(&common::manifest()).unwrap();
     let stores = Arc::new(KeyValue::new(
-        Stores::open(&vigil_kv::config::load(None, data).unwrap()).unwrap(),
+        Stores::open(&vigil_kv::config::load(None, data).unwrap())
+            .await
+            .unwrap(),
         None,
     ));
     let vars = HashMap::from([("jwt_secret".to_owned(), common::SECRET.to_owned())]);
@@ -72,7 +74,7 @@ fn load_components(data: &std::path::Path) -> (HttpComponents, Arc<KeyValue>) {
 #[tokio::test]
 async fn api_component_ingests_and_reads_through_the_spin_key_value_store() {
     let dir = tempfile::tempdir().unwrap();
-    let (c, stores) = load_components(dir.path());
+    let (c, stores) = load_components(dir.path()).await;
 
     let (s, _) = call(&c, "GET", "/health", "", "").await;
     assert_eq!(s, 200);
@@ -273,7 +275,7 @@ async fn raw(
 #[tokio::test]
 async fn dashboard_serves_its_files_with_etags_and_json_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let (c, _) = load_components(dir.path());
+    let (c, _) = load_components(dir.path()).await;
 
     let (s, h, _) = raw(&c, "GET", "/", &[]).await;
     assert_eq!((s, h["location"].to_str().unwrap()), (302, "/dashboard/"));
