@@ -54,7 +54,6 @@ async fn load_components(data: &std::path::Path) -> (HttpComponents, Arc<KeyValu
         Stores::open(&vigil_kv::config::load(None, data).unwrap())
             .await
             .unwrap(),
-        None,
     ));
     let vars = HashMap::from([("jwt_secret".to_owned(), common::SECRET.to_owned())]);
     let app_vars = vigil_runtime::variables::resolve_app(&manifest, &vars).unwrap();

@@ -24,7 +24,6 @@ async fn other_runtime(data: &std::path::Path) -> HttpComponents {
         Stores::open(&vigil_kv::config::load(None, data).unwrap())
             .await
             .unwrap(),
-        None,
     );
     let vars = HashMap::from([("jwt_secret".to_owned(), common::SECRET.to_owned())]);
     let app_vars = vigil_runtime::variables::resolve_app(&manifest, &vars).unwrap();

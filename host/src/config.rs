@@ -27,8 +27,12 @@ pub struct ServeConfig {
     /// Longest a component may run for one request before it is stopped.
     pub request_timeout: Duration,
     /// How often the relay looks for events published by components it did not run
-    /// (e.g. components under `spin up` sharing the store).
+    /// (e.g. components under `spin up` sharing the store), on a store that cannot
+    /// notify of writes (SQLite).
     pub outbox_poll: Duration,
+    /// On a store that notifies of writes (Redis), how often the relay still sweeps the
+    /// outbox for entries whose notification was lost: a full `SCAN`, so seldom.
+    pub outbox_sweep: Duration,
     /// Events kept in the log for resume and the feed; a client further behind gets `reset`.
     pub history: u64,
     /// How often the host asks the component to mark silent workers offline.
@@ -53,6 +57,7 @@ impl ServeConfig {
             jwt_secret: None,
             request_timeout: Duration::from_secs(30),
             outbox_poll: Duration::from_millis(200),
+            outbox_sweep: Duration::from_secs(30),
             history: crate::relay::HISTORY,
             sweep_interval: Duration::from_secs(5),
             rest_rate_per_sec: 100,

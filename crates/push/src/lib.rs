@@ -2,6 +2,7 @@
 //!
 //! - [`hub`]: every subscriber, and the one task that asks the dispatch component
 //!   ([`dispatch`]) what each of them receives; bounded queues per connection.
+//! - [`follow`]: feeds the hub from the event log (`vigil-log`), each event once.
 //! - [`sse`], [`ws`], [`socketio`]: the transports. All authenticate the same way
 //!   (this module) and subscribe through the hub; [`resume`] replays what a reconnecting
 //!   client missed.
@@ -12,6 +13,7 @@
 
 pub mod config;
 pub mod dispatch;
+pub mod follow;
 pub mod hub;
 pub mod metrics;
 pub mod resume;
