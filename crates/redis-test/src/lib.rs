@@ -11,6 +11,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// How long a starting server may take to answer `PING`.
@@ -20,7 +21,7 @@ const PORT_ATTEMPTS: usize = 5;
 
 /// A running `redis-server` owned by the test.
 pub struct RedisServer {
-    child: Option<Child>,
+    child: Mutex<Option<Child>>,
     port: u16,
     dir: tempfile::TempDir,
 }
@@ -35,7 +36,7 @@ impl RedisServer {
             match spawn(port, dir.path()) {
                 Ok(child) => {
                     return Self {
-                        child: Some(child),
+                        child: Mutex::new(Some(child)),
                         port,
                         dir,
                     }
@@ -58,22 +59,23 @@ impl RedisServer {
 
     /// Kills it with `SIGKILL` (no shutdown, no final save: what survives is what the
     /// AOF had on disk).
-    pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
+    pub fn kill(&self) {
+        let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(mut child) = child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
     }
 
     /// Starts it again on the same port and data (after [`RedisServer::kill`]).
-    pub fn restart(&mut self) {
+    pub fn restart(&self) {
         self.kill();
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             // The old socket may linger for a moment after the kill.
             match spawn(self.port, self.dir.path()) {
                 Ok(child) => {
-                    self.child = Some(child);
+                    *self.child.lock().unwrap_or_else(|e| e.into_inner()) = Some(child);
                     return;
                 }
                 Err(e) if Instant::now() > deadline => {

@@ -150,7 +150,7 @@ async fn watch_tells_of_writes_by_other_clients_and_of_gaps() {
 
 #[tokio::test]
 async fn redis_away_is_a_quick_error_and_back_is_served_again() {
-    let (mut server, s) = store().await;
+    let (server, s) = store().await;
     s.set("k", b"v").await.unwrap();
     server.kill();
     let started = std::time::Instant::now();

@@ -95,7 +95,7 @@ async fn an_outbox_entry_raced_for_by_two_hosts_is_appended_once() {
 
 #[tokio::test]
 async fn heads_follow_again_after_a_redis_restart() {
-    let mut server = RedisServer::start();
+    let server = RedisServer::start();
     let a = RedisLog::open(&server.url(), 100).await.unwrap();
     let b = RedisLog::open(&server.url(), 100).await.unwrap();
     let mut heads_b = b.heads();
