@@ -326,13 +326,21 @@ impl TestHost {
 /// Starts the real `vigil` binary on `data` (port 0) and `store`, returning it and
 /// its base URL.
 pub fn spawn_binary(data: &Path, store: &TestStore) -> (std::process::Child, String) {
+    spawn_binary_with(data, store, &[])
+}
+
+/// [`spawn_binary`] with more `vigil serve` arguments.
+pub fn spawn_binary_with(
+    data: &Path,
+    store: &TestStore,
+    extra: &[&str],
+) -> (std::process::Child, String) {
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
+    cmd.arg("serve").args(extra);
     if let Some(rc) = &store.runtime_config {
-        cmd.arg("serve").arg("--runtime-config").arg(rc);
-    } else {
-        cmd.arg("serve");
+        cmd.arg("--runtime-config").arg(rc);
     }
     let mut child = cmd
         .args(["--listen", "127.0.0.1:0", "--manifest"])
