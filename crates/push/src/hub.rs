@@ -607,10 +607,10 @@ fn payloads(frames: Vec<Frame>) -> Vec<Arc<Payload>> {
     frames.into_iter().map(|f| Arc::new(f.into())).collect()
 }
 
-/// The dispatch component's conflation identity of an event (`<kind>/<key>`): held
-/// updates are matched by it when the component says `conflate`.
+/// The dispatch component's conflation identity of an event: held updates are matched
+/// by it when the component says `conflate`.
 fn conflation_key(e: &vigil_core::event::Event) -> Option<String> {
-    e.key.as_deref().map(|k| format!("{}/{k}", e.kind))
+    vigil_rules::conflation_key(&e.kind, e.key.as_deref())
 }
 
 /// Marks a subscriber closed; it is removed after the current pass, which drops its

@@ -25,7 +25,7 @@ pub mod ws;
 pub use state::PushState;
 
 use serde::Deserialize;
-use vigil_core::auth::{self, Claims, Role};
+use vigil_core::auth::{self, Claims};
 use vigil_core::error::ApiError;
 
 use crate::dispatch::{Encoding, Filter};
@@ -161,7 +161,10 @@ pub fn spec(claims: &Claims, query: &PushQuery, binary_ok: bool) -> Result<Spec,
             queues: list(&query.queues),
             states: list(&query.states),
             keys: list(&query.ids),
-            owner: (claims.role != Role::Admin).then(|| claims.sub.clone()),
+            owner: match claims.sees() {
+                vigil_rules::Sees::Own(user) => Some(user.to_owned()),
+                vigil_rules::Sees::All => None,
+            },
         }),
         encoding,
         gzip: false,

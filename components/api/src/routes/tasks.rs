@@ -1,7 +1,7 @@
 //! `GET /api/v1/tasks` (Flower-like filters) and `GET /api/v1/tasks/{id}`.
 
 use spin_sdk::http::Response;
-use vigil_core::auth::{Claims, Role};
+use vigil_core::auth::Claims;
 use vigil_core::error::ApiError;
 use vigil_core::keys;
 use vigil_core::task::{Task, TaskState};
@@ -25,7 +25,7 @@ const SORT_FIELDS: [&str; 6] = [
 
 /// Whether `claims` may see `task`: admins see all, viewers their own.
 pub fn visible(claims: &Claims, task: &Task) -> bool {
-    claims.role == Role::Admin || task.owner.as_deref() == Some(claims.sub.as_str())
+    vigil_rules::may_see(claims.sees(), task.owner.as_deref(), None)
 }
 
 fn parse_f64(req: &Req, name: &str) -> Result<Option<f64>, ApiError> {
