@@ -27,9 +27,6 @@ use vigil_runtime::key_value::TakeOver;
 
 /// Outbox entries read per sweep step.
 const STEP: usize = 256;
-/// Events kept in the log for resume and long-poll, unless configured otherwise; older
-/// ones are deleted.
-pub const HISTORY: u64 = 10_000;
 
 /// Appends what a hosted component publishes straight to the log.
 pub struct OutboxTakeOver(pub Arc<dyn EventLog>);
