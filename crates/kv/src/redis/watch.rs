@@ -73,10 +73,8 @@ async fn enable_notifications(conn: &mut ConnectionManager) -> anyhow::Result<()
         .arg("notify-keyspace-events")
         .query_async(conn)
         .await?;
-    let missing: String = NEEDED
-        .iter()
-        .filter(|&&c| !current.contains(c) && !(c == '$' && current.contains('A')))
-        .collect();
+    let on = |c: char| current.contains(c) || (c == '$' && current.contains('A'));
+    let missing: String = NEEDED.iter().filter(|&&c| !on(c)).collect();
     if missing.is_empty() {
         return Ok(());
     }
