@@ -10,6 +10,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
+use vigil_core::auth::Role;
 
 /// Posts `n` `task-received` events (ids `<tag>-<i>`) to `host` in one batch.
 async fn ingest(host: &common::TestHost, tag: &str, from: usize, n: usize) {
@@ -153,4 +154,33 @@ async fn the_api_reads_the_same_records_on_every_host() {
     assert!(raw.contains(r#""id":"same-0""#), "{raw}");
     assert_eq!(redis.command("KEYS outbox/*"), "*0\r\n");
     assert_eq!(redis.command("GET meta/seq"), "$1\r\n2\r\n");
+}
+
+#[tokio::test]
+async fn the_official_socketio_client_on_two_hosts_gets_every_event_once() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/socketio");
+    assert!(
+        dir.join("node_modules/socket.io-client").is_dir(),
+        "run `npm ci` in tests/socketio first (scripts/test does)"
+    );
+    let (_redis, hosts) = common::start_cluster(2, |c| c.push.rate_per_sec = 100_000).await;
+    let out = tokio::process::Command::new("node")
+        .current_dir(&dir)
+        .args(["--test", "--test-reporter=spec", "cluster/spread.test.js"])
+        .env("VIGIL_URL", &hosts[0].base)
+        .env("VIGIL_URL_B", &hosts[1].base)
+        .env("VIGIL_ADMIN_TOKEN", common::admin())
+        .env("VIGIL_VIEWER_TOKEN", common::token("alice", Role::Viewer))
+        .env("VIGIL_PRODUCER_TOKEN", common::producer())
+        .env("VIGIL_JWT_SECRET", common::SECRET)
+        .env(
+            "VIGIL_EXPIRED_TOKEN",
+            common::token_with("root", Role::Admin, -60, common::SECRET),
+        )
+        .output()
+        .await
+        .expect("node on PATH");
+    println!("{}", String::from_utf8_lossy(&out.stdout));
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "node --test failed: {}", out.status);
 }
