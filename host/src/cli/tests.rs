@@ -34,10 +34,9 @@ fn readme_rows() -> Vec<(String, String, String)> {
     readme
         .lines()
         .filter(|l| l.starts_with("| `--"))
-        .map(|l| {
-            let cells: Vec<&str> = l.trim_matches('|').split('|').collect();
-            (cell(cells[0]), cell(cells[1]), cell(cells[2]))
-        })
+        .map(|l| l.trim_matches('|').split('|').collect::<Vec<_>>())
+        .filter(|cells| cells.len() == 4)
+        .map(|cells| (cell(cells[0]), cell(cells[1]), cell(cells[2])))
         .collect()
 }
 
