@@ -29,6 +29,9 @@ use crate::config::ServeConfig;
 use crate::rate_limit::RateLimiter;
 use crate::relay::{OutboxTakeOver, Relay};
 
+/// The Celery domain metrics `/metrics` shows, fed by every event of the log.
+pub type SharedCeleryMetrics = Arc<std::sync::Mutex<vigil_core::celery_metrics::CeleryMetrics>>;
+
 /// Shared by every handler.
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
@@ -37,6 +40,8 @@ struct Inner {
     components: Arc<Components>,
     limiter: Option<RateLimiter>,
     push: PushState,
+    /// The Celery domain metrics (Flower's names), fed by the relay.
+    celery: SharedCeleryMetrics,
     /// Set once shutdown begins: `/ready` answers 503 from then on.
     draining: std::sync::atomic::AtomicBool,
 }
@@ -115,14 +120,18 @@ async fn spin(
     app.0.components.0.handle(req, client).await
 }
 
-/// `GET /metrics`: Prometheus text exposition.
+/// `GET /metrics`: Prometheus text exposition — the transports, then the Celery domain.
 async fn metrics(State(app): State<AppState>) -> Response {
+    let mut text = app.push().metrics().render();
+    if let Ok(celery) = app.0.celery.lock() {
+        celery.render(&mut text);
+    }
     (
         [(
             http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        app.push().metrics().render(),
+        text,
     )
         .into_response()
 }
@@ -252,7 +261,20 @@ pub async fn start(
     let metrics = Arc::new(Metrics::default());
     let hub = Hub::start(dispatch, config.push.clone(), metrics.clone());
 
-    tokio::spawn(vigil_push::follow::follow(log.clone(), hub.clone()));
+    let celery = SharedCeleryMetrics::default();
+    let observe = {
+        let celery = celery.clone();
+        move |events: &[Arc<vigil_push::hub::Published>]| {
+            if let Ok(mut m) = celery.lock() {
+                events.iter().for_each(|p| m.observe(&p.event));
+            }
+        }
+    };
+    tokio::spawn(vigil_push::follow::follow(
+        log.clone(),
+        hub.clone(),
+        observe,
+    ));
     let relay = Relay::new(store, log.clone());
     let until_hub_stops = {
         let hub = hub.clone();
@@ -274,6 +296,7 @@ pub async fn start(
         limiter: (config.rest_rate_per_sec > 0)
             .then(|| RateLimiter::new(config.rest_rate_per_sec, config.rest_burst)),
         push,
+        celery,
         draining: Default::default(),
     }));
     tokio::spawn(sweep_workers(state.clone(), config.sweep_interval));

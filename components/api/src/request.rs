@@ -72,13 +72,23 @@ async fn read_body(req: IncomingRequest) -> Result<Vec<u8>, ApiError> {
     Ok(body)
 }
 
+/// A path segment, percent-decoded (`celery%40w1` is the worker `celery@w1`); unlike a
+/// query value, `+` stays `+`.
+pub fn decode_segment(s: &str) -> String {
+    decode(s, false)
+}
+
 fn percent_decode(s: &str) -> String {
+    decode(s, true)
+}
+
+fn decode(s: &str, plus_is_space: bool) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
-            b'+' => out.push(b' '),
+            b'+' if plus_is_space => out.push(b' '),
             b'%' if i + 2 < bytes.len() => {
                 match std::str::from_utf8(&bytes[i + 1..i + 3])
                     .ok()
@@ -147,5 +157,66 @@ impl Req {
             Ok(_) => Err(ApiError::bad_request("body must be a JSON object")),
             Err(e) => Err(ApiError::bad_request(format!("malformed JSON: {e}"))),
         }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A request as the routes see it, for tests.
+    pub fn req(method: Method, path_and_query: &str, body: &str) -> Req {
+        let (path, query) = path_and_query
+            .split_once('?')
+            .unwrap_or((path_and_query, ""));
+        Req {
+            method,
+            path: path.to_owned(),
+            query: query.to_owned(),
+            authorization: None,
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn query_parameters_are_decoded_and_checked() {
+        let r = req(Method::Get, "/x?q=a%20b+c&n=7&flag&bad=%zz", "");
+        assert_eq!(r.query_param("q").as_deref(), Some("a b c"));
+        assert_eq!(r.query_param("bad").as_deref(), Some("%zz"));
+        assert_eq!(r.query_param("missing"), None);
+        assert_eq!(decode_segment("celery%40w1+x"), "celery@w1+x");
+        assert_eq!(r.query_u64("n", 1..=10, 3).unwrap(), 7);
+        assert_eq!(r.query_u64("missing", 1..=10, 3).unwrap(), 3);
+        let e = r.query_u64("n", 1..=5, 3).unwrap_err();
+        assert_eq!((e.status, e.field.as_deref()), (422, Some("n")));
+        assert!(r.query_bool("flag").unwrap());
+        assert!(!r.query_bool("missing").unwrap());
+        assert_eq!(r.query_bool("q").unwrap_err().status, 422);
+    }
+
+    #[test]
+    fn json_bodies_must_be_objects() {
+        assert!(req(Method::Post, "/", "  ")
+            .json_object()
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            req(Method::Post, "/", r#"{"a":1}"#).json_object().unwrap()["a"],
+            1
+        );
+        assert_eq!(
+            req(Method::Post, "/", "[1]")
+                .json_object()
+                .unwrap_err()
+                .status,
+            400
+        );
+        assert_eq!(
+            req(Method::Post, "/", "{oops")
+                .json_object()
+                .unwrap_err()
+                .status,
+            400
+        );
     }
 }

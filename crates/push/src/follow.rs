@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use vigil_log::EventLog;
 
-use crate::hub::Hub;
+use crate::hub::{Hub, Published};
 
 /// Wait before retrying a read that failed (the store away): the hub catches up within
 /// this once the store is back.
@@ -17,8 +17,13 @@ const RETRY: Duration = Duration::from_millis(500);
 const CHUNK: u64 = 256;
 
 /// Follows `log` from its current head, publishing every later event to `hub` in
-/// sequence order, until the hub stops.
-pub async fn follow(log: Arc<dyn EventLog>, hub: Hub) {
+/// sequence order (and showing it to `observe` first, e.g. for metrics), until the hub
+/// stops.
+pub async fn follow(
+    log: Arc<dyn EventLog>,
+    hub: Hub,
+    mut observe: impl FnMut(&[Arc<Published>]) + Send + 'static,
+) {
     let mut heads = log.heads();
     let mut delivered = *heads.borrow_and_update();
     loop {
@@ -36,6 +41,7 @@ pub async fn follow(log: Arc<dyn EventLog>, hub: Hub) {
                         tracing::warn!(from = delivered + 1, to, "events left the log's history before this host read them; their subscribers resume with a reset");
                     }
                     if !present.is_empty() {
+                        observe(&present);
                         hub.publish(present).await;
                     }
                     delivered = to;
