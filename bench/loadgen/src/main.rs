@@ -253,7 +253,7 @@ async fn run(args: RunArgs) -> anyhow::Result<String> {
         scenario: format!("{} × {}/s", c.clients, args.rate),
         server: c.server.clone(),
         expected: c.clients as u64 * events,
-        cpu_s,
+        cpu_s: Some(cpu_s),
         peak_kib,
         span_s: report::last_delivery_ns(&received).saturating_sub(first_ns) as f64 / 1e9,
     };
@@ -272,6 +272,7 @@ async fn run(args: RunArgs) -> anyhow::Result<String> {
     let cross_row = report::LoadRow {
         server: format!("{}: clients on other hosts", c.server),
         expected: cross.len() as u64 * events,
+        cpu_s: None,
         ..row
     };
     Ok(format!("{all}\n{}", cross_row.render(&cross)))
