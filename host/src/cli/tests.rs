@@ -26,12 +26,16 @@ fn defaults_are_those_of_the_config() {
     assert_eq!(format!("{from_cli:?}"), format!("{plain:?}"));
 }
 
-/// The README's configuration table: `| --flag | ENV | default | meaning |` rows.
+/// The README's table of `vigil serve` flags (in its Configuration section, after
+/// "`vigil serve` flags"): `| --flag | ENV | default | meaning |` rows.
 fn readme_rows() -> Vec<(String, String, String)> {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
         .expect("README.md");
+    let start = readme.find("`vigil serve` flags").expect("the serve flags table");
+    let section = &readme[start..];
+    let section = &section[..section.find("\n## ").unwrap_or(section.len())];
     let cell = |c: &str| c.trim().trim_matches('`').to_owned();
-    readme
+    section
         .lines()
         .filter(|l| l.starts_with("| `--"))
         .map(|l| l.trim_matches('|').split('|').collect::<Vec<_>>())
