@@ -18,10 +18,11 @@ pub struct Fleet {
 }
 
 impl Fleet {
-    /// Connects `clients` clients, `concurrency` handshakes at a time, and returns once
-    /// every one has subscribed or failed.
+    /// Connects `clients` clients, spread over `targets` in turn (several hosts of one
+    /// deployment), `concurrency` handshakes at a time, and returns once every one has
+    /// subscribed or failed.
     pub async fn connect(
-        target: &Target,
+        targets: &[Target],
         clients: usize,
         concurrency: usize,
         clock: &Arc<Clock>,
@@ -30,9 +31,9 @@ impl Fleet {
         let (ready, mut ready_rx) = mpsc::channel::<bool>(clients.max(1));
         let limit = Arc::new(Semaphore::new(concurrency.max(1)));
         let tasks = (0..clients)
-            .map(|_| {
+            .map(|i| {
                 let (target, clock, stop_rx, ready, limit) = (
-                    target.clone(),
+                    targets[i % targets.len()].clone(),
                     clock.clone(),
                     stop_rx.clone(),
                     ready.clone(),

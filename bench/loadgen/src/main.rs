@@ -5,6 +5,11 @@
 //!   delivered/expected, publish→receive latency (same process, monotonic clock),
 //!   deliveries per second, and the server's CPU seconds and peak RSS.
 //! - `idle`: N clients connect and subscribe; the server's RSS growth per connection.
+//! - `ingest`: producers post batches as fast as they are acknowledged; events/s.
+//!
+//! Several `--url`s (and `--pid`s) make one deployment of several hosts: clients are
+//! spread over them, events published to the first, and a second row gives the clients
+//! on the other hosts alone (cross-host delivery).
 //!
 //! Modules: [`eio`] (the wire protocol), [`client`] (one client), [`fleet`] (many),
 //! [`publish`] (the publisher), [`proc`] (`/proc` readings), [`report`] (the rows).
@@ -12,6 +17,7 @@
 mod client;
 mod eio;
 mod fleet;
+mod ingest;
 mod proc;
 mod publish;
 mod report;
@@ -48,6 +54,8 @@ enum Command {
     Run(RunArgs),
     /// Idle connection memory; prints one markdown row of the idle table.
     Idle(CommonArgs),
+    /// Ingest throughput; prints one markdown row of the ingest table.
+    Ingest(IngestArgs),
     /// Prints a table's header.
     Header {
         /// Which table.
@@ -60,19 +68,44 @@ enum Command {
 enum Table {
     Load,
     Idle,
+    Ingest,
+}
+
+#[derive(clap::Args)]
+struct IngestArgs {
+    /// Server HTTP base.
+    #[arg(long)]
+    url: String,
+    /// Name for the table (e.g. `vigil (SQLite)`).
+    #[arg(long)]
+    server: String,
+    /// Producer token.
+    #[arg(long)]
+    producer_token: String,
+    /// Producers posting at once.
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    /// Events per request.
+    #[arg(long, default_value_t = 10)]
+    batch: usize,
+    /// Seconds of posting.
+    #[arg(long, default_value_t = 5.0)]
+    seconds: f64,
 }
 
 #[derive(clap::Args)]
 struct CommonArgs {
-    /// Server HTTP base, e.g. http://127.0.0.1:3000.
-    #[arg(long)]
-    url: String,
+    /// Server HTTP base, e.g. http://127.0.0.1:3000; comma-separated for several hosts
+    /// of one deployment: clients are spread over them, events published to the first.
+    #[arg(long, value_delimiter = ',', required = true)]
+    url: Vec<String>,
     /// Server name for the table.
     #[arg(long)]
     server: String,
-    /// Server process id, for CPU and memory.
-    #[arg(long)]
-    pid: u32,
+    /// Server process id, for CPU and memory; comma-separated for a deployment of
+    /// several processes (hosts, Redis): CPU and peak RSS are their sums.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pid: Vec<u32>,
     /// JWT the clients connect with (`auth.token`).
     #[arg(long)]
     token: String,
@@ -116,36 +149,67 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Run(args) => println!("{}", run(args).await?),
         Command::Idle(args) => println!("{}", idle(args).await?),
+        Command::Ingest(a) => println!(
+            "{}",
+            ingest::run(
+                &a.server,
+                &a.url,
+                &a.producer_token,
+                a.concurrency,
+                a.batch,
+                a.seconds
+            )
+            .await
+        ),
         Command::Header { table: Table::Load } => println!("{}", report::LOAD_HEADER),
         Command::Header { table: Table::Idle } => println!("{}", report::IDLE_HEADER),
+        Command::Header {
+            table: Table::Ingest,
+        } => println!("{}", ingest::HEADER),
     }
     Ok(())
 }
 
-fn target(args: &CommonArgs) -> Target {
-    let ws = args.url.replacen("http", "ws", 1);
-    Target {
-        url: format!("{ws}/socket.io/?EIO=4&transport=websocket"),
-        namespace: args.namespace.clone(),
-        room: args.room.clone(),
-        token: args.token.clone(),
-    }
+/// One target per host.
+fn targets(args: &CommonArgs) -> Vec<Target> {
+    args.url
+        .iter()
+        .map(|url| Target {
+            url: format!(
+                "{}/socket.io/?EIO=4&transport=websocket",
+                url.replacen("http", "ws", 1)
+            ),
+            namespace: args.namespace.clone(),
+            room: args.room.clone(),
+            token: args.token.clone(),
+        })
+        .collect()
+}
+
+/// CPU seconds of every process of the deployment.
+fn cpu_seconds(pids: &[u32]) -> anyhow::Result<f64> {
+    pids.iter().map(|&p| proc::cpu_seconds(p)).sum()
+}
+
+/// A memory line summed over every process of the deployment.
+fn status_kib(pids: &[u32], field: &str) -> anyhow::Result<u64> {
+    pids.iter().map(|&p| proc::status_kib(p, field)).sum()
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<String> {
     let c = &args.common;
     let events = (args.rate as f64 * args.seconds).round() as u64;
     let clock = Arc::new(Clock::new(events));
-    let fleet = Fleet::connect(&target(c), c.clients, CONNECT_CONCURRENCY, &clock).await;
+    let fleet = Fleet::connect(&targets(c), c.clients, CONNECT_CONCURRENCY, &clock).await;
     eprintln!(
         "{}: {} clients connected, {} failed",
         c.server, fleet.connected, fleet.failed
     );
     tokio::time::sleep(SETTLE).await;
-    let cpu_before = proc::cpu_seconds(c.pid)?;
+    let cpu_before = cpu_seconds(&c.pid)?;
     let first_ns = clock.now_ns();
     let sink = Sink {
-        base: c.url.clone(),
+        base: c.url[0].clone(),
         flavor: args.flavor,
         room: c.room.clone(),
         token: args.producer_token.clone(),
@@ -169,8 +233,8 @@ async fn run(args: RunArgs) -> anyhow::Result<String> {
     {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let cpu_s = proc::cpu_seconds(c.pid)? - cpu_before;
-    let peak_kib = proc::status_kib(c.pid, "VmHWM")?;
+    let cpu_s = cpu_seconds(&c.pid)? - cpu_before;
+    let peak_kib = status_kib(&c.pid, "VmHWM")?;
     let received = fleet.stop().await;
     let (duplicates, unknown) = report::anomalies(&received);
     if published.failed_requests + duplicates + unknown > 0 {
@@ -189,20 +253,38 @@ async fn run(args: RunArgs) -> anyhow::Result<String> {
         scenario: format!("{} × {}/s", c.clients, args.rate),
         server: c.server.clone(),
         expected: c.clients as u64 * events,
-        cpu_s,
+        cpu_s: Some(cpu_s),
         peak_kib,
         span_s: report::last_delivery_ns(&received).saturating_sub(first_ns) as f64 / 1e9,
     };
-    Ok(row.render(&received))
+    let hosts = c.url.len();
+    let all = row.render(&received);
+    if hosts == 1 {
+        return Ok(all);
+    }
+    // Client i is on host i % hosts; events were published to host 0.
+    let cross: Vec<_> = received
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % hosts != 0)
+        .map(|(_, r)| r.clone())
+        .collect();
+    let cross_row = report::LoadRow {
+        server: format!("{}: clients on other hosts", c.server),
+        expected: cross.len() as u64 * events,
+        cpu_s: None,
+        ..row
+    };
+    Ok(format!("{all}\n{}", cross_row.render(&cross)))
 }
 
 async fn idle(args: CommonArgs) -> anyhow::Result<String> {
     let clock = Arc::new(Clock::new(0));
-    let before = proc::status_kib(args.pid, "VmRSS")?;
-    let fleet = Fleet::connect(&target(&args), args.clients, CONNECT_CONCURRENCY, &clock).await;
+    let before = status_kib(&args.pid, "VmRSS")?;
+    let fleet = Fleet::connect(&targets(&args), args.clients, CONNECT_CONCURRENCY, &clock).await;
     // Let connection set-up garbage be collected (Node, Python) before measuring.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let after = proc::status_kib(args.pid, "VmRSS")?;
+    let after = status_kib(&args.pid, "VmRSS")?;
     if fleet.failed > 0 {
         eprintln!(
             "{}: {} idle clients failed to connect",

@@ -16,8 +16,9 @@ pub struct LoadRow {
     pub server: String,
     /// Deliveries expected: clients × events.
     pub expected: u64,
-    /// Server CPU seconds from the first publish to the end of the drain.
-    pub cpu_s: f64,
+    /// Server CPU seconds from the first publish to the end of the drain; `None` for a
+    /// row of part of the clients, whose deliveries are not all the CPU was spent on.
+    pub cpu_s: Option<f64>,
     /// Server peak RSS (VmHWM) in KiB.
     pub peak_kib: u64,
     /// Seconds from the first publish to the last delivery.
@@ -41,20 +42,19 @@ impl LoadRow {
             ),
         };
         let per_s = delivered as f64 / self.span_s.max(1e-9);
-        let per_cpu = if self.cpu_s > 0.0 {
-            format!("{:.0}", delivered as f64 / self.cpu_s)
-        } else {
-            "-".into()
+        let per_cpu = match self.cpu_s {
+            Some(cpu) if cpu > 0.0 => format!("{:.0}", delivered as f64 / cpu),
+            _ => "-".into(),
         };
+        let cpu = self.cpu_s.map_or("-".into(), |c| format!("{c:.2}"));
         format!(
-            "| {} | {} | {delivered} / {} | {} | {} | {} | {per_s:.0} | {:.2} | {per_cpu} | {:.0} |",
+            "| {} | {} | {delivered} / {} | {} | {} | {} | {per_s:.0} | {cpu} | {per_cpu} | {:.0} |",
             self.scenario,
             self.server,
             self.expected,
             ms(0.5),
             ms(0.99),
             ms(1.0),
-            self.cpu_s,
             self.peak_kib as f64 / 1024.0,
         )
     }

@@ -23,7 +23,7 @@ const MAX_LIMIT: u64 = 1000;
 
 /// Whether `claims` may see a task of `owner`: admins see all, viewers their own.
 pub fn may_see(claims: &Claims, owner: Option<&str>) -> bool {
-    claims.role == Role::Admin || owner == Some(claims.sub.as_str())
+    vigil_rules::may_see(claims.sees(), owner, None)
 }
 
 /// Whether `claims` may see `task`.
