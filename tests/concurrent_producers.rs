@@ -116,12 +116,9 @@ fn assert_same(got: &BTreeMap<String, Value>, want: &BTreeMap<String, Value>) {
     }
 }
 
-// Ignored until they can pass (`cargo test -p vigil --test concurrent_producers --
-// --ignored` shows where it stands): the api component read-modify-writes records
-// without compare-and-swap, so two producers updating one record can lose an update;
-// and some fields depend on arrival order (core's merge keeps the first value it sees):
-// progress fields (`step`, `completedBatches`) reported before a newer state, and a
-// worker's `registered_at` (its first heartbeat to arrive, not its oldest).
+// Records are swapped (compare-and-swap through wasi:keyvalue) and a task is recomputed
+// from its history when its events arrive out of time order, so whatever the arrival
+// order and however many producers, every record ends as in the sequential run.
 
 async fn across_three_redis_hosts(progress: bool) {
     let events = events(progress);
@@ -144,25 +141,21 @@ async fn on_one_sqlite_host(progress: bool) {
 }
 
 #[tokio::test]
-#[ignore = "needs compare-and-swap on records, and a worker's registered_at from its oldest event"]
 async fn shuffled_lifecycles_across_three_redis_hosts_match_the_sequential_result() {
     across_three_redis_hosts(false).await;
 }
 
 #[tokio::test]
-#[ignore = "needs compare-and-swap on records, and a worker's registered_at from its oldest event"]
 async fn shuffled_lifecycles_on_one_sqlite_host_match_the_sequential_result() {
     on_one_sqlite_host(false).await;
 }
 
 #[tokio::test]
-#[ignore = "needs compare-and-swap, and progress fields merged by timestamp (core apply)"]
 async fn shuffled_progress_across_three_redis_hosts_matches_the_sequential_result() {
     across_three_redis_hosts(true).await;
 }
 
 #[tokio::test]
-#[ignore = "needs compare-and-swap, and progress fields merged by timestamp (core apply)"]
 async fn shuffled_progress_on_one_sqlite_host_matches_the_sequential_result() {
     on_one_sqlite_host(true).await;
 }
