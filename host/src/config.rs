@@ -1,5 +1,6 @@
-//! Configuration of `vigil serve`, and the JWT secret.
+//! Configuration of `vigil serve`, the JWT secret and the rest of token verification.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -24,6 +25,8 @@ pub struct ServeConfig {
     pub dispatch: PathBuf,
     /// HS256 secret; `None` = read or create `<data-dir>/jwt_secret`.
     pub jwt_secret: Option<String>,
+    /// How tokens are verified besides the secret (algorithm, public key, iss, aud).
+    pub jwt: JwtConfig,
     /// Longest a component may run for one request before it is stopped.
     pub request_timeout: Duration,
     /// How often the relay looks for events published by components it did not run
@@ -89,6 +92,7 @@ impl ServeConfig {
             runtime_config: None,
             dispatch: PathBuf::from("target/wasm32-wasip2/release/vigil_dispatch.wasm"),
             jwt_secret: None,
+            jwt: JwtConfig::default(),
             request_timeout: Duration::from_secs(30),
             outbox_poll: Duration::from_millis(200),
             history: crate::relay::HISTORY,
@@ -108,6 +112,49 @@ impl ServeConfig {
     }
 }
 
+/// Token verification settings beyond the HS256 secret. They reach the components as
+/// the `jwt_*` Spin variables, and the host verifies push connections with the same.
+#[derive(Debug, Clone, Default)]
+pub struct JwtConfig {
+    /// The one algorithm tokens must use; `None` = the manifest's default (HS256).
+    pub algorithm: Option<String>,
+    /// File holding the identity provider's public key (PEM) or JWKS document.
+    pub public_key: Option<PathBuf>,
+    /// Required `iss`.
+    pub issuer: Option<String>,
+    /// Accepted `aud` values, comma-separated.
+    pub audience: Option<String>,
+}
+
+impl JwtConfig {
+    /// The Spin variables these settings provide (the key file read).
+    pub fn variables(&self) -> anyhow::Result<HashMap<String, String>> {
+        use vigil_core::auth::KeyConfig;
+        let mut vars = HashMap::new();
+        let mut set = |name: &str, value: Option<String>| {
+            if let Some(v) = value {
+                vars.insert(name.to_owned(), v);
+            }
+        };
+        set(KeyConfig::ALGORITHM, self.algorithm.clone());
+        set(KeyConfig::ISSUER, self.issuer.clone());
+        set(KeyConfig::AUDIENCE, self.audience.clone());
+        if let Some(path) = &self.public_key {
+            let key = std::fs::read_to_string(path)
+                .with_context(|| format!("reading the JWT public key {}", path.display()))?;
+            set(KeyConfig::PUBLIC_KEY, Some(key));
+        }
+        Ok(vars)
+    }
+}
+
+/// `bytes` random bytes as hex.
+pub fn random_hex(bytes: usize) -> anyhow::Result<String> {
+    let mut buf = vec![0u8; bytes];
+    getrandom::fill(&mut buf).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
 /// The configured secret, or the one kept in the data directory (created on first use).
 pub fn jwt_secret(configured: Option<&str>, data_dir: &Path) -> anyhow::Result<String> {
     if let Some(s) = configured.filter(|s| !s.is_empty()) {
@@ -119,9 +166,9 @@ pub fn jwt_secret(configured: Option<&str>, data_dir: &Path) -> anyhow::Result<S
     }
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating data directory {}", data_dir.display()))?;
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
-    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    /// Bytes of a generated secret: HS256's full strength (its hash size).
+    const SECRET_BYTES: usize = 32;
+    let secret = random_hex(SECRET_BYTES)?;
     write_private(&path, &secret).with_context(|| format!("writing {}", path.display()))?;
     Ok(secret)
 }

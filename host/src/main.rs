@@ -30,6 +30,23 @@ enum Command {
     Demo(DemoArgs),
 }
 
+/// Token verification beyond the HS256 secret, e.g. an identity provider's keys.
+#[derive(clap::Args)]
+struct JwtArgs {
+    /// The one algorithm tokens must be signed with: HS256 (default), RS256, ES256, ….
+    #[arg(long, env = "VIGIL_JWT_ALGORITHM")]
+    jwt_algorithm: Option<String>,
+    /// File with the identity provider's public key (PEM) or JWKS document, for RS*/ES*.
+    #[arg(long, env = "VIGIL_JWT_PUBLIC_KEY")]
+    jwt_public_key: Option<PathBuf>,
+    /// Required `iss` claim.
+    #[arg(long, env = "VIGIL_JWT_ISSUER")]
+    jwt_issuer: Option<String>,
+    /// Accepted `aud` values, comma-separated.
+    #[arg(long, env = "VIGIL_JWT_AUDIENCE")]
+    jwt_audience: Option<String>,
+}
+
 #[derive(clap::Args)]
 struct ServeArgs {
     /// Address to listen on.
@@ -54,6 +71,8 @@ struct ServeArgs {
     /// HS256 secret; by default one is generated into the data directory.
     #[arg(long, env = "VIGIL_JWT_SECRET", hide_env_values = true)]
     jwt_secret: Option<String>,
+    #[command(flatten)]
+    jwt: JwtArgs,
     /// REST requests per second per caller (token or address); 0 turns the limit off.
     #[arg(long, env = "VIGIL_REST_RATE", default_value_t = 100)]
     rest_rate: u32,
@@ -152,6 +171,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.runtime_config = args.runtime_config;
     config.dispatch = args.dispatch;
     config.jwt_secret = args.jwt_secret;
+    config.jwt = config::JwtConfig {
+        algorithm: args.jwt.jwt_algorithm,
+        public_key: args.jwt.jwt_public_key,
+        issuer: args.jwt.jwt_issuer,
+        audience: args.jwt.jwt_audience,
+    };
     config.push.rate_per_sec = args.rate_per_sec;
     config.history = args.history.max(1);
     config.push.history_max_age = parse_ttl(&args.history_max_age)
@@ -190,12 +215,7 @@ fn token(args: TokenArgs) -> anyhow::Result<()> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_secs();
-    let claims = Claims {
-        sub: args.sub,
-        role,
-        exp: now + ttl.as_secs(),
-        iat: now,
-    };
+    let claims = Claims::new(args.sub, role, now, ttl.as_secs());
     println!("{}", auth::sign(&claims, secret.as_bytes()));
     Ok(())
 }

@@ -25,6 +25,7 @@ use crate::metrics::Metrics;
 use crate::rate_limit::RateLimiter;
 use crate::relay::Relay;
 use crate::spin_http::HttpComponents;
+use vigil_core::auth::{KeyConfig, Verifier, HOST_TOKEN_VARIABLE};
 
 /// Shared by every handler.
 #[derive(Clone)]
@@ -35,7 +36,9 @@ struct Inner {
     kv: Arc<dyn crate::kv::KvBackend>,
     limiter: Option<RateLimiter>,
     hub: Hub,
-    secret: String,
+    verifier: Verifier,
+    /// The bearer of the host's own calls to the components (see `HOST_TOKEN_VARIABLE`).
+    host_token: String,
     push: PushConfig,
     metrics: Arc<Metrics>,
     /// Set once shutdown begins: `/ready` answers 503 from then on.
@@ -53,9 +56,9 @@ impl AppState {
         &self.0.kv
     }
 
-    /// The HS256 secret.
-    pub fn secret(&self) -> &[u8] {
-        self.0.secret.as_bytes()
+    /// Verifies tokens as the components do (same `jwt_*` variables).
+    pub fn verifier(&self) -> &Verifier {
+        &self.0.verifier
     }
 
     /// Push limits.
@@ -174,8 +177,6 @@ fn too_many(wait: std::time::Duration) -> Response {
 /// Periodically asks the component to mark workers that stopped heartbeating offline
 /// (components are stateless and cannot run timers themselves).
 async fn sweep_workers(app: AppState, every: std::time::Duration) {
-    /// Lifetime of the host's own token for the call.
-    const TOKEN_TTL: u64 = 60;
     let client = SocketAddr::from(([127, 0, 0, 1], 0));
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -184,14 +185,7 @@ async fn sweep_workers(app: AppState, every: std::time::Duration) {
         if app.hub().is_closed() {
             return;
         }
-        let now = crate::push::now_secs();
-        let claims = vigil_core::auth::Claims {
-            sub: "vigil-host".into(),
-            role: vigil_core::auth::Role::Admin,
-            exp: now + TOKEN_TTL,
-            iat: now,
-        };
-        let token = vigil_core::auth::sign(&claims, app.secret());
+        let token = &app.0.host_token;
         let req = http::Request::post("/api/v1/workers/sweep")
             .header(http::header::HOST, "localhost")
             .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
@@ -228,6 +222,30 @@ impl Running {
     }
 }
 
+/// The application variables: the token settings and the host's credential provided
+/// by the host, `SPIN_VARIABLE_*` overriding them, manifest defaults for the rest.
+fn app_variables(
+    config: &ServeConfig,
+    manifest: &Manifest,
+) -> anyhow::Result<HashMap<String, String>> {
+    /// Bytes of the host's per-start credential.
+    const HOST_TOKEN_BYTES: usize = 32;
+    let secret = crate::config::jwt_secret(config.jwt_secret.as_deref(), &config.data_dir)?;
+    let mut provided = config.jwt.variables()?;
+    if let Some(name) = provided
+        .keys()
+        .find(|n| !manifest.variables.contains_key(*n))
+    {
+        anyhow::bail!(
+            "the manifest declares no variable `{name}`, so the components would not see it"
+        );
+    }
+    provided.insert(KeyConfig::SECRET.to_owned(), secret);
+    let host_token = crate::config::random_hex(HOST_TOKEN_BYTES)?;
+    provided.insert(HOST_TOKEN_VARIABLE.to_owned(), host_token);
+    crate::variables::resolve_app(manifest, &provided)
+}
+
 /// Builds everything from `config` and starts serving; `signal` also stops it.
 pub async fn start(
     config: ServeConfig,
@@ -235,9 +253,13 @@ pub async fn start(
 ) -> anyhow::Result<Running> {
     let manifest = Manifest::load(&config.manifest)?;
     let app_dir = config.app_dir();
-    let secret = crate::config::jwt_secret(config.jwt_secret.as_deref(), &config.data_dir)?;
-    let provided = HashMap::from([("jwt_secret".to_owned(), secret.clone())]);
-    let app_vars = crate::variables::resolve_app(&manifest, &provided)?;
+    let app_vars = app_variables(&config, &manifest)?;
+    let verifier = Verifier::new(&KeyConfig::from_variables(|n| app_vars.get(n).cloned()))
+        .context("token verification settings (jwt_*)")?;
+    let host_token = app_vars
+        .get(HOST_TOKEN_VARIABLE)
+        .cloned()
+        .unwrap_or_default();
     let store_config =
         crate::runtime_config::load(config.runtime_config.as_deref(), &config.data_dir)?;
     let stores = Arc::new(Stores::open(&store_config)?);
@@ -268,7 +290,8 @@ pub async fn start(
         limiter: (config.rest_rate_per_sec > 0)
             .then(|| RateLimiter::new(config.rest_rate_per_sec, config.rest_burst)),
         hub: hub.clone(),
-        secret,
+        verifier,
+        host_token,
         push: config.push.clone(),
         metrics,
         draining: Default::default(),

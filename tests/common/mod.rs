@@ -71,10 +71,8 @@ pub fn token_with(sub: &str, role: Role, ttl: i64, secret: &str) -> String {
         .unwrap()
         .as_secs() as i64;
     let claims = Claims {
-        sub: sub.into(),
-        role,
         exp: (now + ttl) as u64,
-        iat: now as u64,
+        ..Claims::new(sub, role, now as u64, 0)
     };
     auth::sign(&claims, secret.as_bytes())
 }
@@ -249,8 +247,23 @@ impl TestHost {
     }
 }
 
+/// A child process killed when dropped, so a failed test leaves no server behind.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts the real `vigil` binary on `data` (port 0), returning it and its base URL.
 pub fn spawn_binary(data: &Path) -> (std::process::Child, String) {
+    spawn_binary_with(data, &[])
+}
+
+/// [`spawn_binary`] with more `vigil serve` arguments.
+pub fn spawn_binary_with(data: &Path, args: &[&str]) -> (std::process::Child, String) {
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
     let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
@@ -258,6 +271,7 @@ pub fn spawn_binary(data: &Path) -> (std::process::Child, String) {
         .arg(manifest())
         .arg("--data-dir")
         .arg(data)
+        .args(args)
         .env("VIGIL_JWT_SECRET", SECRET)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -47,7 +47,7 @@ pub async fn upgrade(
     let header = headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let auth = super::authenticate(header, &query, app.secret())?;
+    let auth = super::authenticate(header, &query, app.verifier())?;
     super::spec(&auth.claims, &query, true)?; // refuse bad filters before upgrading
     let ws = ws.map_err(|e| ApiError::bad_request(format!("expected a WebSocket upgrade: {e}")))?;
     Ok(ws
@@ -177,7 +177,7 @@ impl Session {
             .get("token")
             .and_then(Value::as_str)
             .ok_or_else(|| ApiError::invalid_field("token", "expected the new token"))?;
-        let next = self.auth.refresh(token, self.app.secret())?;
+        let next = self.auth.refresh(token, self.app.verifier())?;
         if next.claims.role != self.auth.claims.role {
             let spec = super::spec(&next.claims, &self.query, true).map_err(|e| e.0)?;
             if !self.app.hub().update_filter(self.id, spec.filter).await {
