@@ -12,8 +12,7 @@ use crate::worker::{WorkerEvent, WorkerEventKind};
 
 /// Largest batch one request may carry.
 pub const MAX_BATCH: usize = 1000;
-/// Longest task id accepted; ids are key-value keys.
-pub const MAX_ID_LEN: usize = 255;
+pub use crate::ids::MAX_ID_LEN;
 
 /// The task event types Vigil accepts, each with the state it moves the task to.
 pub const TASK_EVENT_TYPES: [(&str, TaskState); 8] = [
@@ -162,12 +161,7 @@ fn parse_event(mut obj: Map<String, Value>, at: &str) -> Result<IngestEvent, Api
 
 fn required_id(f: &mut Fields<'_>, name: &str) -> Result<String, ApiError> {
     let id = f.string(name)?.ok_or_else(|| f.err(name, "is required"))?;
-    if id.is_empty() || id.len() > MAX_ID_LEN || id.chars().any(char::is_control) {
-        return Err(f.err(
-            name,
-            &format!("must be 1–{MAX_ID_LEN} printable characters"),
-        ));
-    }
+    crate::ids::check(&id).map_err(|why| f.err(name, &why))?;
     Ok(id)
 }
 

@@ -6,6 +6,7 @@
 //! - [`jobs`]: seed 003's job notifications, queue status and system metrics.
 //! - [`event`]: the published event envelope every push transport carries.
 //! - [`auth`]: JWT tokens, roles and what each role may do.
+//! - [`ids`]: which ids are accepted, and how URL paths name them.
 //! - [`error`]: the one error shape every refusal is rendered with.
 //! - [`keys`]: the key-value layout shared by the components and the host.
 //! - [`worker`], [`queue`], [`breaker`]: workers, queue statistics, circuit breakers.
@@ -17,6 +18,7 @@ pub mod auth;
 pub mod breaker;
 pub mod error;
 pub mod event;
+pub mod ids;
 pub mod ingest;
 pub mod jobs;
 pub mod keys;

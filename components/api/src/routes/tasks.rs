@@ -31,9 +31,13 @@ pub fn visible(claims: &Claims, task: &Task) -> bool {
 fn parse_f64(req: &Req, name: &str) -> Result<Option<f64>, ApiError> {
     req.query_param(name)
         .map(|v| {
-            v.parse::<f64>().map_err(|_| {
-                ApiError::invalid_field(name, format!("{name} must be seconds since the epoch"))
-            })
+            // `NaN` and `inf` parse as f64 but are no time: every comparison with them is false.
+            v.parse::<f64>()
+                .ok()
+                .filter(|t| t.is_finite())
+                .ok_or_else(|| {
+                    ApiError::invalid_field(name, format!("{name} must be seconds since the epoch"))
+                })
         })
         .transpose()
 }
