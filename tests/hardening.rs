@@ -36,8 +36,14 @@ async fn every_accepted_id_reads_back_by_its_encoded_form() {
     for id in AWKWARD {
         let seg = encode_segment(id);
         let (status, task) = host.get(&format!("/api/v1/tasks/{seg}")).await;
-        assert_eq!((status, task["id"].as_str()), (200, Some(id)), "task {id:?} as {seg}");
-        let (status, _) = host.get(&format!("/api/admin/celery/jobs/{seg}/wait?timeout=0")).await;
+        assert_eq!(
+            (status, task["id"].as_str()),
+            (200, Some(id)),
+            "task {id:?} as {seg}"
+        );
+        let (status, _) = host
+            .get(&format!("/api/admin/celery/jobs/{seg}/wait?timeout=0"))
+            .await;
         assert_eq!(status, 200, "job wait for {id:?}");
         let (status, body) = host
             .post(&format!("/api/v1/tasks/{seg}/revoke"), &common::admin(), "")
@@ -47,10 +53,17 @@ async fn every_accepted_id_reads_back_by_its_encoded_form() {
     let worker = serde_json::json!({"type": "worker-online", "hostname": "host/with?odd#name"});
     assert_eq!(host.ingest(&worker.to_string()).await.0, 202);
     let (status, w) = host.get("/api/v1/workers/host%2Fwith%3Fodd%23name").await;
-    assert_eq!((status, w["id"].as_str()), (200, Some("host/with?odd#name")), "{w}");
+    assert_eq!(
+        (status, w["id"].as_str()),
+        (200, Some("host/with?odd#name")),
+        "{w}"
+    );
     // A path that is not percent-encoded UTF-8 is a clear 400, not a 404 or a crash.
     let (status, body) = host.get("/api/v1/tasks/%FF").await;
-    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("bad_request")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("bad_request"))
+    );
 }
 
 #[tokio::test]
@@ -99,7 +112,10 @@ async fn a_token_is_honoured_only_from_its_nbf() {
     let later = token_from(now + 600);
     let (status, body) = host.get_as("/api/v1/tasks", &later).await;
     assert_eq!(status, 401, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("not valid yet"));
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("not valid yet"));
     let sse = reqwest::get(host.url(&format!("/events?access_token={later}")))
         .await
         .unwrap();
