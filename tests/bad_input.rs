@@ -45,23 +45,24 @@ async fn bad_ingest_bodies_are_refused_and_change_nothing() {
             Some("uuid"),
         ),
         (
-            r#"{"type":"task-exploded","uuid":"t1"}"#,
+            r#"{"type":"worker-exploded","hostname":"w1"}"#,
             422,
             "invalid_field",
             Some("type"),
         ),
+        (r#"[]"#, 422, "invalid_field", Some("[]")),
         (
             r#"{"type":"task-progress","uuid":"t1","progress":250}"#,
             422,
             "invalid_field",
             Some("progress"),
         ),
-        // One bad event refuses the whole batch: t1 must not become STARTED.
+        // A batch none of whose events is usable is refused whole, with the first error.
         (
-            r#"[{"type":"task-started","uuid":"t1"},{"type":"task-failed","uuid":"t1","runtime":"slow"}]"#,
+            r#"[{"type":"task-started","uuid":7},{"type":"task-failed","uuid":"t1","runtime":"slow"}]"#,
             422,
             "invalid_field",
-            Some("[1].runtime"),
+            Some("[0].uuid"),
         ),
     ];
     for (body, status, code, field) in cases {
@@ -70,6 +71,48 @@ async fn bad_ingest_bodies_are_refused_and_change_nothing() {
         assert_eq!(b["error"]["field"].as_str(), *field, "for {body}");
     }
     assert_eq!(snapshot(&host).await, before);
+}
+
+#[tokio::test]
+async fn a_batch_keeps_its_valid_events_and_lists_the_invalid_ones() {
+    let host = common::start().await;
+    let body = r#"[{"type":"task-received","uuid":"ok1","name":"add","timestamp":1},
+                   {"type":"task-failed","uuid":"ok1","runtime":"slow"},
+                   "not an event",
+                   {"type":"task-custom-note","uuid":"ok1","note":"kept","timestamp":2},
+                   {"type":"task-started","uuid":"ok1","timestamp":3}]"#;
+    let (s, b) = host.ingest(body).await;
+    assert_eq!((s, b["accepted"].as_u64()), (202, Some(3)), "{b}");
+    let refused = b["refused"].as_array().unwrap();
+    assert_eq!(refused.len(), 2);
+    assert_eq!(
+        (
+            refused[0]["index"].as_u64(),
+            refused[0]["error"]["field"].as_str()
+        ),
+        (Some(1), Some("[1].runtime"))
+    );
+    assert_eq!(
+        (
+            refused[1]["index"].as_u64(),
+            refused[1]["error"]["code"].as_str()
+        ),
+        (Some(2), Some("invalid_field"))
+    );
+    let (_, t) = host.get("/api/v1/tasks/ok1").await;
+    assert_eq!(
+        (t["state"].as_str(), t["runtime"].as_f64()),
+        (Some("STARTED"), None)
+    );
+    let (_, h) = host.get("/api/v1/tasks/ok1/events").await;
+    let kinds: Vec<&str> = h["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["type"].as_str())
+        .collect();
+    assert_eq!(kinds, ["task-received", "task-custom-note", "task-started"]);
+    assert_eq!(h["events"][1]["fields"]["note"], "kept");
 }
 
 #[tokio::test]
@@ -253,11 +296,9 @@ async fn every_endpoint_checks_token_and_role() {
         ("POST", "/api/v1/workers/sweep", viewer.as_str()),
         ("GET", "/api/v1/queues", producer.as_str()),
         ("GET", "/api/v1/dashboard", producer.as_str()),
-        (
-            "GET",
-            "/api/v1/queue/circuit-breaker-status",
-            producer.as_str(),
-        ),
+        // The breaker status is for every role (the bridge's publish guard reads it).
+        ("GET", "/api/v1/tasks/x/events", producer.as_str()),
+        ("POST", "/api/v1/workers/x/control", viewer.as_str()),
         (
             "POST",
             "/api/v1/queue/open-circuit-breaker",

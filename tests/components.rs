@@ -10,13 +10,14 @@ use std::time::Duration;
 use axum::body::Body;
 use http_body_util::BodyExt;
 use serde_json::Value;
-use vigil::dispatch::{
+use vigil_core::auth::Role;
+use vigil_kv::Stores;
+use vigil_push::dispatch::{
     Decision, DispatchComponent, Encoding, Event, Filter, RateState, Subscriber,
 };
-use vigil::kv::Stores;
-use vigil::manifest::Manifest;
-use vigil::spin_http::HttpComponents;
-use vigil_core::auth::Role;
+use vigil_runtime::http::HttpComponents;
+use vigil_runtime::key_value::KeyValue;
+use vigil_runtime::manifest::Manifest;
 
 fn wasm(name: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -45,13 +46,16 @@ async fn call(
 }
 
 /// The manifest's components on a fresh engine, with the embedded store in `data`.
-fn load_components(data: &std::path::Path) -> (HttpComponents, Arc<Stores>) {
-    let engine = vigil::engine::build().unwrap();
-    vigil::engine::start_epoch_ticker(&engine);
+fn load_components(data: &std::path::Path) -> (HttpComponents, Arc<KeyValue>) {
+    let engine = vigil_runtime::engine::build().unwrap();
+    vigil_runtime::engine::start_epoch_ticker(&engine);
     let manifest = Manifest::load(&common::manifest()).unwrap();
-    let stores = Arc::new(Stores::open(&vigil::runtime_config::load(None, data).unwrap()).unwrap());
+    let stores = Arc::new(KeyValue::new(
+        Stores::open(&vigil_kv::config::load(None, data).unwrap()).unwrap(),
+        None,
+    ));
     let vars = HashMap::from([("jwt_secret".to_owned(), common::SECRET.to_owned())]);
-    let app_vars = vigil::variables::resolve_app(&manifest, &vars).unwrap();
+    let app_vars = vigil_runtime::variables::resolve_app(&manifest, &vars).unwrap();
     let app_dir = common::manifest().parent().unwrap().to_path_buf();
     let c = HttpComponents::load(
         &engine,
@@ -140,8 +144,8 @@ fn subscriber(encoding: Encoding, owner: Option<&str>, rate: u32) -> Subscriber 
 
 #[tokio::test]
 async fn dispatch_component_decides_a_batch() {
-    let engine = vigil::engine::build().unwrap();
-    vigil::engine::start_epoch_ticker(&engine);
+    let engine = vigil_runtime::engine::build().unwrap();
+    vigil_runtime::engine::start_epoch_ticker(&engine);
     let mut d = DispatchComponent::load(&engine, &wasm("vigil_dispatch.wasm"))
         .await
         .unwrap();
@@ -191,7 +195,7 @@ async fn dispatch_component_decides_a_batch() {
 /// Spin 2.0 key-value and variables interfaces, and must export wasi:http's handler.
 #[test]
 fn api_component_imports_only_what_every_spin_provides() {
-    let engine = vigil::engine::build().unwrap();
+    let engine = vigil_runtime::engine::build().unwrap();
     let component =
         wasmtime::component::Component::from_file(&engine, wasm("vigil_api.wasm")).unwrap();
     let ty = component.component_type();
@@ -222,7 +226,7 @@ fn api_component_imports_only_what_every_spin_provides() {
 /// opens no store and reads no variable), exporting wasi:http's handler.
 #[test]
 fn dashboard_component_imports_only_wasi() {
-    let engine = vigil::engine::build().unwrap();
+    let engine = vigil_runtime::engine::build().unwrap();
     let component =
         wasmtime::component::Component::from_file(&engine, wasm("vigil_dashboard.wasm")).unwrap();
     let ty = component.component_type();

@@ -118,7 +118,8 @@ async fn real_responses_match_the_served_document() {
     assert_eq!(status, 200);
     assert_eq!(doc["openapi"], "3.1.0");
 
-    let seed = r#"[{"type":"task-received","uuid":"t1","name":"add","routing_key":"celery","owner":"root","totalBatches":4,"completedBatches":1},
+    let seed = r#"[{"type":"task-sent","uuid":"t1","name":"add","queue":"celery"},{"type":"task-checkpoint","uuid":"t1","n":1},{"type":"nope"},
+                   {"type":"task-received","uuid":"t1","name":"add","routing_key":"celery","owner":"root","totalBatches":4,"completedBatches":1},
                    {"type":"task-succeeded","uuid":"t2","routing_key":"celery","result":"ok"},
                    {"type":"worker-heartbeat","hostname":"w1","active":1},{"type":"queue-stats","queue":"celery","messages":3},
                    {"type":"system-metrics","cpu":3}]"#;
@@ -154,9 +155,39 @@ async fn real_responses_match_the_served_document() {
         ),
         ("GET", "/api/v1/tasks/t1".into(), &admin, String::new()),
         ("GET", "/api/v1/tasks/nope".into(), &admin, String::new()),
+        (
+            "GET",
+            "/api/v1/tasks/t1/events".into(),
+            &admin,
+            String::new(),
+        ),
+        (
+            "GET",
+            "/api/v1/tasks/nope/events".into(),
+            &admin,
+            String::new(),
+        ),
         ("GET", "/api/v1/jobs".into(), &admin, String::new()),
         ("GET", "/api/v1/workers".into(), &admin, String::new()),
         ("GET", "/api/v1/workers/w1".into(), &admin, String::new()),
+        (
+            "POST",
+            "/api/v1/workers/w1/control".into(),
+            &admin,
+            r#"{"command":"pool_grow","n":2}"#.into(),
+        ),
+        (
+            "POST",
+            "/api/v1/workers/w1/control".into(),
+            &admin,
+            r#"{"command":"autoscale","max":1,"min":2}"#.into(),
+        ),
+        (
+            "POST",
+            "/api/v1/workers/nope/control".into(),
+            &admin,
+            r#"{"command":"shutdown"}"#.into(),
+        ),
         (
             "POST",
             "/api/v1/workers/sweep".into(),

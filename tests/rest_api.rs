@@ -130,9 +130,14 @@ async fn seed_002_circuit_breaker_contract() {
         "open"
     );
 
-    // While open, new tasks for the queue are refused whole, with a JSON reason.
+    // While open, a job submitted through Vigil is refused with a JSON reason, and
+    // nothing is written...
     let (s, e) = host
-        .ingest(r#"[{"type":"task-received","uuid":"x","routing_key":"celery"}]"#)
+        .post(
+            "/api/admin/celery/jobs/embed",
+            &admin,
+            r#"{"queue":"celery"}"#,
+        )
         .await;
     assert_eq!(
         (s, e["error"]["code"].as_str()),
@@ -142,7 +147,23 @@ async fn seed_002_circuit_breaker_contract() {
         .as_str()
         .unwrap()
         .contains("maintenance"));
-    assert_eq!(host.get("/api/v1/tasks/x").await.0, 404, "nothing written");
+    assert_eq!(
+        host.get("/api/v1/jobs").await.1["total"],
+        0,
+        "nothing written"
+    );
+    // ...but a task that exists in the cluster is a fact: recorded, and marked.
+    let (s, b) = host
+        .ingest(r#"[{"type":"task-received","uuid":"x","routing_key":"celery"}]"#)
+        .await;
+    assert_eq!((s, b["accepted"].as_u64()), (202, Some(1)));
+    let (_, x) = host.get("/api/v1/tasks/x").await;
+    assert_eq!(
+        (x["state"].as_str(), x["while_breaker_open"].as_bool()),
+        (Some("RECEIVED"), Some(true))
+    );
+    let (_, h) = host.get("/api/v1/tasks/x/events").await;
+    assert_eq!(h["events"][0]["breaker_open"], true);
     assert_eq!(
         host.ingest(r#"{"type":"task-received","uuid":"y","routing_key":"other"}"#)
             .await
@@ -205,11 +226,53 @@ async fn breaker_opens_itself_on_failure_rate() {
         .get("/api/v1/queue/circuit-breaker-status?queue=flaky")
         .await;
     assert_eq!(b["data"]["state"], "open");
+    // Job submission to the queue is now refused; the failures themselves were recorded.
+    let (s, e) = host
+        .post(
+            "/api/admin/celery/jobs/retry",
+            &common::admin(),
+            r#"{"queue":"flaky"}"#,
+        )
+        .await;
     assert_eq!(
-        host.ingest(r#"{"type":"task-received","uuid":"new","routing_key":"flaky"}"#)
-            .await
-            .0,
-        503
+        (s, e["error"]["code"].as_str()),
+        (503, Some("circuit_open"))
+    );
+    assert_eq!(host.get("/api/v1/tasks/f9").await.1["state"], "FAILURE");
+}
+
+#[tokio::test]
+async fn a_batch_with_failures_opens_the_breaker_and_loses_nothing() {
+    // Issue 10: twelve tasks of one queue, received and failed, in one batch. The
+    // failures open the breaker part-way; every later event is still recorded.
+    let host = common::start().await;
+    let events: Vec<String> = (0..12)
+        .flat_map(|i| {
+            [
+                format!(r#"{{"type":"task-received","uuid":"b{i}","routing_key":"batchq","timestamp":{i}}}"#),
+                format!(r#"{{"type":"task-failed","uuid":"b{i}","exception":"E()","hostname":"w1","timestamp":{i}.5}}"#),
+            ]
+        })
+        .collect();
+    let (s, b) = host.ingest(&format!("[{}]", events.join(","))).await;
+    assert_eq!(
+        (
+            s,
+            b["accepted"].as_u64(),
+            b["refused"].as_array().map(Vec::len)
+        ),
+        (202, Some(24), Some(0))
+    );
+    let (_, list) = host.get("/api/v1/tasks?queue=batchq&state=FAILURE").await;
+    assert_eq!(list["total"], 12);
+    let (_, st) = host
+        .get("/api/v1/queue/circuit-breaker-status?queue=batchq")
+        .await;
+    assert_eq!(st["data"]["state"], "open");
+    assert_eq!(
+        host.get("/api/v1/workers/w1").await.1["failed"],
+        12,
+        "derived from task events"
     );
 }
 
@@ -292,7 +355,8 @@ async fn seed_000_job_submit_and_long_poll_wait() {
     let id = job["job_id"].as_str().unwrap().to_owned();
     assert_eq!(
         host.get(&format!("/api/v1/tasks/{id}")).await.1["state"],
-        "RECEIVED"
+        "PENDING",
+        "sent, not yet received by a worker"
     );
     // The job is listed as a job, for its owner (the submitting admin) only.
     let (_, jobs) = host.get("/api/v1/jobs").await;

@@ -9,19 +9,23 @@ use std::time::Duration;
 
 use axum::body::Body;
 use serde_json::Value;
-use vigil::kv::Stores;
-use vigil::manifest::Manifest;
-use vigil::spin_http::HttpComponents;
+use vigil_kv::Stores;
+use vigil_runtime::http::HttpComponents;
+use vigil_runtime::key_value::KeyValue;
+use vigil_runtime::manifest::Manifest;
 
 /// Another runtime (standing in for `spin up`): its own engine and its own connection to
 /// the SQLite file, sharing nothing in memory with the host.
 fn other_runtime(data: &std::path::Path) -> HttpComponents {
-    let engine = vigil::engine::build().unwrap();
-    vigil::engine::start_epoch_ticker(&engine);
+    let engine = vigil_runtime::engine::build().unwrap();
+    vigil_runtime::engine::start_epoch_ticker(&engine);
     let manifest = Manifest::load(&common::manifest()).unwrap();
-    let stores = Stores::open(&vigil::runtime_config::load(None, data).unwrap()).unwrap();
+    let stores = KeyValue::new(
+        Stores::open(&vigil_kv::config::load(None, data).unwrap()).unwrap(),
+        None,
+    );
     let vars = HashMap::from([("jwt_secret".to_owned(), common::SECRET.to_owned())]);
-    let app_vars = vigil::variables::resolve_app(&manifest, &vars).unwrap();
+    let app_vars = vigil_runtime::variables::resolve_app(&manifest, &vars).unwrap();
     let app_dir = common::manifest().parent().unwrap().to_path_buf();
     HttpComponents::load(
         &engine,

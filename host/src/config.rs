@@ -41,45 +41,7 @@ pub struct ServeConfig {
     /// Burst of REST requests a caller may make at once.
     pub rest_burst: u32,
     /// Push tuning.
-    pub push: PushConfig,
-}
-
-/// Per-connection push limits.
-#[derive(Debug, Clone)]
-pub struct PushConfig {
-    /// Messages per second sent straight away (seed 001's default is 10).
-    pub rate_per_sec: u32,
-    /// Updates held for the next `batch_update` before a subscriber counts as too slow.
-    pub max_held: u32,
-    /// Most updates in one `batch_update` (seed 001: 50).
-    pub batch_max: usize,
-    /// How often held updates are flushed (seed 001: 500 ms).
-    pub flush_interval: Duration,
-    /// Frames queued per connection before it counts as a slow consumer.
-    pub queue_capacity: usize,
-    /// Interval of SSE heartbeat comments and WebSocket pings.
-    pub heartbeat: Duration,
-    /// Oldest event a resuming client is replayed; further behind it gets `reset`
-    /// (the log's length, `ServeConfig::history`, bounds it too). Zero = no age limit.
-    pub history_max_age: Duration,
-    /// How often SSE clients get a `dashboard_update` snapshot (only when something
-    /// changed); zero turns it off.
-    pub dashboard_interval: Duration,
-}
-
-impl Default for PushConfig {
-    fn default() -> Self {
-        Self {
-            rate_per_sec: 10,
-            max_held: 1000,
-            batch_max: 50,
-            flush_interval: Duration::from_millis(500),
-            queue_capacity: 1024,
-            heartbeat: Duration::from_secs(15),
-            history_max_age: Duration::from_secs(24 * 3600),
-            dashboard_interval: Duration::from_secs(10),
-        }
-    }
+    pub push: vigil_push::config::PushConfig,
 }
 
 impl ServeConfig {
@@ -99,7 +61,7 @@ impl ServeConfig {
             sweep_interval: Duration::from_secs(5),
             rest_rate_per_sec: 100,
             rest_burst: 200,
-            push: PushConfig::default(),
+            push: Default::default(),
         }
     }
 

@@ -11,11 +11,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Notify;
+use vigil_core::celery_metrics::CeleryMetrics;
 use vigil_core::event::Event;
 use vigil_core::keys;
 
-use crate::hub::{Hub, Published};
-use crate::kv::KvBackend;
+use vigil_kv::KvBackend;
+use vigil_push::hub::{Hub, Published};
+use vigil_runtime::key_value::WriteWatch;
 
 /// Outbox entries moved per step.
 const STEP: usize = 256;
@@ -23,17 +25,38 @@ const STEP: usize = 256;
 /// ones are deleted.
 pub const HISTORY: u64 = 10_000;
 
+/// Wakes the relay when a component this host runs writes an outbox entry, so events
+/// move at once instead of at the next poll.
+pub struct OutboxWatch(pub Arc<Notify>);
+
+impl WriteWatch for OutboxWatch {
+    fn written(&self, _label: &str, key: &str) {
+        if key.starts_with(keys::OUTBOX_PREFIX) {
+            self.0.notify_one();
+        }
+    }
+}
+
+/// The Celery domain metrics `/metrics` shows, fed by every event this host relays.
+pub type SharedCeleryMetrics = Arc<std::sync::Mutex<CeleryMetrics>>;
+
 /// Moves outbox entries into the log and publishes them.
 pub struct Relay {
     kv: Arc<dyn KvBackend>,
     hub: Hub,
     seq: u64,
     history: u64,
+    metrics: SharedCeleryMetrics,
 }
 
 impl Relay {
-    /// A relay continuing the sequence stored in `kv`.
-    pub async fn new(kv: Arc<dyn KvBackend>, hub: Hub, history: u64) -> anyhow::Result<Self> {
+    /// A relay continuing the sequence stored in `kv`, counting what it relays in `metrics`.
+    pub async fn new(
+        kv: Arc<dyn KvBackend>,
+        hub: Hub,
+        history: u64,
+        metrics: SharedCeleryMetrics,
+    ) -> anyhow::Result<Self> {
         let seq = match kv.get(keys::SEQ_KEY).await? {
             Some(b) => String::from_utf8_lossy(&b).parse()?,
             None => 0,
@@ -43,6 +66,7 @@ impl Relay {
             hub,
             seq,
             history: history.max(1),
+            metrics,
         })
     }
 
@@ -102,6 +126,9 @@ impl Relay {
         );
         self.kv.write_batch(sets, deletes).await?;
         self.seq = seq;
+        if let Ok(mut m) = self.metrics.lock() {
+            out.iter().for_each(|p| m.observe(&p.event));
+        }
         let n = out.len();
         if n > 0 {
             self.hub.publish(out).await;

@@ -16,15 +16,19 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::config::{PushConfig, ServeConfig};
-use crate::dispatch::DispatchComponent;
-use crate::hub::Hub;
-use crate::kv::Stores;
-use crate::manifest::Manifest;
-use crate::metrics::Metrics;
+use tokio::sync::Notify;
+use vigil_kv::Stores;
+use vigil_push::dispatch::DispatchComponent;
+use vigil_push::hub::Hub;
+use vigil_push::metrics::Metrics;
+use vigil_push::PushState;
+use vigil_runtime::http::HttpComponents;
+use vigil_runtime::key_value::KeyValue;
+use vigil_runtime::manifest::Manifest;
+
+use crate::config::ServeConfig;
 use crate::rate_limit::RateLimiter;
-use crate::relay::Relay;
-use crate::spin_http::HttpComponents;
+use crate::relay::{OutboxWatch, Relay};
 use vigil_core::auth::{KeyConfig, Verifier, HOST_TOKEN_VARIABLE};
 
 /// Shared by every handler.
@@ -32,56 +36,37 @@ use vigil_core::auth::{KeyConfig, Verifier, HOST_TOKEN_VARIABLE};
 pub struct AppState(Arc<Inner>);
 
 struct Inner {
-    components: HttpComponents,
-    kv: Arc<dyn crate::kv::KvBackend>,
+    components: Arc<Components>,
     limiter: Option<RateLimiter>,
-    hub: Hub,
-    verifier: Verifier,
+    push: PushState,
     /// The bearer of the host's own calls to the components (see `HOST_TOKEN_VARIABLE`).
     host_token: String,
-    push: PushConfig,
-    metrics: Arc<Metrics>,
+    /// The Celery domain metrics (Flower's names), fed by the relay.
+    celery: crate::relay::SharedCeleryMetrics,
     /// Set once shutdown begins: `/ready` answers 503 from then on.
     draining: std::sync::atomic::AtomicBool,
 }
 
 impl AppState {
-    /// The hub.
-    pub fn hub(&self) -> &Hub {
-        &self.0.hub
-    }
-
-    /// The `default` store, where the event log lives.
-    pub fn kv(&self) -> &Arc<dyn crate::kv::KvBackend> {
-        &self.0.kv
-    }
-
-    /// Verifies tokens as the components do (same `jwt_*` variables).
-    pub fn verifier(&self) -> &Verifier {
-        &self.0.verifier
-    }
-
-    /// Push limits.
-    pub fn push(&self) -> &PushConfig {
+    /// What the push connections share.
+    pub fn push(&self) -> &PushState {
         &self.0.push
     }
+}
 
-    /// Push metrics.
-    pub fn metrics(&self) -> &Arc<Metrics> {
-        &self.0.metrics
-    }
+/// The manifest's components, also as the push side asks them for snapshots.
+struct Components(HttpComponents);
 
-    /// Serves `GET path` with the components as the holder of `token` would see it, e.g.
-    /// the dashboard snapshot a push connection starts with. `None` if the component
-    /// refused (its role may not see it) or answered something that is not JSON.
-    pub async fn internal_get(&self, path: &str, token: &str) -> Option<serde_json::Value> {
+#[async_trait::async_trait]
+impl vigil_push::state::Components for Components {
+    async fn get_json(&self, path: &str, token: &str) -> Option<serde_json::Value> {
         let req = http::Request::get(path)
             .header(http::header::HOST, "localhost")
             .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
             .body(axum::body::Body::empty())
             .ok()?;
         let client = SocketAddr::from(([127, 0, 0, 1], 0));
-        let resp = self.0.components.handle(req, client).await;
+        let resp = self.0.handle(req, client).await;
         if !resp.status().is_success() {
             tracing::debug!(path, status = %resp.status(), "internal request refused");
             return None;
@@ -100,17 +85,20 @@ const INTERNAL_BODY_LIMIT: usize = 16 * 1024 * 1024;
 /// `/events` (SSE), `/ws` (WebSocket), the rest to the components; and the Socket.IO
 /// handle, to close its sockets on shutdown.
 pub fn app(state: AppState) -> (Router, SocketIo) {
-    let (socketio, io) = crate::push::socketio::layer(&state);
+    let (socketio, io) = vigil_push::socketio::layer(state.push());
+    let push = Router::new()
+        .route("/events", get(vigil_push::sse::events))
+        .route("/ws", get(vigil_push::ws::upgrade))
+        .with_state(state.push().clone());
     let router = Router::new()
-        .route("/events", get(crate::push::sse::events))
-        .route("/ws", get(crate::push::ws::upgrade))
         .route("/metrics", get(metrics))
         .route("/ready", get(ready))
         .fallback(spin)
         .with_state(state)
+        .merge(push)
         .layer(socketio)
         .layer(axum::middleware::map_request(
-            crate::push::socketio::compact_request,
+            vigil_push::socketio::compact_request,
         ));
     (router, io)
 }
@@ -130,17 +118,21 @@ async fn spin(
             return too_many(wait);
         }
     }
-    app.0.components.handle(req, client).await
+    app.0.components.0.handle(req, client).await
 }
 
-/// `GET /metrics`: Prometheus text exposition.
+/// `GET /metrics`: Prometheus text exposition — the transports, then the Celery domain.
 async fn metrics(State(app): State<AppState>) -> Response {
+    let mut text = app.push().metrics().render();
+    if let Ok(celery) = app.0.celery.lock() {
+        celery.render(&mut text);
+    }
     (
         [(
             http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        app.metrics().render(),
+        text,
     )
         .into_response()
 }
@@ -151,16 +143,18 @@ async fn ready(State(app): State<AppState>) -> Response {
     use vigil_core::error::ApiError;
     let problem = if app.0.draining.load(std::sync::atomic::Ordering::Relaxed) {
         Some("shutting down".to_owned())
-    } else if app.hub().is_closed() {
+    } else if app.push().hub().is_closed() {
         Some("the push hub has stopped".to_owned())
-    } else if let Err(e) = app.kv().get(vigil_core::keys::SEQ_KEY).await {
+    } else if let Err(e) = app.push().kv().get(vigil_core::keys::SEQ_KEY).await {
         Some(format!("the store does not answer: {e:#}"))
     } else {
         None
     };
     match problem {
         None => axum::Json(serde_json::json!({ "status": "ready" })).into_response(),
-        Some(why) => crate::error::HttpError(ApiError::unavailable(why)).into_response_inner(),
+        Some(why) => {
+            vigil_runtime::error::HttpError(ApiError::unavailable(why)).into_response_inner()
+        }
     }
 }
 
@@ -168,7 +162,7 @@ async fn ready(State(app): State<AppState>) -> Response {
 fn too_many(wait: std::time::Duration) -> Response {
     let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
     let e = vigil_core::error::ApiError::rate_limited(secs);
-    let mut resp = crate::error::HttpError(e).into_response_inner();
+    let mut resp = vigil_runtime::error::HttpError(e).into_response_inner();
     resp.headers_mut()
         .insert(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
     resp
@@ -182,7 +176,7 @@ async fn sweep_workers(app: AppState, every: std::time::Duration) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if app.hub().is_closed() {
+        if app.push().hub().is_closed() {
             return;
         }
         let token = &app.0.host_token;
@@ -191,7 +185,7 @@ async fn sweep_workers(app: AppState, every: std::time::Duration) {
             .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
             .body(axum::body::Body::empty());
         if let Ok(req) = req {
-            let resp = app.0.components.handle(req, client).await;
+            let resp = app.0.components.0.handle(req, client).await;
             if !resp.status().is_success() {
                 tracing::warn!(status = %resp.status(), "worker sweep failed");
             }
@@ -243,7 +237,7 @@ fn app_variables(
     provided.insert(KeyConfig::SECRET.to_owned(), secret);
     let host_token = crate::config::random_hex(HOST_TOKEN_BYTES)?;
     provided.insert(HOST_TOKEN_VARIABLE.to_owned(), host_token);
-    crate::variables::resolve_app(manifest, &provided)
+    vigil_runtime::variables::resolve_app(manifest, &provided)
 }
 
 /// Builds everything from `config` and starts serving; `signal` also stops it.
@@ -260,40 +254,50 @@ pub async fn start(
         .get(HOST_TOKEN_VARIABLE)
         .cloned()
         .unwrap_or_default();
-    let store_config =
-        crate::runtime_config::load(config.runtime_config.as_deref(), &config.data_dir)?;
-    let stores = Arc::new(Stores::open(&store_config)?);
+    let store_config = vigil_kv::config::load(config.runtime_config.as_deref(), &config.data_dir)?;
+    let published = Arc::new(Notify::new());
+    let kv = Arc::new(KeyValue::new(
+        Stores::open(&store_config)?,
+        Some(Arc::new(OutboxWatch(published.clone()))),
+    ));
 
-    let engine = crate::engine::build()?;
-    crate::engine::start_epoch_ticker(&engine);
+    let engine = vigil_runtime::engine::build()?;
+    vigil_runtime::engine::start_epoch_ticker(&engine);
     let components = HttpComponents::load(
         &engine,
         &manifest,
         &app_dir,
         &app_vars,
-        stores.clone(),
+        kv.clone(),
         config.request_timeout,
     )?;
     let dispatch = DispatchComponent::load(&engine, &app_dir.join(&config.dispatch)).await?;
     let metrics = Arc::new(Metrics::default());
     let hub = Hub::start(dispatch, config.push.clone(), metrics.clone());
 
-    let kv = stores
+    let log = kv
         .get("default")
         .context("no `default` key-value store configured")?;
-    let relay = Relay::new(kv.clone(), hub.clone(), config.history).await?;
-    tokio::spawn(relay.run(stores.published.clone(), config.outbox_poll));
+    let celery = crate::relay::SharedCeleryMetrics::default();
+    let relay = Relay::new(log.clone(), hub.clone(), config.history, celery.clone()).await?;
+    tokio::spawn(relay.run(published, config.outbox_poll));
 
+    let components = Arc::new(Components(components));
+    let push = PushState::new(
+        hub.clone(),
+        log,
+        verifier,
+        config.push.clone(),
+        metrics,
+        components.clone(),
+    );
     let state = AppState(Arc::new(Inner {
         components,
-        kv,
         limiter: (config.rest_rate_per_sec > 0)
             .then(|| RateLimiter::new(config.rest_rate_per_sec, config.rest_burst)),
-        hub: hub.clone(),
-        verifier,
+        push,
         host_token,
-        push: config.push.clone(),
-        metrics,
+        celery,
         draining: Default::default(),
     }));
     tokio::spawn(sweep_workers(state.clone(), config.sweep_interval));

@@ -21,11 +21,10 @@ test('the breaker toggle opens the queue via REST; a close from elsewhere shows 
   const status = await rest('/api/v1/queue/circuit-breaker-status?queue=normal');
   assert.equal(status.body.data.state, 'open');
   assert.match(status.body.data.metadata.reason, /Manual toggle from dashboard/);
-  // The server now refuses new tasks for the queue.
-  const refused = await rest('/api/v1/events', {
-    token: PRODUCER, method: 'POST', body: { type: 'task-received', uuid: uid('x'), routing_key: 'normal' },
-  });
+  // The server now refuses jobs submitted to the queue.
+  const refused = await rest('/api/admin/celery/jobs/demo.job', { method: 'POST', body: { queue: 'normal' } });
   assert.equal(refused.status, 503);
+  assert.equal(refused.body.error.code, 'circuit_open');
 
   // Closed by someone else (REST, not this page): the pushed event updates the page.
   const closed = await rest('/api/v1/queue/close-circuit-breaker', { method: 'POST', body: { queue: 'normal', reason: 'ops' } });

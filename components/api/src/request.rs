@@ -72,6 +72,7 @@ async fn read_body(req: IncomingRequest) -> Result<Vec<u8>, ApiError> {
     Ok(body)
 }
 
+/// A query value, percent-decoded, `+` as a space (form encoding).
 fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -147,5 +148,65 @@ impl Req {
             Ok(_) => Err(ApiError::bad_request("body must be a JSON object")),
             Err(e) => Err(ApiError::bad_request(format!("malformed JSON: {e}"))),
         }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A request as the routes see it, for tests.
+    pub fn req(method: Method, path_and_query: &str, body: &str) -> Req {
+        let (path, query) = path_and_query
+            .split_once('?')
+            .unwrap_or((path_and_query, ""));
+        Req {
+            method,
+            path: path.to_owned(),
+            query: query.to_owned(),
+            authorization: None,
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn query_parameters_are_decoded_and_checked() {
+        let r = req(Method::Get, "/x?q=a%20b+c&n=7&flag&bad=%zz", "");
+        assert_eq!(r.query_param("q").as_deref(), Some("a b c"));
+        assert_eq!(r.query_param("bad").as_deref(), Some("%zz"));
+        assert_eq!(r.query_param("missing"), None);
+        assert_eq!(r.query_u64("n", 1..=10, 3).unwrap(), 7);
+        assert_eq!(r.query_u64("missing", 1..=10, 3).unwrap(), 3);
+        let e = r.query_u64("n", 1..=5, 3).unwrap_err();
+        assert_eq!((e.status, e.field.as_deref()), (422, Some("n")));
+        assert!(r.query_bool("flag").unwrap());
+        assert!(!r.query_bool("missing").unwrap());
+        assert_eq!(r.query_bool("q").unwrap_err().status, 422);
+    }
+
+    #[test]
+    fn json_bodies_must_be_objects() {
+        assert!(req(Method::Post, "/", "  ")
+            .json_object()
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            req(Method::Post, "/", r#"{"a":1}"#).json_object().unwrap()["a"],
+            1
+        );
+        assert_eq!(
+            req(Method::Post, "/", "[1]")
+                .json_object()
+                .unwrap_err()
+                .status,
+            400
+        );
+        assert_eq!(
+            req(Method::Post, "/", "{oops")
+                .json_object()
+                .unwrap_err()
+                .status,
+            400
+        );
     }
 }

@@ -5,10 +5,12 @@
 // - table.js:  the virtualised task table.
 // - views.js:  the panels (jobs, queues, breakers, workers, metrics, notifications).
 // - chart.js:  the small queue chart.
+// - details.js: the drawer with a task's or a worker's details and controls.
 
 import { HybridClient } from './client.js';
 import { VirtualTable } from './table.js';
 import * as views from './views.js';
+import * as details from './details.js';
 
 const TOKEN_KEY = 'vigil.token';
 /** Tasks fetched for the first paint (the API's maximum page). */
@@ -166,6 +168,7 @@ function applyEvent(ev) {
   const d = ev.data || {};
   switch (ev.type) {
     case 'task_update':
+      details.changed('task', d.id);
       return upsertTask(d, true);
     case 'batch_progress': {
       const cur = store.tasks.get(d.jobId);
@@ -182,6 +185,7 @@ function applyEvent(ev) {
     case 'worker_deregistered':
     case 'worker_status_change':
     case 'worker_status_update':
+      details.changed('worker', d.id);
       store.workers.set(d.id, { ...store.workers.get(d.id), ...d });
       return store.dirty.add('workers');
     case 'circuit_breaker':
@@ -220,7 +224,14 @@ export function schedule() {
 }
 
 function start(since) {
-  views.init(store, { revoke, toggleBreaker, table: (el, fill) => new VirtualTable(el, fill) });
+  details.initDetails({ api, toast: views.toast, admin: () => store.claims.role === 'admin' });
+  views.init(store, {
+    revoke,
+    toggleBreaker,
+    openTask: details.openTask,
+    openWorker: details.openWorker,
+    table: (el, fill) => new VirtualTable(el, fill),
+  });
   // `?block=ws` (or `ws,sse`) makes the page treat those transports as unreachable.
   const block = (new URLSearchParams(location.search).get('block') || '').split(',').filter(Boolean);
   const client = new HybridClient({

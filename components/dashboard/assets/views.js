@@ -3,7 +3,7 @@
 
 import { drawLines } from './chart.js';
 
-const STATES = ['PENDING', 'RECEIVED', 'STARTED', 'PROGRESS', 'RETRY', 'SUCCESS', 'FAILURE', 'REVOKED'];
+const STATES = ['PENDING', 'RECEIVED', 'STARTED', 'PROGRESS', 'RETRY', 'SUCCESS', 'FAILURE', 'REVOKED', 'REJECTED'];
 const FINAL = new Set(['SUCCESS', 'FAILURE', 'REVOKED']);
 /** Samples kept for the chart (one per second: two minutes). */
 const HISTORY = 120;
@@ -121,8 +121,10 @@ function fillRow(t, row) {
   if (!row.firstChild) {
     const revoke = el('button', { class: 'ghost small', textContent: 'Revoke' });
     revoke.onclick = () => actions.revoke(row.dataset.id);
+    const name = el('strong', { title: 'open the task' });
+    name.onclick = () => actions.openTask(row.dataset.id);
     row.append(el('span', { class: 'badge' }),
-      el('span', { class: 'name' }, el('strong'), ' ', el('code')),
+      el('span', { class: 'name' }, name, ' ', el('code')),
       el('span'), el('span'), progressBar(0), el('span'), revoke);
   }
   row.dataset.id = t.id;
@@ -307,8 +309,10 @@ function drawWorkers(store) {
     const age = w.heartbeat_at ? now - w.heartbeat_at : null;
     // Health: the server's status, plus "late" when heartbeats stop before it says offline.
     const health = w.status === 'offline' ? 'offline' : age != null && age > 15 ? 'late' : w.status;
+    const name = el('td', { textContent: w.id, title: 'open the worker' });
+    name.onclick = () => actions.openWorker(w.id);
     return el('tr', { 'data-worker': w.id, 'data-health': health },
-      el('td', { textContent: w.id }),
+      name,
       el('td', {}, el('span', { class: `badge w-${health}`, textContent: health })),
       el('td', { textContent: age == null ? '—' : `${Math.max(0, Math.round(age))} s ago` }),
       ...[fmt(w.cpu), fmt(w.memory), w.active, w.processed, w.failed].map((v) => el('td', { textContent: v ?? '—' })));

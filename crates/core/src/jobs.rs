@@ -22,7 +22,7 @@ pub fn job_event(task: &Task, ts_ms: u64) -> Event {
         TaskState::Started => "started",
         TaskState::Progress => "progress",
         TaskState::Success => "completed",
-        TaskState::Failure | TaskState::Revoked => "failed",
+        TaskState::Failure | TaskState::Revoked | TaskState::Rejected => "failed",
     };
     let mut data = json!({
         "jobId": task.id,
@@ -61,6 +61,7 @@ fn error_of(task: &Task) -> Option<String> {
                 .unwrap_or_else(|| "the job failed".to_owned()),
         ),
         TaskState::Revoked => Some("the job was revoked".to_owned()),
+        TaskState::Rejected => Some("the job was rejected by its worker".to_owned()),
         _ => None,
     }
 }

@@ -1,6 +1,9 @@
 //! Key-value layout shared by the components (which write) and the host (which relays).
 //!
 //! - `task/{id}`: a [`crate::task::Task`] as JSON.
+//! - `history/{id}`: the task's events in order, a [`crate::history::History`].
+//! - `children/{id}`: ids of the tasks it sent (their `parent_id` is `id`), a JSON array.
+//!   [`task_keys`] lists every key that belongs to one task.
 //! - `outbox/{micros:016x}-{nonce:016x}`: a JSON array of unsequenced events a component
 //!   published; the host's relay moves them into the event log.
 //! - `event/{seq:020}`: one sequenced [`crate::event::Event`]; the bounded history that
@@ -26,9 +29,39 @@ pub const BREAKER_PREFIX: &str = "breaker/";
 /// The last system metrics reported.
 pub const SYSTEM_METRICS: &str = "metrics/system";
 
+/// Prefix of task histories.
+pub const HISTORY_PREFIX: &str = "history/";
+/// Prefix of task children lists.
+pub const CHILDREN_PREFIX: &str = "children/";
+
 /// Key of a task record.
 pub fn task(id: &str) -> String {
     format!("{TASK_PREFIX}{id}")
+}
+
+/// Key of a task's event history.
+pub fn history(id: &str) -> String {
+    format!("{HISTORY_PREFIX}{id}")
+}
+
+/// Key of the list of a task's children.
+pub fn children(id: &str) -> String {
+    format!("{CHILDREN_PREFIX}{id}")
+}
+
+/// Every key that belongs to task `id`: delete them all to forget the task.
+pub fn task_keys(id: &str) -> [String; 3] {
+    [task(id), history(id), children(id)]
+}
+
+/// Key of a worker record.
+pub fn worker(hostname: &str) -> String {
+    format!("{WORKER_PREFIX}{hostname}")
+}
+
+/// Key of a queue's circuit breaker.
+pub fn breaker(queue: &str) -> String {
+    format!("{BREAKER_PREFIX}{queue}")
 }
 
 /// Key of an outbox entry. Keys sort by time, so the relay keeps publication order;
@@ -52,5 +85,9 @@ mod tests {
         assert!(outbox(0xff, 5) < outbox(0x100, 0));
         assert!(event(9) < event(10));
         assert_eq!(task("abc"), "task/abc");
+        assert_eq!(
+            task_keys("abc"),
+            ["task/abc", "history/abc", "children/abc"].map(String::from)
+        );
     }
 }

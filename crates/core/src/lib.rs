@@ -2,7 +2,11 @@
 //!
 //! - [`task`]: the task record and its states.
 //! - [`ingest`]: parsing and validating producers' events (Celery's event format).
-//! - [`apply`]: how an ingested event changes a task record, and the event it publishes.
+//! - [`apply`]: how an ingested event changes a task record (Celery's precedence rule).
+//! - [`attempt`]: a task's runs (the first, then one per retry), each with its own times.
+//! - [`history`]: every event of a task, in order, for its detail view.
+//! - [`control`]: worker control commands (pool, consumers, limits, shutdown).
+//! - [`celery_metrics`]: the Celery domain in Prometheus, as Flower exports it.
 //! - [`jobs`]: seed 003's job notifications, queue status and system metrics.
 //! - [`event`]: the published event envelope every push transport carries.
 //! - [`auth`]: JWT tokens, roles and what each role may do.
@@ -14,10 +18,14 @@
 #![deny(missing_docs)]
 
 pub mod apply;
+pub mod attempt;
 pub mod auth;
 pub mod breaker;
+pub mod celery_metrics;
+pub mod control;
 pub mod error;
 pub mod event;
+pub mod history;
 pub mod ids;
 pub mod ingest;
 pub mod jobs;

@@ -67,7 +67,7 @@ pub fn summarize(
             TaskState::Started | TaskState::Progress => s.active += 1,
             TaskState::Success => s.succeeded += 1,
             TaskState::Failure => s.failed += 1,
-            TaskState::Revoked => {}
+            TaskState::Revoked | TaskState::Rejected => {}
         }
         if t.finished_at.is_some_and(|f| now - f <= THROUGHPUT_WINDOW) {
             s.throughput += 60.0 / THROUGHPUT_WINDOW;

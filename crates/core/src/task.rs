@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+pub use crate::attempt::Attempt;
+
 /// Lifecycle state of a task, named as Celery names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
@@ -23,13 +25,16 @@ pub enum TaskState {
     Retry,
     /// Cancelled.
     Revoked,
+    /// Refused by the worker (Celery's `Reject`); requeued or dropped.
+    Rejected,
 }
 
 impl TaskState {
     /// All states, in lifecycle order.
-    pub const ALL: [TaskState; 8] = [
+    pub const ALL: [TaskState; 9] = [
         Self::Pending,
         Self::Received,
+        Self::Rejected,
         Self::Started,
         Self::Progress,
         Self::Retry,
@@ -49,6 +54,7 @@ impl TaskState {
             Self::Failure => "FAILURE",
             Self::Retry => "RETRY",
             Self::Revoked => "REVOKED",
+            Self::Rejected => "REJECTED",
         }
     }
 
@@ -64,15 +70,33 @@ impl TaskState {
         matches!(self, Self::Success | Self::Failure | Self::Revoked)
     }
 
-    /// Tie-break between two events with the same timestamp: the later stage wins.
+    /// Where the state sits in one attempt's lifecycle; a later stage never goes back.
     pub fn rank(self) -> u8 {
         match self {
             Self::Pending => 0,
-            Self::Received => 1,
+            Self::Received | Self::Rejected => 1,
             Self::Started => 2,
             Self::Progress => 3,
             Self::Retry => 4,
             Self::Success | Self::Failure | Self::Revoked => 5,
+        }
+    }
+
+    /// Celery's precedence (`celery.states.PRECEDENCE`): a lower number wins. An event
+    /// whose state has a higher number than the task's "happened before" it, so it does
+    /// not move the state — except to or from RETRY, which always does. PROGRESS is a
+    /// custom state to Celery, ranked between the final states and REVOKED.
+    pub fn precedence(self) -> u8 {
+        match self {
+            Self::Success => 0,
+            Self::Failure => 1,
+            Self::Progress => 2,
+            Self::Revoked => 3,
+            Self::Started => 4,
+            Self::Received => 5,
+            Self::Rejected => 6,
+            Self::Retry => 7,
+            Self::Pending => 8,
         }
     }
 }
@@ -93,6 +117,27 @@ pub struct Task {
     /// Hostname of the worker running it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worker: Option<String>,
+    /// Hostname of the client that sent it (`task-sent`'s `hostname`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+    /// Exchange it was published to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exchange: Option<String>,
+    /// Routing key it was published with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routing_key: Option<String>,
+    /// Earliest time to run it, as Celery reports it (ISO 8601).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eta: Option<Value>,
+    /// When it expires, as Celery reports it (ISO 8601).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<Value>,
+    /// The task that sent it, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_id: Option<String>,
+    /// The first task of its workflow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_id: Option<String>,
     /// User id of whoever owns the task; viewers see only their own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
@@ -123,10 +168,13 @@ pub struct Task {
     /// Run time in seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runtime: Option<f64>,
-    /// When a worker received it (seconds since the epoch).
+    /// When it was sent (seconds since the epoch), latest attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent_at: Option<f64>,
+    /// When a worker received it (seconds since the epoch), latest attempt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub received_at: Option<f64>,
-    /// When it started (seconds since the epoch).
+    /// When it started (seconds since the epoch), latest attempt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<f64>,
     /// When it finished (seconds since the epoch).
@@ -160,8 +208,18 @@ pub struct Task {
         skip_serializing_if = "Option::is_none"
     )]
     pub queue_position: Option<u64>,
-    /// Timestamp of the event that set the current state; older events do not change it.
+    /// Timestamp of the event that set the current state.
     pub state_at: f64,
+    /// One entry per run (the first, then one per retry), each with its own times.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<Attempt>,
+    /// Type of the last event applied, e.g. `task-started`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_event: Option<String>,
+    /// Vigil first heard of it while its queue's breaker was open: the task existed in
+    /// the cluster all the same, so it is recorded, and marked.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub while_breaker_open: bool,
     /// Fields Vigil does not know, kept as the producer sent them.
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub extra: Map<String, Value>,
@@ -191,6 +249,13 @@ impl Task {
             state: TaskState::Pending,
             queue: None,
             worker: None,
+            client: None,
+            exchange: None,
+            routing_key: None,
+            eta: None,
+            expires: None,
+            parent_id: None,
+            root_id: None,
             owner: None,
             args: None,
             kwargs: None,
@@ -201,6 +266,7 @@ impl Task {
             traceback: None,
             retries: 0,
             runtime: None,
+            sent_at: None,
             received_at: None,
             started_at: None,
             finished_at: None,
@@ -209,6 +275,9 @@ impl Task {
             eta_secs: None,
             queue_position: None,
             state_at: f64::MIN,
+            attempts: Vec::new(),
+            last_event: None,
+            while_breaker_open: false,
             extra: Map::new(),
         }
     }

@@ -92,6 +92,7 @@ struct Producer {
     http: reqwest::Client,
     events_url: String,
     health_url: String,
+    breaker_url: String,
     secret: String,
 }
 
@@ -108,6 +109,7 @@ impl Producer {
                 .context("building the HTTP client")?,
             events_url: format!("{base}/api/v1/events"),
             health_url: format!("{base}/health"),
+            breaker_url: format!("{base}/api/v1/queue/circuit-breaker-status"),
             secret: config.secret.clone(),
         })
     }
@@ -161,13 +163,31 @@ impl Producer {
         Ok(())
     }
 
-    /// Submits one new task: `Ok(false)` when its queue's breaker refused it.
+    /// Submits one new task as an application with the bridge's publish guard does:
+    /// `Ok(false)`, and nothing sent, while its queue's breaker is open. (Vigil records
+    /// events of tasks that exist whatever the breaker; the guard is what stops new ones.)
     async fn submit(&self, event: &Value) -> anyhow::Result<bool> {
+        let queue = event["routing_key"].as_str().unwrap_or("celery");
+        if self.breaker_open(queue).await? {
+            return Ok(false);
+        }
         match self.post(event).await? {
             (202, _) => Ok(true),
-            (503, body) if body["error"]["code"] == "circuit_open" => Ok(false),
             (status, body) => bail!("ingest answered {status}: {body}"),
         }
+    }
+
+    async fn breaker_open(&self, queue: &str) -> anyhow::Result<bool> {
+        let url = reqwest::Url::parse_with_params(&self.breaker_url, [("queue", queue)])?;
+        let resp = self
+            .http
+            .get(url)
+            .bearer_auth(self.token())
+            .send()
+            .await
+            .with_context(|| format!("GET {}", self.breaker_url))?;
+        let body = resp.json::<Value>().await.unwrap_or(Value::Null);
+        Ok(body["data"]["state"] == "open")
     }
 }
 

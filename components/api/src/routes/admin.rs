@@ -30,11 +30,14 @@ pub fn tasks(req: &Req) -> Result<Response, ApiError> {
     ))
 }
 
-/// `POST /api/admin/celery/tasks/{id}/revoke?terminate=`: records the revocation as a
-/// `task-revoked` event and publishes a `revoke` command for workers.
+/// `POST /api/admin/celery/tasks/{id}/revoke?terminate=&signal=`: records the
+/// revocation as a `task-revoked` event and publishes a `revoke` command, which the
+/// bridge carries out with Celery's `revoke(terminate=…, signal=…)`.
 pub fn revoke(req: &Req, id: &str) -> Result<Response, ApiError> {
     let claims = crate::auth::admin(req)?;
     let terminate = req.query_bool("terminate")?;
+    let signal =
+        vigil_core::control::revoke_signal(terminate, req.query_param("signal").as_deref())?;
     let kv = Kv::open()?;
     let task: Task = kv
         .get(&keys::task(id))?
@@ -46,11 +49,11 @@ pub fn revoke(req: &Req, id: &str) -> Result<Response, ApiError> {
         )));
     }
     let body = json!({ "type": "task-revoked", "uuid": id, "terminated": terminate, "revoked_by": claims.sub });
-    let events = vigil_core::ingest::parse_body(body.to_string().as_bytes())?;
+    let events = vigil_core::ingest::parse_body(body.to_string().as_bytes())?.events;
     let mut batch = Batch::new(&kv);
     batch.apply(&events[0])?;
-    let command =
-        json!({ "command": "revoke", "task_id": id, "terminate": terminate, "by": claims.sub });
+    let command = json!({ "command": "revoke", "task_id": id, "terminate": terminate,
+                          "signal": signal, "by": claims.sub });
     batch.publish(Event::new(
         "revoke",
         event::COMMANDS_TOPIC,
@@ -64,8 +67,11 @@ pub fn revoke(req: &Req, id: &str) -> Result<Response, ApiError> {
     ))
 }
 
-/// `POST /api/admin/celery/jobs/{name}`: records a job as PENDING, owned by the caller,
-/// and publishes a `submit` command for a worker or bridge to run it.
+/// `POST /api/admin/celery/jobs/{name}`: records a job as PENDING (a `task-sent`),
+/// owned by the caller, and publishes a `submit` command, which the bridge carries out
+/// with Celery's `send_task(name, args, kwargs, task_id=job_id, queue=queue)`. Refused
+/// with 503 `circuit_open` while the queue's breaker is open: that is what a breaker
+/// gates.
 pub fn submit(req: &Req, name: &str) -> Result<Response, ApiError> {
     let claims = crate::auth::admin(req)?;
     let body = req.json_object()?;
@@ -75,13 +81,14 @@ pub fn submit(req: &Req, name: &str) -> Result<Response, ApiError> {
         Some(_) => return Err(ApiError::invalid_field("queue", "queue must be a string")),
     };
     let kv = Kv::open()?;
+    crate::routes::breaker::admit(&kv, &queue)?;
     let id = new_id()?;
     let mut batch = Batch::new(&kv);
-    let received = json!({
-        "type": "task-received", "uuid": id, "name": name, "queue": queue,
+    let sent = json!({
+        "type": "task-sent", "uuid": id, "name": name, "queue": queue, "retries": 0,
         "owner": claims.sub, "args": body.get("args"), "kwargs": body.get("kwargs"), "job": true,
     });
-    for ev in vigil_core::ingest::parse_body(received.to_string().as_bytes())? {
+    for ev in vigil_core::ingest::parse_body(sent.to_string().as_bytes())?.events {
         if let IngestEvent::Task(_) = ev {
             batch.apply(&ev)?;
         }
@@ -175,4 +182,36 @@ pub fn workers(req: &Req) -> Result<Response, ApiError> {
         200,
         &Value::Array(crate::routes::workers::all(&Kv::open()?)?),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_ids_are_uuid_v4() {
+        let id = new_id().unwrap();
+        let parts: Vec<usize> = id.split('-').map(str::len).collect();
+        assert_eq!(parts, [8, 4, 4, 4, 12]);
+        assert_eq!(&id[14..15], "4");
+        assert_ne!(id, new_id().unwrap());
+    }
+
+    #[test]
+    fn finished_jobs_read_as_seed_000_says() {
+        let mut t = Task::new("j");
+        for (state, status) in [
+            (TaskState::Success, "completed"),
+            (TaskState::Failure, "failed"),
+            (TaskState::Revoked, "revoked"),
+            (TaskState::Started, "pending"),
+        ] {
+            t.state = state;
+            let v = job_view(&t);
+            assert_eq!(
+                (v["job_id"].as_str(), v["status"].as_str()),
+                (Some("j"), Some(status))
+            );
+        }
+    }
 }

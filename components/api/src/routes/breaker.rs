@@ -39,14 +39,26 @@ fn success(data: Value) -> Response {
     crate::json_response(200, &json!({ "status": "success", "data": data }))
 }
 
-/// `GET …/circuit-breaker-status`.
+/// `GET …/circuit-breaker-status`: for any valid token — producers too, so the bridge's
+/// publish guard can ask before Celery publishes a task.
 pub fn status(req: &Req) -> Result<Response, ApiError> {
-    crate::auth::reader(req)?;
+    crate::auth::claims(req)?;
     let q = queue(req, None)?;
     let b = load(&Kv::open()?, &q)?;
     Ok(success(
         b.status(crate::clock::secs(), &BreakerConfig::default()),
     ))
+}
+
+/// Refuses with 503 `circuit_open` (and the breaker's reason) when `queue`'s breaker is
+/// open: what job submission asks before creating a task.
+pub fn admit(kv: &Kv, queue: &str) -> Result<(), ApiError> {
+    let b = load(kv, queue)?;
+    if b.admits(crate::clock::secs(), &BreakerConfig::default()) {
+        Ok(())
+    } else {
+        Err(ApiError::circuit_open(queue, b.reason.as_deref()))
+    }
 }
 
 /// `POST …/open-circuit-breaker` or `…/close-circuit-breaker` (admin).

@@ -61,10 +61,12 @@ pub fn route(req: &Req) -> Result<Response, ApiError> {
         ["api", "v1", "tasks"] if get => tasks::list(req),
         ["api", "v1", "tasks", id] if get => tasks::get(req, id),
         ["api", "v1", "tasks", id, "revoke"] if post => admin::revoke(req, id),
+        ["api", "v1", "tasks", id, "events"] if get => tasks::events(req, id),
         ["api", "v1", "workers"] if get => workers::list(req),
         ["api", "v1", "jobs"] if get => tasks::jobs(req),
         ["api", "v1", "workers", "sweep"] if post => workers::sweep(req),
         ["api", "v1", "workers", id] if get => workers::get(req, id),
+        ["api", "v1", "workers", id, "control"] if post => workers::control(req, id),
         ["api", "v1", "queues"] if get => workers::list_queues(req),
         ["api", "v1", "dashboard"] if get => dashboard::get(req),
         ["api", "v1", "metrics", "system"] if get => metrics::get(req),
@@ -82,7 +84,8 @@ pub fn route(req: &Req) -> Result<Response, ApiError> {
         | ["api", "v1", "events" | "tasks" | "jobs" | "workers" | "queues" | "dashboard"]
         | ["api", "v1", "metrics", "system"]
         | ["api", "v1", "tasks" | "workers", _]
-        | ["api", "v1", "tasks", _, "revoke"]
+        | ["api", "v1", "tasks", _, "revoke" | "events"]
+        | ["api", "v1", "workers", _, "control"]
         | ["api", "v1", "queue", "circuit-breaker-status" | "open-circuit-breaker" | "close-circuit-breaker"]
         | ["api", "admin", "celery", "tasks" | "workers"]
         | ["api", "admin", "celery", "tasks", _, "revoke"]
@@ -91,5 +94,48 @@ pub fn route(req: &Req) -> Result<Response, ApiError> {
         | ["api", "admin", "celery", "queues", "stats"]
         | ["api", "auth", "refresh"] => wrong_method(),
         _ => Err(ApiError::not_found(format!("no route for {}", req.path))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::request::tests::req;
+
+    fn status(method: Method, path: &str) -> u16 {
+        match route(&req(method, path, "")) {
+            Ok(r) => *r.status(),
+            Err(e) => e.status,
+        }
+    }
+
+    #[test]
+    fn unknown_paths_are_404_and_known_ones_with_another_method_405() {
+        assert_eq!(status(Method::Get, "/health"), 200);
+        assert_eq!(status(Method::Get, "/api/v1/openapi.json"), 200);
+        assert_eq!(status(Method::Get, "/api/v1/nope"), 404);
+        assert_eq!(status(Method::Get, "/api/v1/tasks/a/b/c"), 404);
+        for path in [
+            "/health",
+            "/api/v1/tasks/x/revoke",
+            "/api/v1/tasks/x/events",
+            "/api/v1/workers/w/control",
+            "/api/admin/celery/jobs/x/wait",
+        ] {
+            let other = if path.ends_with("revoke") || path.ends_with("control") {
+                Method::Get
+            } else {
+                Method::Delete
+            };
+            assert_eq!(status(other, path), 405, "{path}");
+        }
+    }
+
+    #[test]
+    fn the_openapi_document_is_json_and_lists_the_new_routes() {
+        let doc: serde_json::Value = serde_json::from_str(OPENAPI).unwrap();
+        for path in ["/api/v1/tasks/{id}/events", "/api/v1/workers/{id}/control"] {
+            assert!(doc["paths"].get(path).is_some(), "{path} is not documented");
+        }
     }
 }

@@ -3,6 +3,7 @@
 use spin_sdk::http::Response;
 use vigil_core::auth::{Claims, Role};
 use vigil_core::error::ApiError;
+use vigil_core::history::History;
 use vigil_core::keys;
 use vigil_core::task::{Task, TaskState};
 
@@ -176,11 +177,74 @@ pub fn jobs(req: &Req) -> Result<Response, ApiError> {
     ))
 }
 
-/// One task, or 404 (also for a task the caller may not see: no existence leak).
-pub fn get(req: &Req, id: &str) -> Result<Response, ApiError> {
+/// The task `id` if `req`'s caller may see it, else 404 (no existence leak).
+fn visible_task(req: &Req, kv: &Kv, id: &str) -> Result<Task, ApiError> {
     let claims = crate::auth::reader(req)?;
-    match Kv::open()?.get::<Task>(&keys::task(id))? {
-        Some(task) if visible(&claims, &task) => Ok(crate::json_response(200, &task.view())),
+    match kv.get::<Task>(&keys::task(id))? {
+        Some(task) if visible(&claims, &task) => Ok(task),
         _ => Err(ApiError::not_found(format!("no task `{id}`"))),
+    }
+}
+
+/// `GET /api/v1/tasks/{id}`: the record (with its attempts) and `children`, the ids
+/// of the tasks it sent.
+pub fn get(req: &Req, id: &str) -> Result<Response, ApiError> {
+    let kv = Kv::open()?;
+    let task = visible_task(req, &kv, id)?;
+    let children: Vec<String> = kv.get(&keys::children(id))?.unwrap_or_default();
+    let mut view = task.view();
+    view["children"] = serde_json::json!(children);
+    Ok(crate::json_response(200, &view))
+}
+
+/// `GET /api/v1/tasks/{id}/events`: every event recorded about the task, in time
+/// order, each with all its fields: `{"task_id","events":[…],"dropped":n}`.
+pub fn events(req: &Req, id: &str) -> Result<Response, ApiError> {
+    let kv = Kv::open()?;
+    visible_task(req, &kv, id)?;
+    let history: History = kv.get(&keys::history(id))?.unwrap_or_default();
+    Ok(crate::json_response(
+        200,
+        &serde_json::json!({ "task_id": id, "events": history.events, "dropped": history.dropped }),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(id: &str, name: &str, runtime: Option<f64>) -> Task {
+        let mut t = Task::new(id);
+        t.name = Some(name.into());
+        t.runtime = runtime;
+        t.args = Some(serde_json::json!("('Report-42',)"));
+        t
+    }
+
+    #[test]
+    fn search_looks_at_id_name_and_arguments_case_insensitively() {
+        let t = task("ABC-1", "reports.Build", None);
+        assert!(matches_search(&t, "abc"));
+        assert!(matches_search(&t, "reports.build"));
+        assert!(matches_search(&t, "report-42"));
+        assert!(!matches_search(&t, "emails"));
+    }
+
+    #[test]
+    fn sort_keys_order_numbers_and_names_with_unknowns_first() {
+        let (a, b) = (task("a", "x", Some(2.0)), task("b", "y", None));
+        assert!(sort_key(&b, "runtime") < sort_key(&a, "runtime"));
+        assert!(sort_key(&a, "name") < sort_key(&b, "name"));
+    }
+
+    #[test]
+    fn jobs_are_submitted_tasks_or_batch_reporters() {
+        let mut t = task("a", "x", None);
+        assert!(!is_job(&t));
+        t.extra.insert("job".into(), serde_json::Value::Bool(true));
+        assert!(is_job(&t));
+        let mut b = task("b", "x", None);
+        b.total_batches = Some(3);
+        assert!(is_job(&b));
     }
 }

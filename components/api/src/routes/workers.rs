@@ -51,7 +51,7 @@ pub fn sweep(req: &Req) -> Result<Response, ApiError> {
     let mut events = Vec::new();
     for w in kv.all::<Worker>(keys::WORKER_PREFIX)? {
         if let Some(gone) = expire(&w, now, limit) {
-            kv.put(&format!("{}{}", keys::WORKER_PREFIX, gone.id), &gone)?;
+            kv.put(&keys::worker(&gone.id), &gone)?;
             let mut e = Event::new(
                 "worker_deregistered",
                 event::WORKERS_TOPIC,
@@ -77,12 +77,36 @@ pub fn list(req: &Req) -> Result<Response, ApiError> {
     ))
 }
 
-/// `GET /api/v1/workers/{id}`.
+/// `GET /api/v1/workers/{id}`: status, pid, software, load, heartbeat history, task
+/// counts by event type and what `inspect stats` said (pool, prefetch, …).
 pub fn get(req: &Req, id: &str) -> Result<Response, ApiError> {
     crate::auth::reader(req)?;
-    let w: Option<Worker> = Kv::open()?.get(&format!("{}{id}", keys::WORKER_PREFIX))?;
+    let w: Option<Worker> = Kv::open()?.get(&keys::worker(id))?;
     let w = w.ok_or_else(|| ApiError::not_found(format!("no worker `{id}`")))?;
     Ok(crate::json_response(200, &view(&w, crate::clock::secs())))
+}
+
+/// `POST /api/v1/workers/{id}/control` (admin), body `{"command": …, …}`: publishes a
+/// `control` command for the bridge, which carries it out on that worker with Celery's
+/// control API. Answers 202 `{"status":"sent","command":{…}}`.
+pub fn control(req: &Req, id: &str) -> Result<Response, ApiError> {
+    let claims = crate::auth::admin(req)?;
+    let body = req.json_object()?;
+    let kv = Kv::open()?;
+    if kv.get::<Worker>(&keys::worker(id))?.is_none() {
+        return Err(ApiError::not_found(format!("no worker `{id}`")));
+    }
+    let command = vigil_core::control::command(id, &body, &claims.sub)?;
+    kv.publish(&[Event::new(
+        vigil_core::control::CONTROL,
+        event::COMMANDS_TOPIC,
+        crate::clock::millis(),
+        command.clone(),
+    )])?;
+    Ok(crate::json_response(
+        202,
+        &json!({ "status": "sent", "command": command }),
+    ))
 }
 
 /// Every queue: counts derived from the tasks held plus what producers reported.

@@ -1,0 +1,74 @@
+//! Resume: a client that reconnects with its last sequence number (`Last-Event-ID`,
+//! `?since=`) gets every event it missed from the log, in order and without
+//! duplicates, or a `reset` when it is further behind than the kept history.
+
+use std::sync::Arc;
+
+use vigil_core::event::Event;
+use vigil_core::keys;
+
+use crate::hub::{Outgoing, Published, Subscription};
+use crate::metrics::Metrics;
+use crate::PushState;
+
+/// What a resuming connection sends before going live.
+pub enum Catchup {
+    /// The missed events, then live messages after `upto`.
+    Replay {
+        /// The missed events' frames, in order.
+        frames: Vec<Outgoing>,
+        /// Live messages up to here duplicate the replay: skip them.
+        upto: u64,
+    },
+    /// The gap is gone from the history: refetch the snapshot.
+    Reset {
+        /// Continue from here.
+        seq: u64,
+    },
+}
+
+/// The cursor a client resumes from: the `Last-Event-ID` header, else `?since=`.
+pub fn cursor(last_event_id: Option<&str>, since: Option<u64>) -> Option<u64> {
+    last_event_id.and_then(|v| v.trim().parse().ok()).or(since)
+}
+
+/// Reads the events after `since` for `sub`. Call it after subscribing: anything
+/// sequenced later arrives live, so nothing falls between the two. A gap the log no
+/// longer holds, or older than the configured history age, is a `reset`; so is a cursor
+/// past the head, which comes from a history this server does not have.
+pub async fn catch_up(app: &PushState, sub: &Subscription, since: u64) -> anyhow::Result<Catchup> {
+    let kv = app.kv();
+    let head = match kv.get(keys::SEQ_KEY).await? {
+        Some(b) => String::from_utf8_lossy(&b).parse()?,
+        None => 0,
+    };
+    if since > head {
+        return Ok(reset(app, head));
+    }
+    let max_age_ms = app.push().history_max_age.as_millis() as u64;
+    let oldest_ms = crate::hub::now_ms().saturating_sub(max_age_ms);
+    let mut missed = Vec::new();
+    for seq in since + 1..=head {
+        let Some(bytes) = kv.get(&keys::event(seq)).await? else {
+            return Ok(reset(app, head));
+        };
+        let json = String::from_utf8(bytes)?;
+        let event: Event = serde_json::from_str(&json)?;
+        if max_age_ms > 0 && event.ts < oldest_ms {
+            return Ok(reset(app, head));
+        }
+        missed.push(Arc::new(Published { event, json }));
+    }
+    Metrics::inc(&app.metrics().resume_hits);
+    let frames = if missed.is_empty() {
+        Vec::new()
+    } else {
+        app.hub().replay(sub.id, missed).await
+    };
+    Ok(Catchup::Replay { frames, upto: head })
+}
+
+fn reset(app: &PushState, head: u64) -> Catchup {
+    Metrics::inc(&app.metrics().resume_misses);
+    Catchup::Reset { seq: head }
+}
