@@ -122,3 +122,63 @@ async fn a_token_is_honoured_only_from_its_nbf() {
     assert_eq!(sse.status(), 401);
     assert_eq!(host.get_as("/api/v1/tasks", &token_from(now)).await.0, 200);
 }
+
+/// Status and the JSON error body of a raw request.
+async fn refusal(req: reqwest::RequestBuilder) -> (u16, Value) {
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let kind = resp.headers().get("content-type").cloned();
+    let body = resp.bytes().await.unwrap();
+    let v: Value = serde_json::from_slice(&body).unwrap_or_else(|_| {
+        panic!(
+            "{status} {kind:?} is not JSON: {:?}",
+            String::from_utf8_lossy(&body)
+        )
+    });
+    assert_eq!(v["error"]["status"], status, "{v}");
+    (status, v)
+}
+
+#[tokio::test]
+async fn every_refusal_the_host_makes_is_the_json_shape() {
+    let host = common::start().await;
+    let c = reqwest::Client::new();
+    let admin = common::admin();
+    for (method, path) in [
+        (reqwest::Method::POST, "/ws"),
+        (reqwest::Method::POST, "/events"),
+        (reqwest::Method::DELETE, "/metrics"),
+        (reqwest::Method::POST, "/ready"),
+    ] {
+        let (status, v) = refusal(c.request(method.clone(), host.url(path))).await;
+        assert_eq!(
+            (status, v["error"]["code"].as_str()),
+            (405, Some("method_not_allowed")),
+            "{method} {path}"
+        );
+    }
+    for query in [
+        "/events?since=abc",
+        "/events?since=-1",
+        "/events?since=18446744073709551616",
+        "/events?since=1&since=2",
+        "/ws?since=abc",
+    ] {
+        let (status, v) = refusal(c.get(host.url(query)).bearer_auth(&admin)).await;
+        assert_eq!(status, 400, "{query}: {v}");
+    }
+    let long = format!("/api/v1/tasks?search={}", "x".repeat(20 * 1024));
+    assert_eq!(
+        refusal(c.get(host.url(&long)).bearer_auth(&admin)).await.0,
+        414
+    );
+    let big = "y".repeat(70 * 1024);
+    let req = c.get(host.url("/health")).header("x-big", big);
+    assert_eq!(refusal(req).await.0, 431);
+    let body = vec![b' '; 2 * 1024 * 1024];
+    let req = c
+        .post(host.url("/api/v1/events"))
+        .bearer_auth(common::producer())
+        .body(body);
+    assert_eq!(refusal(req).await.0, 413);
+}

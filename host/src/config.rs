@@ -42,6 +42,8 @@ pub struct ServeConfig {
     pub rest_burst: u32,
     /// Push tuning.
     pub push: vigil_push::config::PushConfig,
+    /// Timeouts and the cap on connections.
+    pub connections: crate::connections::ConnectionLimits,
 }
 
 impl ServeConfig {
@@ -62,6 +64,7 @@ impl ServeConfig {
             rest_rate_per_sec: 100,
             rest_burst: 200,
             push: Default::default(),
+            connections: Default::default(),
         }
     }
 

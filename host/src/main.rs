@@ -23,7 +23,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the REST API (Spin components), SSE and WebSocket push.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print a signed token.
     Token(TokenArgs),
     /// Simulate workers, queues, tasks and a batch job against a running server.
@@ -45,6 +45,21 @@ struct JwtArgs {
     /// Accepted `aud` values, comma-separated.
     #[arg(long, env = "VIGIL_JWT_AUDIENCE")]
     jwt_audience: Option<String>,
+}
+
+/// Limits on every connection.
+#[derive(clap::Args)]
+struct ConnectionArgs {
+    /// Longest a client may take to send request headers; also bounds an idle
+    /// keep-alive connection (e.g. 10s).
+    #[arg(long, env = "VIGIL_HEADER_READ_TIMEOUT", default_value = "10s")]
+    header_read_timeout: String,
+    /// Longest a write may make no progress before the connection is closed (e.g. 30s).
+    #[arg(long, env = "VIGIL_WRITE_TIMEOUT", default_value = "30s")]
+    write_timeout: String,
+    /// Most connections served at once; by default 10000, or less under `ulimit -n`.
+    #[arg(long, env = "VIGIL_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
 }
 
 #[derive(clap::Args)]
@@ -76,6 +91,8 @@ struct ServeArgs {
     /// REST requests per second per caller (token or address); 0 turns the limit off.
     #[arg(long, env = "VIGIL_REST_RATE", default_value_t = 100)]
     rest_rate: u32,
+    #[command(flatten)]
+    connections: ConnectionArgs,
     /// Messages per second per push connection before updates are batched.
     #[arg(long, env = "VIGIL_RATE_PER_SEC", default_value_t = 10)]
     rate_per_sec: u32,
@@ -138,7 +155,7 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => serve(*args).await,
         Command::Token(args) => token(args),
         Command::Demo(args) => demo(args).await,
     }
@@ -185,6 +202,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("--dashboard-interval `{}`", args.dashboard_interval))?;
     config.rest_rate_per_sec = args.rest_rate;
     config.rest_burst = args.rest_rate.saturating_mul(2);
+    let c = &args.connections;
+    config.connections.header_read_timeout = parse_ttl(&c.header_read_timeout)
+        .with_context(|| format!("--header-read-timeout `{}`", c.header_read_timeout))?;
+    config.connections.write_timeout = parse_ttl(&c.write_timeout)
+        .with_context(|| format!("--write-timeout `{}`", c.write_timeout))?;
+    if let Some(n) = c.max_connections {
+        anyhow::ensure!(n > 0, "--max-connections must be positive");
+        config.connections.max_connections = n;
+    }
     let running = vigil::server::start(config, shutdown_signal()).await?;
     println!("vigil listening on http://{}", running.addr);
     running.wait().await

@@ -9,7 +9,6 @@ use anyhow::Context;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use axum::Router;
 use socketioxide::SocketIo;
 use tokio::net::TcpListener;
@@ -99,7 +98,8 @@ pub fn app(state: AppState) -> (Router, SocketIo) {
         .layer(socketio)
         .layer(axum::middleware::map_request(
             vigil_push::socketio::compact_request,
-        ));
+        ))
+        .layer(axum::middleware::from_fn(crate::refusals::json_refusals));
     (router, io)
 }
 
@@ -305,31 +305,22 @@ pub async fn start(
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
-    // Push frames are small and latency-bound: without TCP_NODELAY, Nagle holds a frame
-    // while the previous one waits for the client's delayed ACK (up to ~40 ms; it made
-    // the p99 of `scripts/bench` ~25 ms instead of a few).
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not set TCP_NODELAY");
-        }
-    });
     let (tx, rx) = oneshot::channel::<()>();
     let (router, io) = app(state.clone());
-    let service = router.into_make_service_with_connect_info::<SocketAddr>();
-    let task = tokio::spawn(async move {
-        axum::serve(listener, service)
-            .with_graceful_shutdown(async move {
-                tokio::select! { _ = rx => {}, _ = signal => {} }
-                state
-                    .0
-                    .draining
-                    .store(true, std::sync::atomic::Ordering::Relaxed);
-                // Push streams never end by themselves: end them so the drain completes.
-                hub.close_all("server shutting down; reconnect").await;
-                io.close().await;
-            })
-            .await
-    });
+    let shutdown = async move {
+        tokio::select! { _ = rx => {}, _ = signal => {} }
+        state
+            .0
+            .draining
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        // Push streams never end by themselves: end them so the drain completes.
+        hub.close_all("server shutting down; reconnect").await;
+        io.close().await;
+    };
+    let limits = config.connections.clone();
+    let task = tokio::spawn(crate::connections::serve(
+        listener, router, limits, shutdown,
+    ));
     tracing::info!(%addr, "vigil listening");
     Ok(Running {
         addr,
