@@ -7,6 +7,7 @@
 //!   client missed.
 //! - [`state`]: what the transports share ([`PushState`]), and the [`state::Components`]
 //!   they ask for snapshots.
+//! - [`overflow`]: a burst resets a reading client rather than disconnecting it.
 //! - [`config`]: per-connection limits; [`metrics`]: Prometheus metrics of all this.
 #![deny(missing_docs)]
 
@@ -14,6 +15,7 @@ pub mod config;
 pub mod dispatch;
 pub mod hub;
 pub mod metrics;
+pub mod overflow;
 pub mod resume;
 pub mod socketio;
 pub mod sse;
