@@ -21,7 +21,7 @@ fn defaults_are_those_of_the_config() {
     let Command::Serve(args) = cli.command else {
         unreachable!()
     };
-    let from_cli = args.into_config();
+    let from_cli = args.into_config().unwrap();
     let plain = ServeConfig::new(defaults::MANIFEST.into(), defaults::DATA_DIR.into());
     assert_eq!(format!("{from_cli:?}"), format!("{plain:?}"));
 }
@@ -31,7 +31,9 @@ fn defaults_are_those_of_the_config() {
 fn readme_rows() -> Vec<(String, String, String)> {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
         .expect("README.md");
-    let start = readme.find("`vigil serve` flags (").expect("the serve flags table");
+    let start = readme
+        .find("`vigil serve` flags (")
+        .expect("the serve flags table");
     let section = &readme[start..];
     let section = &section[..section.find("\n## ").unwrap_or(section.len())];
     let cell = |c: &str| c.trim().trim_matches('`').to_owned();
