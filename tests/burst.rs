@@ -35,14 +35,24 @@ fn task_ids(v: &Value, out: &mut HashSet<String>) {
     }
 }
 
-/// The snapshot a `reset` asks for: every task, page by page.
+/// The snapshot a `reset` asks for: every task, page by page with `next_cursor`
+/// (offsets stop at 10 000; the cursor, URL-safe, pages on without gaps).
 async fn snapshot(host: &common::TestHost, seen: &mut HashSet<String>) {
-    for offset in (0..TASKS + BATCH).step_by(BATCH) {
-        let (status, page) = host
-            .get(&format!("/api/v1/tasks?limit={BATCH}&offset={offset}"))
-            .await;
+    let mut cursor: Option<String> = None;
+    loop {
+        let url = match &cursor {
+            Some(c) => format!("/api/v1/tasks?limit={BATCH}&cursor={c}"),
+            None => format!("/api/v1/tasks?limit={BATCH}"),
+        };
+        let (status, page) = host.get(&url).await;
         assert_eq!(status, 200, "{page}");
         task_ids(&page["tasks"], seen);
+        match page["next_cursor"].as_str() {
+            Some(c) if !page["tasks"].as_array().is_none_or(|t| t.is_empty()) => {
+                cursor = Some(c.to_string())
+            }
+            _ => return,
+        }
     }
 }
 
