@@ -1,29 +1,42 @@
-//! `vigil-loadgen`: the Socket.IO load generator behind `scripts/bench`.
+//! `vigil-loadgen`: the load generator behind `scripts/bench`, for Socket.IO, SSE and
+//! the native WebSocket alike.
 //!
-//! - `run`: K WebSocket clients subscribe to a room, M events are published at rate R
-//!   through the server's ingest endpoint, and one markdown row reports
-//!   delivered/expected, publish→receive latency (same process, monotonic clock),
-//!   deliveries per second, and the server's CPU seconds and peak RSS.
+//! - `run`: K clients subscribe to a room, M events are published at rate R through
+//!   the server's ingest endpoint, and one markdown row reports delivered/expected,
+//!   publish→receive latency (same process, monotonic clock), deliveries per second,
+//!   and the server's CPU seconds and peak RSS.
 //! - `idle`: N clients connect and subscribe; the server's RSS growth per connection.
+//! - `tables`: the README tables from a results file.
 //!
-//! Modules: [`eio`] (the wire protocol), [`client`] (one client), [`fleet`] (many),
-//! [`publish`] (the publisher), [`proc`] (`/proc` readings), [`report`] (the rows).
+//! `run` and `idle` also append their JSON record to `--results`.
+//!
+//! Modules: [`client`] (one client per transport), [`eio`] (Socket.IO's wire
+//! protocol), [`ids`] (event ids), [`net`] (TCP from several source addresses),
+//! [`fleet`] (many clients), [`publish`] (the publisher), [`proc`] (`/proc`
+//! readings), [`report`] (rows and records), [`results`] (files and tables).
 
 mod client;
 mod eio;
 mod fleet;
+mod ids;
+mod net;
 mod proc;
 mod publish;
 mod report;
+mod results;
 
+use std::io::Write;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
+use serde_json::Value;
 
-use client::{Clock, Target};
+use client::{Clock, Target, Transport};
 use fleet::Fleet;
+use net::Sources;
 use publish::{Flavor, Sink};
 
 /// Handshakes in flight at once while connecting clients.
@@ -31,11 +44,14 @@ const CONNECT_CONCURRENCY: usize = 100;
 /// Pause between the last subscribe and the first publish, so connection set-up work
 /// is not counted in the scenario's CPU seconds.
 const SETTLE: Duration = Duration::from_millis(500);
+/// Pause between connecting idle clients and reading the server's memory, so
+/// connection set-up garbage is collected (Node, Python) first.
+const IDLE_SETTLE: Duration = Duration::from_secs(3);
 
 #[derive(Parser)]
 #[command(
     name = "vigil-loadgen",
-    about = "Socket.IO load generator for scripts/bench"
+    about = "Push load generator for scripts/bench"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -54,6 +70,14 @@ enum Command {
         #[arg(value_enum)]
         table: Table,
     },
+    /// Prints the README tables of a results file, or puts them in the README.
+    Tables {
+        /// The results file (JSON lines).
+        file: String,
+        /// Replace the tables between this README's markers instead of printing.
+        #[arg(long)]
+        readme: Option<String>,
+    },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -70,12 +94,15 @@ struct CommonArgs {
     /// Server name for the table.
     #[arg(long)]
     server: String,
-    /// Server process id, for CPU and memory.
+    /// Server process id, for CPU and memory (its descendants are counted too).
     #[arg(long)]
     pid: u32,
-    /// JWT the clients connect with (`auth.token`).
+    /// JWT the clients connect with.
     #[arg(long)]
     token: String,
+    /// Transport the clients speak.
+    #[arg(long, value_enum, default_value = "socketio")]
+    transport: Transport,
     /// Socket.IO namespace.
     #[arg(long, default_value = "/")]
     namespace: String,
@@ -85,6 +112,13 @@ struct CommonArgs {
     /// Number of clients.
     #[arg(long)]
     clients: usize,
+    /// Loopback source addresses the clients take turns with (127.0.0.1, .2, …); one
+    /// address has ports for about 28 000 connections.
+    #[arg(long, default_value_t = 1)]
+    sources: u8,
+    /// Appends the JSON record to this file.
+    #[arg(long)]
+    results: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -97,6 +131,9 @@ struct RunArgs {
     /// Bearer token for Vigil's ingest.
     #[arg(long, default_value = "")]
     producer_token: String,
+    /// Base URL of the publish endpoint when it is not the server's (Pushpin's control API).
+    #[arg(long)]
+    publish_url: Option<String>,
     /// Events per second.
     #[arg(long)]
     rate: u64,
@@ -114,54 +151,96 @@ struct RunArgs {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Run(args) => println!("{}", run(args).await?),
-        Command::Idle(args) => println!("{}", idle(args).await?),
+        Command::Run(args) => {
+            let record = run(&args).await?;
+            keep(&args.common, &record)?;
+            println!("{}", report::load_row(&record));
+        }
+        Command::Idle(args) => {
+            let record = idle(&args).await?;
+            keep(&args, &record)?;
+            println!("{}", report::idle_row(&record));
+        }
         Command::Header { table: Table::Load } => println!("{}", report::LOAD_HEADER),
         Command::Header { table: Table::Idle } => println!("{}", report::IDLE_HEADER),
+        Command::Tables { file, readme } => {
+            let tables = results::tables(&results::read(&file)?);
+            match readme {
+                None => print!("{tables}"),
+                Some(path) => {
+                    let text = std::fs::read_to_string(&path)?;
+                    std::fs::write(&path, results::splice(&text, &tables)?)?;
+                    eprintln!("{path}: tables from {file}");
+                }
+            }
+        }
     }
     Ok(())
 }
 
+/// Appends `record` to the results file, if one was named.
+fn keep(args: &CommonArgs, record: &Value) -> anyhow::Result<()> {
+    let Some(path) = &args.results else {
+        return Ok(());
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("opening {path}"))?;
+    writeln!(file, "{record}")?;
+    Ok(())
+}
+
 fn target(args: &CommonArgs) -> Target {
-    let ws = args.url.replacen("http", "ws", 1);
     Target {
-        url: format!("{ws}/socket.io/?EIO=4&transport=websocket"),
+        transport: args.transport,
+        base: args.url.clone(),
         namespace: args.namespace.clone(),
         room: args.room.clone(),
         token: args.token.clone(),
     }
 }
 
-async fn run(args: RunArgs) -> anyhow::Result<String> {
+async fn connect(args: &CommonArgs, clock: &Arc<Clock>) -> Fleet {
+    let sources = Sources {
+        count: args.sources.max(1),
+    };
+    let fleet = Fleet::connect(
+        &target(args),
+        args.clients,
+        CONNECT_CONCURRENCY,
+        clock,
+        sources,
+    )
+    .await;
+    eprintln!(
+        "{} ({}): {} clients connected, {} failed",
+        args.server,
+        args.transport.name(),
+        fleet.connected,
+        fleet.failed
+    );
+    fleet
+}
+
+async fn run(args: &RunArgs) -> anyhow::Result<Value> {
     let c = &args.common;
     let events = (args.rate as f64 * args.seconds).round() as u64;
     let clock = Arc::new(Clock::new(events));
-    let fleet = Fleet::connect(&target(c), c.clients, CONNECT_CONCURRENCY, &clock).await;
-    eprintln!(
-        "{}: {} clients connected, {} failed",
-        c.server, fleet.connected, fleet.failed
-    );
+    let fleet = connect(c, &clock).await;
     tokio::time::sleep(SETTLE).await;
     let cpu_before = proc::cpu_seconds(c.pid)?;
     let first_ns = clock.now_ns();
     let sink = Sink {
-        base: c.url.clone(),
+        base: args.publish_url.clone().unwrap_or_else(|| c.url.clone()),
         flavor: args.flavor,
         room: c.room.clone(),
         token: args.producer_token.clone(),
     };
     let tick = Duration::from_millis(args.tick_ms.max(1));
     let published = publish::run(sink, clock.clone(), args.rate, tick).await;
-    if let (Some(&max), n @ 1..) = (published.answer_us.last(), published.answer_us.len()) {
-        let p99 = published.answer_us[(n * 99 / 100).min(n - 1)];
-        let ms = |us: u64| us as f64 / 1000.0;
-        eprintln!(
-            "{}: {n} publish requests answered in p99 {:.1} ms, max {:.1} ms",
-            c.server,
-            ms(p99),
-            ms(max)
-        );
-    }
+    report_publishing(&c.server, &published);
     let expected = fleet.connected as u64 * events;
     let drain_until = tokio::time::Instant::now() + Duration::from_secs_f64(args.drain);
     while clock.delivered.load(Ordering::Relaxed) < expected
@@ -186,30 +265,43 @@ async fn run(args: RunArgs) -> anyhow::Result<String> {
         );
     }
     let row = report::LoadRow {
-        scenario: format!("{} × {}/s", c.clients, args.rate),
+        transport: c.transport,
+        clients: c.clients,
+        rate: args.rate,
         server: c.server.clone(),
         expected: c.clients as u64 * events,
         cpu_s,
         peak_kib,
         span_s: report::last_delivery_ns(&received).saturating_sub(first_ns) as f64 / 1e9,
     };
-    Ok(row.render(&received))
+    Ok(row.record(&received))
 }
 
-async fn idle(args: CommonArgs) -> anyhow::Result<String> {
-    let clock = Arc::new(Clock::new(0));
-    let before = proc::status_kib(args.pid, "VmRSS")?;
-    let fleet = Fleet::connect(&target(&args), args.clients, CONNECT_CONCURRENCY, &clock).await;
-    // Let connection set-up garbage be collected (Node, Python) before measuring.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let after = proc::status_kib(args.pid, "VmRSS")?;
-    if fleet.failed > 0 {
+fn report_publishing(server: &str, published: &publish::Published) {
+    if let (Some(&max), n @ 1..) = (published.answer_us.last(), published.answer_us.len()) {
+        let p99 = published.answer_us[(n * 99 / 100).min(n - 1)];
+        let ms = |us: u64| us as f64 / 1000.0;
         eprintln!(
-            "{}: {} idle clients failed to connect",
-            args.server, fleet.failed
+            "{server}: {n} publish requests answered in p99 {:.1} ms, max {:.1} ms",
+            ms(p99),
+            ms(max)
         );
     }
+}
+
+async fn idle(args: &CommonArgs) -> anyhow::Result<Value> {
+    let clock = Arc::new(Clock::new(0));
+    let before = proc::status_kib(args.pid, "VmRSS")?;
+    let fleet = connect(args, &clock).await;
+    tokio::time::sleep(IDLE_SETTLE).await;
+    let after = proc::status_kib(args.pid, "VmRSS")?;
     let connected = fleet.connected;
     fleet.stop().await;
-    Ok(report::idle_row(&args.server, connected, before, after))
+    Ok(report::idle_record(
+        args.transport,
+        &args.server,
+        connected,
+        before,
+        after,
+    ))
 }
