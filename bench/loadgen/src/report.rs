@@ -92,6 +92,8 @@ pub fn idle_record(
     after_kib: u64,
 ) -> Value {
     let per = after_kib.saturating_sub(before_kib) as f64 / clients.max(1) as f64;
+    // Nothing connected: no per-connection figure.
+    let per = (clients > 0).then(|| (per * 10.0).round() / 10.0);
     json!({
         "kind": "idle",
         "transport": transport.name(),
@@ -100,7 +102,7 @@ pub fn idle_record(
         "rss_before_mb": before_kib as f64 / 1024.0,
         "rss_after_mb": after_kib as f64 / 1024.0,
         // KiB, as /proc reports it; the tables call it KB as issue 4's did.
-        "kb_per_connection": (per * 10.0).round() / 10.0,
+        "kb_per_connection": per,
     })
 }
 
@@ -175,5 +177,7 @@ mod tests {
         );
         let idle = idle_record(Transport::Ws, "node", 2000, 10 * 1024, 50 * 1024);
         assert_eq!(idle_row(&idle), "| node | 2000 | 10 | 50 | 20.5 |");
+        let none = idle_record(Transport::Sse, "pushpin", 0, 1024, 2048);
+        assert_eq!(idle_row(&none), "| pushpin | 0 | 1 | 2 | - |");
     }
 }

@@ -68,6 +68,12 @@ impl Framing for SocketIo {
                     let head = sio::binary_event_head(prefix, &payload.kind);
                     ws_message(g, TEXT, head.as_bytes(), &Bytes::new(), b"");
                     ws_message(g, BINARY, &[], &payload.bytes, b"");
+                } else if payload.is_json() && prefix.is_empty() {
+                    // The frame header and `42["<event>",` are the same for every socket
+                    // of the default namespace: made once per payload.
+                    g.shared(payload.sio_ws_head());
+                    g.shared(&payload.bytes);
+                    g.constant(b"]");
                 } else if payload.is_json() {
                     let head = sio::event_head(prefix, &payload.kind);
                     ws_message(g, TEXT, head.as_bytes(), &payload.bytes, b"]");
@@ -84,10 +90,7 @@ impl Framing for SocketIo {
 fn ws_message(g: &mut Gather, opcode: u8, head: &[u8], body: &Bytes, tail: &'static [u8]) {
     let mut frame = [0; MAX_HEADER];
     let n = ws::header(opcode, head.len() + body.len() + tail.len(), &mut frame);
-    let mut first = Vec::with_capacity(n + head.len());
-    first.extend_from_slice(&frame[..n]);
-    first.extend_from_slice(head);
-    g.head(&first);
+    g.head2(&frame[..n], head);
     g.shared(body);
     if !tail.is_empty() {
         g.constant(tail);
@@ -134,6 +137,23 @@ mod tests {
         let mut want = vec![0x81, packet.len() as u8];
         want.extend_from_slice(packet);
         assert_eq!(framed(&sio, &msg), want);
+        // The default namespace's header is made once per payload; same bytes.
+        let Outgoing::Payload { payload, .. } = &msg else {
+            unreachable!()
+        };
+        let default = Outgoing::Payload {
+            ns: 0,
+            payload: payload.clone(),
+        };
+        let packet = b"42[\"task_update\",{\"id\":\"a\"}]";
+        let mut want = vec![0x81, packet.len() as u8];
+        want.extend_from_slice(packet);
+        assert_eq!(framed(&sio, &default), want);
+        assert_eq!(
+            framed(&sio, &default),
+            want,
+            "the second time from the cache"
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::sync::{Arc, OnceLock};
 use bytes::Bytes;
 
 use crate::wire;
+use crate::wire::ws;
 
 /// One message, as every connection that gets it shares it.
 #[derive(Debug)]
@@ -25,6 +26,9 @@ pub struct Payload {
     /// Whether the bytes are valid JSON, checked on first use by the transports that
     /// embed them in a packet of their own (Socket.IO).
     json: OnceLock<bool>,
+    /// The WebSocket frame header and `42["<kind>",` of its Socket.IO event packet in
+    /// the default namespace, made on first use.
+    sio_ws_head: OnceLock<Bytes>,
 }
 
 impl Payload {
@@ -37,6 +41,7 @@ impl Payload {
             binary,
             sse: OnceLock::new(),
             json: OnceLock::new(),
+            sio_ws_head: OnceLock::new(),
         }
     }
 
@@ -52,6 +57,21 @@ impl Payload {
             let mut out = Vec::new();
             let id = (self.seq != 0).then_some(self.seq);
             wire::sse::message(&mut out, &self.kind, id, &self.bytes);
+            out.into()
+        })
+    }
+
+    /// What goes before the bytes in a WebSocket frame carrying them as a Socket.IO
+    /// event of the default namespace (`]` goes after). Made once, shared by every socket.
+    pub fn sio_ws_head(&self) -> &Bytes {
+        self.sio_ws_head.get_or_init(|| {
+            let packet_head = crate::eio::sio::event_head("", &self.kind);
+            let len = packet_head.len() + self.bytes.len() + 1;
+            let mut frame = [0; ws::MAX_HEADER];
+            let n = ws::header(ws::TEXT, len, &mut frame);
+            let mut out = Vec::with_capacity(n + packet_head.len());
+            out.extend_from_slice(&frame[..n]);
+            out.extend_from_slice(packet_head.as_bytes());
             out.into()
         })
     }

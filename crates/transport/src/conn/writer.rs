@@ -1,17 +1,20 @@
 //! The one write path: a connection's queued messages leave in one `writev` per
 //! wake-up, each as a few slices — small per-message headers and the payload bytes
-//! every connection shares — so nothing is copied unless the socket takes less than
-//! everything (then the rest is kept, and written once the socket is writable again).
+//! every connection shares — so nothing is copied unless the connection takes less
+//! than everything (then the rest is kept, and written once it can take more).
 //!
-//! Writing is synchronous (`try_write_vectored` on a non-blocking socket): the slices
-//! are gathered in a per-thread scratch ([`Gather`]), never held across an `await`, so
-//! a connection owns no write buffer while it keeps up.
+//! Writing happens inside a connection's `poll` (`poll_write_vectored` on whatever the
+//! connection is: a TCP stream, or hyper's upgraded connection): the slices are gathered
+//! in a per-thread scratch ([`Gather`]), never held across an `await`, so a connection
+//! owns no write buffer while it keeps up.
 
 use std::cell::RefCell;
 use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
-use tokio::net::TcpStream;
+use tokio::io::AsyncWrite;
 
 /// Most slices handed to one `writev` (Linux's `IOV_MAX` is 1024).
 pub const MAX_SLICES: usize = 512;
@@ -39,6 +42,14 @@ impl Gather {
     pub fn head(&mut self, bytes: &[u8]) {
         let start = self.heads.len();
         self.heads.extend_from_slice(bytes);
+        self.parts.push(Part::Head(start, self.heads.len()));
+    }
+
+    /// Adds two pieces made for this message as one slice.
+    pub fn head2(&mut self, a: &[u8], b: &[u8]) {
+        let start = self.heads.len();
+        self.heads.extend_from_slice(a);
+        self.heads.extend_from_slice(b);
         self.parts.push(Part::Head(start, self.heads.len()));
     }
 
@@ -118,9 +129,15 @@ impl Writer {
         !self.pending.is_empty()
     }
 
-    /// Writes what `g` gathered with as few `writev`s as the socket allows; whatever it
-    /// does not take now is kept for [`Writer::flush`]. Errors are the socket's.
-    pub fn write(&mut self, tcp: &TcpStream, g: &Gather) -> io::Result<()> {
+    /// Writes what `g` gathered with as few `writev`s as the connection allows;
+    /// whatever it does not take now is kept for [`Writer::poll_flush`] (which `cx`
+    /// will be woken for). Errors are the connection's.
+    pub fn write<W: AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut W,
+        cx: &mut Context<'_>,
+        g: &Gather,
+    ) -> io::Result<()> {
         debug_assert!(!self.is_blocked(), "flush before writing more");
         let mut first = 0; // index of the first part not wholly written
         let mut offset = 0; // bytes of it already written
@@ -132,11 +149,11 @@ impl Writer {
                 *slot = IoSlice::new(if n == 0 { &bytes[offset..] } else { bytes });
                 n += 1;
             }
-            let mut written = match tcp.try_write_vectored(&slices[..n]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(w) => w,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => return Err(e),
+            let mut written = match Pin::new(&mut *io).poll_write_vectored(cx, &slices[..n]) {
+                Poll::Ready(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
+                Poll::Ready(Ok(w)) => w,
+                Poll::Ready(Err(e)) => return Err(e),
+                Poll::Pending => break,
             };
             while written > 0 {
                 let left = g.bytes(&g.parts[first]).len() - offset;
@@ -151,7 +168,17 @@ impl Writer {
             }
         }
         self.keep(g, first, offset);
-        Ok(())
+        // Connections that buffer (none of Vigil's do) get their bytes out now.
+        match Pin::new(io).poll_flush(cx) {
+            Poll::Ready(Err(e)) => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Appends `bytes` after the backlog (for a connection's own small replies while it
+    /// waits to write: they keep their place behind what is already pending).
+    pub fn queue_after(&mut self, bytes: &[u8]) {
+        self.pending.extend_from_slice(bytes);
     }
 
     /// Copies the unwritten rest (from part `first`, byte `offset`) to write later.
@@ -163,54 +190,59 @@ impl Writer {
         }
     }
 
-    /// Writes what was kept; `Ok(true)` once nothing is left. Call it when the socket
-    /// is writable.
-    pub fn flush(&mut self, tcp: &TcpStream) -> io::Result<bool> {
+    /// Writes what was kept; ready once nothing is left.
+    pub fn poll_flush<W: AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut W,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<()>> {
         while !self.pending.is_empty() {
-            match tcp.try_write(&self.pending) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => {
+            match Pin::new(&mut *io).poll_write(cx, &self.pending) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => {
                     let _ = self.pending.split_to(n);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-                Err(e) => return Err(e),
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
             }
         }
         // The buffer was only for the backlog: free it.
         self.pending = BytesMut::new();
-        Ok(true)
+        Pin::new(io).poll_flush(cx)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::io::AsyncReadExt;
-    use tokio::net::TcpListener;
+    use tokio::io::{AsyncReadExt, DuplexStream};
 
-    async fn pair() -> (TcpStream, TcpStream) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let client = TcpStream::connect(listener.local_addr().unwrap())
-            .await
-            .unwrap();
-        let (server, _) = listener.accept().await.unwrap();
-        (server, client)
+    /// Writes what `fill` gathers, as a connection's poll would.
+    async fn write(w: &mut Writer, io: &mut DuplexStream, fill: impl Fn(&mut Gather)) {
+        std::future::poll_fn(|cx| {
+            with_gather(|g| {
+                fill(g);
+                w.write(io, cx, g).unwrap();
+            });
+            Poll::Ready(())
+        })
+        .await
     }
 
     #[tokio::test]
     async fn gathered_parts_arrive_in_order_in_one_write() {
-        let (server, mut client) = pair().await;
+        let (mut server, mut client) = tokio::io::duplex(1 << 16);
         let shared = Bytes::from_static(b"{\"shared\":true}");
         let mut w = Writer::default();
-        with_gather(|g| {
+        write(&mut w, &mut server, |g| {
             for i in 0..3 {
                 g.head(format!("[{i}]").as_bytes());
                 g.shared(&shared);
                 g.constant(b"\n");
             }
             assert_eq!(g.len(), 9);
-            w.write(&server, g).unwrap();
-        });
+        })
+        .await;
         assert!(!w.is_blocked());
         drop(server);
         let mut got = String::new();
@@ -222,36 +254,33 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn what_a_full_socket_does_not_take_is_kept_and_written_later() {
-        let (server, mut client) = pair().await;
-        let big = Bytes::from(vec![b'x'; 256 * 1024]);
+    async fn what_the_connection_does_not_take_is_kept_and_written_later() {
+        // A connection that takes 1 KiB before its reader reads.
+        let (mut server, mut client) = tokio::io::duplex(1024);
+        let big = Bytes::from(vec![b'x'; 4000]);
         let mut w = Writer::default();
-        // Far more than the socket buffers hold while the client does not read.
-        for _ in 0..64 {
-            if w.is_blocked() {
-                break;
-            }
-            with_gather(|g| {
+        write(&mut w, &mut server, |g| {
+            for _ in 0..3 {
                 g.head(b"<");
                 g.shared(&big);
                 g.constant(b">");
-                w.write(&server, g).unwrap();
-            });
-        }
-        assert!(w.is_blocked(), "the socket filled up");
+            }
+        })
+        .await;
+        assert!(w.is_blocked(), "only 1 KiB went out");
         let reader = tokio::spawn(async move {
             let mut all = Vec::new();
             client.read_to_end(&mut all).await.unwrap();
             all
         });
-        while !w.flush(&server).unwrap() {
-            server.writable().await.unwrap();
-        }
+        std::future::poll_fn(|cx| w.poll_flush(&mut server, cx))
+            .await
+            .unwrap();
+        assert!(!w.is_blocked());
         drop(server);
         let all = reader.await.unwrap();
-        assert_eq!(all.len() % (big.len() + 2), 0);
-        let frames = all.len() / (big.len() + 2);
-        for i in 0..frames {
+        assert_eq!(all.len(), 3 * (big.len() + 2));
+        for i in 0..3 {
             let at = i * (big.len() + 2);
             assert_eq!(
                 (all[at], all[at + big.len() + 1]),

@@ -130,7 +130,7 @@ impl<H: Handler> Session<H> {
                 let Some(assembly) = self.lock().assembly.take() else {
                     return Err("parse error: an attachment without a binary packet".into());
                 };
-                match assembly.add(bytes) {
+                match assembly.attach(bytes) {
                     Ok((p, attachments)) => self.socketio(server, p, attachments),
                     Err(waiting) => {
                         self.lock().assembly = Some(waiting);

@@ -187,7 +187,7 @@ impl Assembly {
     }
 
     /// Adds the next attachment; the packet and its attachments once all have come.
-    pub fn add(mut self, bytes: Bytes) -> Result<(Packet, Vec<Bytes>), Self> {
+    pub fn attach(mut self, bytes: Bytes) -> Result<(Packet, Vec<Bytes>), Self> {
         self.got.push(bytes);
         if self.got.len() >= self.packet.attachments {
             Ok((self.packet, self.got))
@@ -267,8 +267,8 @@ mod tests {
         )
         .unwrap();
         let a = Assembly::new(p);
-        let a = a.add(Bytes::from_static(b"one")).unwrap_err();
-        let (p, got) = a.add(Bytes::from_static(b"two")).unwrap();
+        let a = a.attach(Bytes::from_static(b"one")).unwrap_err();
+        let (p, got) = a.attach(Bytes::from_static(b"two")).unwrap();
         assert_eq!((p.kind, got.len()), (Kind::BinaryEvent, 2));
     }
 }

@@ -3,8 +3,11 @@
 //! and pings. A connection either starts a session (no `sid`) or upgrades a
 //! long-polling one: it answers the `2probe`, and takes the session over at `5`.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Instant;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
@@ -13,7 +16,8 @@ use http::{header, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper_util::rt::TokioIo;
 use sha1::{Digest, Sha1};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Sleep;
 
 use super::packet::{self, Packet};
 use super::server::Refused;
@@ -30,7 +34,14 @@ const MAX_BATCH: usize = 128;
 const READ_CHUNK: usize = 4096;
 /// How long a client told its sockets were ended may take to close the connection
 /// itself (it does once its last socket is gone) before the server closes it.
-const FAREWELL_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+const FAREWELL_GRACE: Duration = Duration::from_secs(1);
+/// Rounds of reading and writing one wake-up may do before yielding to other tasks.
+const MAX_ROUNDS: usize = 16;
+
+thread_local! {
+    /// The messages of one write, reused by every connection on the thread.
+    static BATCH: std::cell::RefCell<Vec<Outgoing>> = const { std::cell::RefCell::new(Vec::new()) };
+}
 
 /// `Sec-WebSocket-Accept` for a client's `Sec-WebSocket-Key` (RFC 6455 §4.2.2).
 pub fn accept_key(key: &[u8]) -> String {
@@ -71,17 +82,10 @@ pub fn upgrade<H: Handler, B: Send + 'static>(
     let on_upgrade = hyper::upgrade::on(&mut req);
     let server = server.clone();
     tokio::spawn(async move {
-        let upgraded = match on_upgrade.await {
-            Ok(u) => u,
-            Err(e) => return tracing::debug!(error = %e, "Engine.IO WebSocket upgrade failed"),
-        };
-        let Ok(parts) = upgraded.downcast::<TokioIo<TcpStream>>() else {
-            return tracing::error!("Engine.IO WebSocket: the connection is not a TCP stream");
-        };
-        let tcp = parts.io.into_inner();
-        let mut buf = BytesMut::new();
-        buf.extend_from_slice(&parts.read_buf);
-        Driver::start(server, session, tcp, buf).await;
+        match on_upgrade.await {
+            Ok(upgraded) => Driver::start(server, session, TokioIo::new(upgraded)).await,
+            Err(e) => tracing::debug!(error = %e, "Engine.IO WebSocket upgrade failed"),
+        }
     });
     Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)
@@ -100,11 +104,13 @@ enum Beat {
     Pong(Instant),
 }
 
-/// One WebSocket connection.
-struct Driver<H: Handler> {
+/// One WebSocket connection, on any byte stream (a TCP stream, hyper's upgraded
+/// connection). Reading, writing and the heartbeat share one task: its `poll` does
+/// whichever is ready, so a connection is one small future and nothing else.
+struct Driver<H: Handler, IO> {
     server: Arc<Server<H>>,
     session: Arc<Session<H>>,
-    tcp: TcpStream,
+    io: IO,
     /// Client bytes not yet a whole frame (empty, unallocated, most of the time).
     buf: BytesMut,
     reader: Reader,
@@ -112,6 +118,7 @@ struct Driver<H: Handler> {
     /// Upgrading a long-polling session: the session is not this connection's yet.
     probing: bool,
     beat: Beat,
+    timer: Pin<Box<Sleep>>,
     /// DISCONNECTs were sent: the client closes the connection once it handled them.
     farewell: bool,
 }
@@ -124,24 +131,21 @@ enum End {
     Session(String),
 }
 
-impl<H: Handler> Driver<H> {
-    async fn start(
-        server: Arc<Server<H>>,
-        session: Option<Arc<Session<H>>>,
-        tcp: TcpStream,
-        buf: BytesMut,
-    ) {
+impl<H: Handler, IO: AsyncRead + AsyncWrite + Unpin> Driver<H, IO> {
+    async fn start(server: Arc<Server<H>>, session: Option<Arc<Session<H>>>, io: IO) {
         let probing = session.is_some();
         let session = session.unwrap_or_else(|| server.create(Transport::WebSocket));
+        let timer = Box::pin(tokio::time::sleep(server.config.ping_interval));
         let mut d = Driver {
             server,
             session,
-            tcp,
-            buf,
+            io,
+            buf: BytesMut::new(),
             reader: Reader::default(),
             writer: Writer::default(),
             probing,
             beat: Beat::Ping,
+            timer,
             farewell: false,
         };
         if !probing {
@@ -153,9 +157,9 @@ impl<H: Handler> Driver<H> {
                 c.ping_timeout.as_millis() as u64,
                 c.max_payload,
             );
-            d.send(ws::frame(ws::TEXT, open.as_bytes()));
+            let _ = d.session.queue.push_control(Outgoing::Text(open.into()));
         }
-        match d.run().await {
+        match std::future::poll_fn(|cx| d.poll_run(cx)).await {
             End::Probe => {
                 // Back to long-polling if the probe got that far.
                 d.session.switch(Transport::Upgrading, Transport::Polling);
@@ -169,58 +173,46 @@ impl<H: Handler> Driver<H> {
         }
     }
 
-    /// Waits (briefly) for the client to close after the DISCONNECTs, then closes. A
-    /// close frame right after them could overtake them: the client handles a
-    /// Socket.IO packet a tick after its frame.
-    async fn linger(&mut self) {
-        let closed = async { while self.tcp.readable().await.is_ok() && self.discard() {} };
-        let _ = tokio::time::timeout(FAREWELL_GRACE, closed).await;
-        self.send(ws::close_frame(ws::CLOSE_NORMAL, ""));
-    }
-
-    /// Reads and drops what the client sent; `false` once it closed.
-    fn discard(&self) -> bool {
-        let mut sink = [0u8; READ_CHUNK];
-        match self.tcp.try_read(&mut sink) {
-            Ok(0) => false,
-            Ok(_) => true,
-            Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
-        }
-    }
-
-    async fn run(&mut self) -> End {
-        let interval = self.server.config.ping_interval;
-        let timer = tokio::time::sleep(interval);
-        tokio::pin!(timer);
-        loop {
-            let live = !self.probing;
-            let blocked = self.writer.is_blocked();
-            tokio::select! {
-                biased;
-                r = self.tcp.readable() => {
-                    if let Err(end) = r.map_err(|e| e.to_string()).and_then(|()| self.read()) {
-                        return self.end(end);
-                    }
-                }
-                r = self.tcp.writable(), if blocked => {
-                    if let Err(e) = r.and_then(|()| self.writer.flush(&self.tcp)) {
-                        return self.end(format!("write failed: {e}"));
-                    }
-                }
-                () = std::future::poll_fn(|cx| self.session.queue.poll_ready(cx)), if live && !blocked => {
-                    if let Err(end) = self.write_queued() {
-                        return self.end(end);
-                    }
-                }
-                () = &mut timer => {
-                    let next = self.heartbeat();
-                    match next {
-                        Ok(at) => timer.as_mut().reset(at.into()),
-                        Err(end) => return self.end(end),
-                    }
-                }
+    /// Does whatever is ready: reads, writes the backlog or the queue, pings.
+    fn poll_run(&mut self, cx: &mut Context<'_>) -> Poll<End> {
+        for _ in 0..MAX_ROUNDS {
+            match self.round(cx) {
+                Ok(true) => {}
+                Ok(false) => return Poll::Pending,
+                Err(reason) => return Poll::Ready(self.end(reason)),
             }
         }
+        // Busy: let other connections run, then carry on.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    /// One round; `Ok(true)` if anything happened.
+    fn round(&mut self, cx: &mut Context<'_>) -> Result<bool, String> {
+        let mut busy = false;
+        if let Poll::Ready(r) = self.poll_read(cx) {
+            r?;
+            busy = true;
+        }
+        if self.writer.is_blocked() {
+            if let Poll::Ready(r) = self.writer.poll_flush(&mut self.io, cx) {
+                r.map_err(|e| format!("write failed: {e}"))?;
+                busy = true;
+            }
+        }
+        if !self.probing
+            && !self.writer.is_blocked()
+            && self.session.queue.poll_ready(cx).is_ready()
+        {
+            self.write_queued(cx)?;
+            busy = true;
+        }
+        if self.timer.as_mut().poll(cx).is_ready() {
+            let next = self.heartbeat()?;
+            self.timer.as_mut().reset(next.into());
+            busy = true;
+        }
+        Ok(busy)
     }
 
     /// How a connection that must stop ends: a probe leaves the session alone.
@@ -232,60 +224,96 @@ impl<H: Handler> Driver<H> {
         }
     }
 
-    /// Writes one ready frame now (replies of the transport itself).
-    fn send(&mut self, frame: Vec<u8>) {
+    /// Waits (briefly) for the client to close after the DISCONNECTs, then closes. A
+    /// close frame right after them could overtake them: the client handles a
+    /// Socket.IO packet a tick after its frame.
+    async fn linger(&mut self) {
+        let closed = std::future::poll_fn(|cx| loop {
+            match self.poll_read_raw(cx) {
+                Poll::Ready(Some(_)) => continue,
+                Poll::Ready(None) => return Poll::Ready(()),
+                Poll::Pending => return Poll::Pending,
+            }
+        });
+        let _ = tokio::time::timeout(FAREWELL_GRACE, closed).await;
+        let frame = ws::close_frame(ws::CLOSE_NORMAL, "");
+        std::future::poll_fn(|cx| {
+            self.send(cx, frame.clone());
+            Poll::Ready(())
+        })
+        .await;
+    }
+
+    /// Writes one ready frame now (the transport's own replies), after any backlog.
+    fn send(&mut self, cx: &mut Context<'_>, frame: Vec<u8>) {
+        if self.writer.is_blocked() {
+            self.writer.queue_after(&frame);
+            return;
+        }
         let frame = Bytes::from(frame);
-        let tcp = &self.tcp;
-        let writer = &mut self.writer;
+        let (io, writer) = (&mut self.io, &mut self.writer);
         with_gather(|g| {
             g.shared(&frame);
-            if writer.is_blocked() {
-                // Behind a backlog already: it waits its turn (rare: replies are small).
-                return;
-            }
-            if let Err(e) = writer.write(tcp, g) {
+            if let Err(e) = writer.write(io, cx, g) {
                 tracing::debug!(error = %e, "Engine.IO WebSocket write failed");
             }
         });
     }
 
-    /// Reads what the socket has and handles every complete message.
-    fn read(&mut self) -> Result<(), String> {
+    /// Reads once into `buf`: `Some(n)` bytes, `None` at the end or on an error.
+    fn poll_read_raw(&mut self, cx: &mut Context<'_>) -> Poll<Option<usize>> {
         let mut chunk = [0u8; READ_CHUNK];
-        match self.tcp.try_read(&mut chunk) {
-            Ok(0) => return Err("transport close".into()),
-            Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
-            Err(e) => return Err(format!("transport error: {e}")),
+        let mut rb = ReadBuf::new(&mut chunk);
+        match Pin::new(&mut self.io).poll_read(cx, &mut rb) {
+            Poll::Ready(Ok(())) if rb.filled().is_empty() => Poll::Ready(None),
+            Poll::Ready(Ok(())) => {
+                self.buf.extend_from_slice(rb.filled());
+                Poll::Ready(Some(rb.filled().len()))
+            }
+            Poll::Ready(Err(_)) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// Reads what the connection has and handles every complete message.
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), String>> {
+        match self.poll_read_raw(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(None) => return Poll::Ready(Err("transport close".into())),
+            Poll::Ready(Some(_)) => {}
         }
         let max = self.server.config.max_payload;
         loop {
             match self.reader.next(&mut self.buf, max) {
-                Ok(Some(msg)) => self.on_message(msg)?,
+                Ok(Some(msg)) => {
+                    if let Err(e) = self.on_message(cx, msg) {
+                        return Poll::Ready(Err(e));
+                    }
+                }
                 Ok(None) => break,
                 Err(Violation { code, reason }) => {
-                    self.send(ws::close_frame(code, reason));
-                    return Err(format!("protocol error: {reason}"));
+                    self.send(cx, ws::close_frame(code, reason));
+                    return Poll::Ready(Err(format!("protocol error: {reason}")));
                 }
             }
         }
         if self.buf.is_empty() {
             self.buf = BytesMut::new(); // give the read buffer back between messages
         }
-        Ok(())
+        Poll::Ready(Ok(()))
     }
 
-    fn on_message(&mut self, msg: Incoming) -> Result<(), String> {
+    fn on_message(&mut self, cx: &mut Context<'_>, msg: Incoming) -> Result<(), String> {
         let packet = match msg {
             Incoming::Text(text) => packet::decode(text.freeze()).map_err(|e| e.0)?,
             Incoming::Binary(bytes) => Packet::Binary(bytes.freeze()),
             Incoming::Ping(p) => {
-                self.send(ws::frame(ws::PONG, &p));
+                self.send(cx, ws::frame(ws::PONG, &p));
                 return Ok(());
             }
             Incoming::Pong => return Ok(()),
             Incoming::Close(_) => {
-                self.send(ws::close_frame(ws::CLOSE_NORMAL, ""));
+                self.send(cx, ws::close_frame(ws::CLOSE_NORMAL, ""));
                 return Err("transport close".into());
             }
         };
@@ -297,7 +325,7 @@ impl<H: Handler> Driver<H> {
                 {
                     return Err("upgrade of a session that is not long-polling".into());
                 }
-                self.send(ws::frame(ws::TEXT, packet::PONG_PROBE));
+                self.send(cx, ws::frame(ws::TEXT, packet::PONG_PROBE));
                 self.session.queue.wake(); // the waiting poll answers `noop`
                 Ok(())
             }
@@ -318,28 +346,41 @@ impl<H: Handler> Driver<H> {
     }
 
     /// Writes what the queue holds; a closed queue ends the session, its client told.
-    fn write_queued(&mut self) -> Result<(), String> {
-        let mut batch = Vec::new();
-        if self.session.queue.try_drain(&mut batch, MAX_BATCH) == Some(0) {
+    fn write_queued(&mut self, cx: &mut Context<'_>) -> Result<(), String> {
+        BATCH.with(|batch| {
+            let mut batch = batch.borrow_mut();
+            batch.clear();
+            let r = self.write_batch(cx, &mut batch);
+            batch.clear();
+            r
+        })
+    }
+
+    fn write_batch(
+        &mut self,
+        cx: &mut Context<'_>,
+        batch: &mut Vec<Outgoing>,
+    ) -> Result<(), String> {
+        if self.session.queue.try_drain(batch, MAX_BATCH) == Some(0) {
             let reason = self.session.queue.closed().unwrap_or_default();
             for packet in self.session.farewell() {
-                self.send(ws::frame(ws::TEXT, &packet));
+                self.send(cx, ws::frame(ws::TEXT, &packet));
                 self.farewell = true;
             }
             if !self.farewell {
-                self.send(ws::close_frame(ws::CLOSE_NORMAL, &reason));
+                self.send(cx, ws::close_frame(ws::CLOSE_NORMAL, &reason));
             }
             return Err(reason);
         }
         let framing = SocketIo {
             namespaces: self.session.prefixes(),
         };
-        let (tcp, writer) = (&self.tcp, &mut self.writer);
+        let (io, writer) = (&mut self.io, &mut self.writer);
         with_gather(|g| {
-            for item in &batch {
+            for item in batch.iter() {
                 framing.frame(item, g);
             }
-            writer.write(tcp, g)
+            writer.write(io, cx, g)
         })
         .map_err(|e| format!("write failed: {e}"))
     }
