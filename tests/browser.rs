@@ -50,7 +50,8 @@ fn dashboard_in_headless_chromium() {
         "run `npm ci` in tests/browser first (scripts/test does)"
     );
     let data = tempfile::tempdir().unwrap();
-    let (host, base) = common::spawn_binary(data.path());
+    let store = common::TestStore::from_env(data.path());
+    let (host, base) = common::spawn_binary(data.path(), &store);
     let mut children = Kill(vec![host]);
     let demo = Command::new(env!("CARGO_BIN_EXE_vigil"))
         .args(["demo", "--url", &base, "--rate", "3", "--duration", "10m"])

@@ -45,14 +45,19 @@ async fn call(
     (status, serde_json::from_slice(&bytes).unwrap())
 }
 
-/// The manifest's components on a fresh engine, with the embedded store in `data`.
-fn load_components(data: &std::path::Path) -> (HttpComponents, Arc<KeyValue>) {
+/// The manifest's components on a fresh engine, with the test store (`VIGIL_TEST_BACKEND`)
+/// in `data`.
+async fn load_components(
+    data: &std::path::Path,
+) -> (HttpComponents, Arc<KeyValue>, common::TestStore) {
+    let store = common::TestStore::from_env(data);
     let engine = vigil_runtime::engine::build().unwrap();
     vigil_runtime::engine::start_epoch_ticker(&engine);
     let manifest = Manifest::load(&common::manifest()).unwrap();
     let stores = Arc::new(KeyValue::new(
-        Stores::open(&vigil_kv::config::load(None, data).unwrap()).unwrap(),
-        None,
+        Stores::open(&vigil_kv::config::load(store.runtime_config.as_deref(), data).unwrap())
+            .await
+            .unwrap(),
     ));
     let vars = HashMap::from([("jwt_secret".to_owned(), common::SECRET.to_owned())]);
     let app_vars = vigil_runtime::variables::resolve_app(&manifest, &vars).unwrap();
@@ -66,13 +71,13 @@ fn load_components(data: &std::path::Path) -> (HttpComponents, Arc<KeyValue>) {
         Duration::from_secs(10),
     )
     .unwrap();
-    (c, stores)
+    (c, stores, store)
 }
 
 #[tokio::test]
 async fn api_component_ingests_and_reads_through_the_spin_key_value_store() {
     let dir = tempfile::tempdir().unwrap();
-    let (c, stores) = load_components(dir.path());
+    let (c, stores, _store) = load_components(dir.path()).await;
 
     let (s, _) = call(&c, "GET", "/health", "", "").await;
     assert_eq!(s, 200);
@@ -273,7 +278,7 @@ async fn raw(
 #[tokio::test]
 async fn dashboard_serves_its_files_with_etags_and_json_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let (c, _) = load_components(dir.path());
+    let (c, _, _store) = load_components(dir.path()).await;
 
     let (s, h, _) = raw(&c, "GET", "/", &[]).await;
     assert_eq!((s, h["location"].to_str().unwrap()), (302, "/dashboard/"));

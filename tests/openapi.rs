@@ -194,6 +194,13 @@ async fn real_responses_match_the_served_document() {
             &admin,
             String::new(),
         ),
+        ("POST", "/api/v1/tasks/expire".into(), &admin, String::new()),
+        (
+            "POST",
+            "/api/v1/tasks/expire".into(),
+            &viewer,
+            String::new(),
+        ),
         ("GET", "/api/v1/queues".into(), &viewer, String::new()),
         ("GET", "/api/v1/dashboard".into(), &admin, String::new()),
         (

@@ -5,7 +5,8 @@ mod common;
 #[tokio::test]
 async fn kill_9_and_restart_keeps_tasks_and_the_sequence() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut first, base) = common::spawn_binary(dir.path());
+    let store = common::TestStore::from_env(dir.path());
+    let (mut first, base) = common::spawn_binary(dir.path(), &store);
     let client = reqwest::Client::new();
     let post = |base: &str, body: &'static str| {
         client
@@ -22,7 +23,7 @@ async fn kill_9_and_restart_keeps_tasks_and_the_sequence() {
     first.kill().unwrap(); // SIGKILL
     first.wait().unwrap();
 
-    let (mut second, base) = common::spawn_binary(dir.path());
+    let (mut second, base) = common::spawn_binary(dir.path(), &store);
     let get = client
         .get(format!("{base}/api/v1/tasks/keep-me"))
         .bearer_auth(common::admin());

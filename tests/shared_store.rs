@@ -15,14 +15,18 @@ use vigil_runtime::key_value::KeyValue;
 use vigil_runtime::manifest::Manifest;
 
 /// Another runtime (standing in for `spin up`): its own engine and its own connection to
-/// the SQLite file, sharing nothing in memory with the host.
-fn other_runtime(data: &std::path::Path) -> HttpComponents {
+/// the host's store (the SQLite file, or Redis), sharing nothing in memory with the
+/// host, and no host hooks: its outbox writes land in the store, as under Spin.
+async fn other_runtime(host: &common::TestHost) -> HttpComponents {
+    let data = &host.data;
+    let rc = host.store.runtime_config.as_deref();
     let engine = vigil_runtime::engine::build().unwrap();
     vigil_runtime::engine::start_epoch_ticker(&engine);
     let manifest = Manifest::load(&common::manifest()).unwrap();
     let stores = KeyValue::new(
-        Stores::open(&vigil_kv::config::load(None, data).unwrap()).unwrap(),
-        None,
+        Stores::open(&vigil_kv::config::load(rc, data).unwrap())
+            .await
+            .unwrap(),
     );
     let vars = HashMap::from([("jwt_secret".to_owned(), common::SECRET.to_owned())]);
     let app_vars = vigil_runtime::variables::resolve_app(&manifest, &vars).unwrap();
@@ -44,7 +48,7 @@ async fn events_published_by_another_runtime_are_relayed() {
     let mut sse =
         common::SseClient::connect(&host.url("/events?topics=celery:tasks"), &common::admin())
             .await;
-    let spin = other_runtime(&host.data);
+    let spin = other_runtime(&host).await;
     for (i, kind) in ["task-received", "task-started"].iter().enumerate() {
         let body = format!(r#"{{"type":"{kind}","uuid":"ext-1","timestamp":{i}}}"#);
         let req = http::Request::post("/api/v1/events")

@@ -20,6 +20,7 @@ struct Host {
     child: Child,
     base: String,
     _data: tempfile::TempDir,
+    _store: common::TestStore,
 }
 
 impl Drop for Host {
@@ -31,11 +32,13 @@ impl Drop for Host {
 
 fn spawn_host() -> Host {
     let data = tempfile::tempdir().unwrap();
-    let (child, base) = common::spawn_binary(data.path());
+    let store = common::TestStore::from_env(data.path());
+    let (child, base) = common::spawn_binary(data.path(), &store);
     Host {
         child,
         base,
         _data: data,
+        _store: store,
     }
 }
 

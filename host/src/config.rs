@@ -9,6 +9,25 @@ use anyhow::Context;
 /// Where the secret is kept when none is configured, inside the data directory.
 const SECRET_FILE: &str = "jwt_secret";
 
+/// The defaults of `vigil serve`, in one place: [`ServeConfig::new`] and the command
+/// line (`crate::cli`) both use them, and a test checks the README's table against
+/// the command line.
+pub mod defaults {
+    /// Loopback only until told otherwise.
+    pub const LISTEN: &str = "127.0.0.1:3000";
+    /// The embedded store and the generated secret, next to where Vigil runs.
+    pub const DATA_DIR: &str = ".vigil";
+    /// The repository's manifest, as `spin up` reads it.
+    pub const MANIFEST: &str = "spin.toml";
+    /// Where `scripts/build-wasm` puts the dispatch component.
+    pub const DISPATCH: &str = "target/wasm32-wasip2/release/vigil_dispatch.wasm";
+    /// REST requests per second per caller: far above a dashboard's or a worker's
+    /// needs, low enough that one runaway client cannot take the host.
+    pub const REST_RATE: u32 = 100;
+    /// Events kept in the log for resume and the feed.
+    pub const HISTORY: u64 = 10_000;
+}
+
 /// Everything `vigil serve` needs.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
@@ -27,11 +46,16 @@ pub struct ServeConfig {
     /// Longest a component may run for one request before it is stopped.
     pub request_timeout: Duration,
     /// How often the relay looks for events published by components it did not run
-    /// (e.g. components under `spin up` sharing the store).
+    /// (e.g. components under `spin up` sharing the store), on a store that cannot
+    /// notify of writes (SQLite).
     pub outbox_poll: Duration,
+    /// On a store that notifies of writes (Redis), how often the relay still sweeps the
+    /// outbox for entries whose notification was lost: a full `SCAN`, so seldom.
+    pub outbox_sweep: Duration,
     /// Events kept in the log for resume and the feed; a client further behind gets `reset`.
     pub history: u64,
-    /// How often the host asks the component to mark silent workers offline.
+    /// How often the host asks the component to mark silent workers offline and to
+    /// expire finished tasks the retention policy no longer keeps.
     pub sweep_interval: Duration,
     /// REST requests per second per caller (bearer token, or address); 0 = unlimited.
     pub rest_rate_per_sec: u32,
@@ -45,18 +69,21 @@ impl ServeConfig {
     /// Defaults for serving `manifest` with data in `data_dir`.
     pub fn new(manifest: PathBuf, data_dir: PathBuf) -> Self {
         Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            listen: defaults::LISTEN
+                .parse()
+                .expect("the default address parses"),
             data_dir,
             manifest,
             runtime_config: None,
-            dispatch: PathBuf::from("target/wasm32-wasip2/release/vigil_dispatch.wasm"),
+            dispatch: PathBuf::from(defaults::DISPATCH),
             jwt_secret: None,
             request_timeout: Duration::from_secs(30),
             outbox_poll: Duration::from_millis(200),
-            history: crate::relay::HISTORY,
+            outbox_sweep: Duration::from_secs(30),
+            history: defaults::HISTORY,
             sweep_interval: Duration::from_secs(5),
-            rest_rate_per_sec: 100,
-            rest_burst: 200,
+            rest_rate_per_sec: defaults::REST_RATE,
+            rest_burst: defaults::REST_RATE * 2,
             push: Default::default(),
         }
     }

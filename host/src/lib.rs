@@ -2,13 +2,15 @@
 //! (`vigil-runtime`), holds the long-lived push connections (`vigil-push`), and moves
 //! what the components publish into the event log.
 //!
-//! - [`config`]: what `vigil serve` is told, and the JWT secret it signs with.
+//! - [`cli`]: the command line; [`config`]: what `vigil serve` is told (defaults in
+//!   one place), and the JWT secret it signs with.
 //! - [`server`]: the axum app tying the runtime and the push side together.
-//! - [`relay`]: moves published events from the outbox into the event log and the hub.
+//! - [`relay`]: moves published events from the outbox into the event log.
 //! - [`rate_limit`]: per-caller request limit on the REST routes.
 //! - [`demo`]: `vigil demo`, a simulated deployment reporting through the ingest API.
 #![deny(missing_docs)]
 
+pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod rate_limit;

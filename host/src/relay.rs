@@ -1,138 +1,133 @@
-//! The relay: moves events the components published into the outbox over to the
-//! sequenced event log, then hands them to the hub.
+//! From the components' outbox to the event log (`vigil-log`).
 //!
-//! Each step is one atomic batch (log entries + sequence counter written, outbox keys
-//! deleted), so an acknowledged event is neither lost nor sequenced twice, even if the
-//! host is killed mid-way. The relay runs when a component it hosts writes the outbox
-//! (immediately) and on a poll interval (for components running elsewhere, e.g. under
-//! `spin up`, sharing the store).
+//! Components publish by writing an outbox entry (`outbox/<time>-<nonce>`, a JSON
+//! array of events). Two paths lead from there into the log:
+//!
+//! - **Components this host runs**: the host takes their outbox writes over
+//!   ([`OutboxTakeOver`]): the events are appended to the log before the component's
+//!   `set` returns, so they are durable when the producer gets its 202. One atomic write
+//!   instead of three (entry, log, delete), and nothing to scan.
+//! - **Components run elsewhere** (`spin up`, SpinKube) on the same store leave outbox
+//!   keys. The [`Relay`] finds them: on Redis from keyspace notifications
+//!   ([`vigil_kv::KvBackend::watch_prefix`]), with a sweep when the watch starts or
+//!   re-subscribes and a slow sweep every `outbox_sweep` for anything missed; on SQLite by
+//!   looking every `outbox_poll` (a range read of an index, not a scan). Each entry is
+//!   appended with itself as the consumed key, so it is deleted in the same atomic
+//!   step, and an entry another host already moved is skipped: a number is assigned once.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Notify;
-use vigil_core::celery_metrics::CeleryMetrics;
+use async_trait::async_trait;
 use vigil_core::event::Event;
 use vigil_core::keys;
+use vigil_kv::{KvBackend, Watched};
+use vigil_log::EventLog;
+use vigil_runtime::key_value::TakeOver;
 
-use vigil_kv::KvBackend;
-use vigil_push::hub::{Hub, Published};
-use vigil_runtime::key_value::WriteWatch;
-
-/// Outbox entries moved per step.
+/// Outbox entries read per sweep step.
 const STEP: usize = 256;
-/// Events kept in the log for resume and long-poll, unless configured otherwise; older
-/// ones are deleted.
-pub const HISTORY: u64 = 10_000;
 
-/// Wakes the relay when a component this host runs writes an outbox entry, so events
-/// move at once instead of at the next poll.
-pub struct OutboxWatch(pub Arc<Notify>);
+/// Appends what a hosted component publishes straight to the log.
+pub struct OutboxTakeOver(pub Arc<dyn EventLog>);
 
-impl WriteWatch for OutboxWatch {
-    fn written(&self, _label: &str, key: &str) {
-        if key.starts_with(keys::OUTBOX_PREFIX) {
-            self.0.notify_one();
-        }
+#[async_trait]
+impl TakeOver for OutboxTakeOver {
+    async fn set(&self, key: &str, value: &[u8]) -> anyhow::Result<()> {
+        let events: Vec<Event> = serde_json::from_slice(value).map_err(|e| {
+            anyhow::anyhow!("outbox entry {key} is not a JSON array of events: {e}")
+        })?;
+        self.0.append(&events, None).await?;
+        Ok(())
     }
 }
 
-/// The Celery domain metrics `/metrics` shows, fed by every event this host relays.
-pub type SharedCeleryMetrics = Arc<std::sync::Mutex<CeleryMetrics>>;
-
-/// Moves outbox entries into the log and publishes them.
+/// Moves outbox entries left by components running elsewhere into the log.
 pub struct Relay {
     kv: Arc<dyn KvBackend>,
-    hub: Hub,
-    seq: u64,
-    history: u64,
-    metrics: SharedCeleryMetrics,
+    log: Arc<dyn EventLog>,
 }
 
 impl Relay {
-    /// A relay continuing the sequence stored in `kv`, counting what it relays in `metrics`.
-    pub async fn new(
-        kv: Arc<dyn KvBackend>,
-        hub: Hub,
-        history: u64,
-        metrics: SharedCeleryMetrics,
-    ) -> anyhow::Result<Self> {
-        let seq = match kv.get(keys::SEQ_KEY).await? {
-            Some(b) => String::from_utf8_lossy(&b).parse()?,
-            None => 0,
-        };
-        Ok(Self {
-            kv,
-            hub,
-            seq,
-            history: history.max(1),
-            metrics,
-        })
+    /// A relay from the outbox in `kv` to `log`.
+    pub fn new(kv: Arc<dyn KvBackend>, log: Arc<dyn EventLog>) -> Self {
+        Self { kv, log }
     }
 
-    /// Runs until the hub is gone.
-    pub async fn run(mut self, published: Arc<Notify>, poll: Duration) {
-        loop {
-            match self.drain().await {
-                Ok(_) => {}
-                Err(e) => tracing::error!(error = %format!("{e:#}"), "relay step failed; retrying"),
+    /// Runs until `stop` completes: on notifications where the store gives them
+    /// (sweeping every `sweep`), else sweeping every `poll`.
+    pub async fn run(
+        self,
+        poll: Duration,
+        sweep: Duration,
+        stop: impl std::future::Future<Output = ()>,
+    ) {
+        tokio::pin!(stop);
+        let Some(mut watched) = self.kv.watch_prefix(keys::OUTBOX_PREFIX) else {
+            let mut tick = tokio::time::interval(poll);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => self.sweep().await,
+                    _ = &mut stop => return,
+                }
             }
-            if self.hub.is_closed() {
+        };
+        let mut tick = tokio::time::interval(sweep);
+        tick.tick().await; // the watch starts with `Missed`: no sweep now as well
+        loop {
+            tokio::select! {
+                w = watched.recv() => match w {
+                    Some(Watched::Key(key)) => self.relay_key(&key).await,
+                    Some(Watched::Missed) => self.sweep().await,
+                    None => return,
+                },
+                _ = tick.tick() => self.sweep().await,
+                _ = &mut stop => return,
+            }
+        }
+    }
+
+    /// Moves every entry in the outbox.
+    pub async fn sweep(&self) {
+        loop {
+            let entries = match self.kv.scan_prefix(keys::OUTBOX_PREFIX, STEP).await {
+                Ok(entries) => entries,
+                Err(e) => {
+                    return tracing::error!(error = %format!("{e:#}"), "outbox sweep failed; retrying later")
+                }
+            };
+            if entries.is_empty() {
                 return;
             }
-            tokio::select! {
-                _ = published.notified() => {}
-                _ = tokio::time::sleep(poll) => {}
+            for (key, value) in entries {
+                if let Err(e) = self.relay(&key, &value).await {
+                    return tracing::error!(error = %format!("{e:#}"), %key, "relaying an outbox entry failed; retrying later");
+                }
             }
         }
     }
 
-    /// Moves everything in the outbox; returns how many events it published.
-    pub async fn drain(&mut self) -> anyhow::Result<usize> {
-        let mut total = 0;
-        loop {
-            let entries = self.kv.scan_prefix(keys::OUTBOX_PREFIX, STEP).await?;
-            if entries.is_empty() {
-                return Ok(total);
-            }
-            total += self.step(entries).await?;
+    /// Moves the entry at `key`, if it is still there.
+    async fn relay_key(&self, key: &str) {
+        let moved = match self.kv.get(key).await {
+            Ok(None) => Ok(()),
+            Ok(Some(value)) => self.relay(key, &value).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = moved {
+            tracing::error!(error = %format!("{e:#}"), %key, "relaying an outbox entry failed; the next sweep retries");
         }
     }
 
-    async fn step(&mut self, entries: Vec<(String, Vec<u8>)>) -> anyhow::Result<usize> {
-        let mut seq = self.seq;
-        let mut sets = Vec::new();
-        let mut deletes = Vec::new();
-        let mut out = Vec::new();
-        for (key, value) in entries {
-            deletes.push(key.clone());
-            let Ok(events) = serde_json::from_slice::<Vec<Event>>(&value) else {
-                tracing::error!(%key, "unreadable outbox entry dropped");
-                continue;
-            };
-            for mut event in events {
-                seq += 1;
-                event.seq = seq;
-                let json = serde_json::to_string(&event)?;
-                sets.push((keys::event(seq), json.clone().into_bytes()));
-                out.push(Arc::new(Published { event, json }));
-            }
+    /// Appends the entry's events, deleting it in the same step.
+    async fn relay(&self, key: &str, value: &[u8]) -> anyhow::Result<()> {
+        let events: Vec<Event> = serde_json::from_slice(value).unwrap_or_else(|_| {
+            tracing::error!(%key, "unreadable outbox entry dropped");
+            Vec::new()
+        });
+        if self.log.append(&events, Some(key)).await?.is_none() {
+            tracing::debug!(%key, "outbox entry already moved by another host");
         }
-        sets.push((keys::SEQ_KEY.to_owned(), seq.to_string().into_bytes()));
-        deletes.extend(
-            (self.seq + 1..=seq)
-                .filter(|s| *s > self.history)
-                .map(|s| keys::event(s - self.history)),
-        );
-        self.kv.write_batch(sets, deletes).await?;
-        self.seq = seq;
-        if let Ok(mut m) = self.metrics.lock() {
-            out.iter().for_each(|p| m.observe(&p.event));
-        }
-        let n = out.len();
-        if n > 0 {
-            self.hub.publish(out).await;
-        }
-        Ok(n)
+        Ok(())
     }
 }

@@ -16,7 +16,6 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use tokio::sync::Notify;
 use vigil_kv::Stores;
 use vigil_push::dispatch::DispatchComponent;
 use vigil_push::hub::Hub;
@@ -28,7 +27,10 @@ use vigil_runtime::manifest::Manifest;
 
 use crate::config::ServeConfig;
 use crate::rate_limit::RateLimiter;
-use crate::relay::{OutboxWatch, Relay};
+use crate::relay::{OutboxTakeOver, Relay};
+
+/// The Celery domain metrics `/metrics` shows, fed by every event of the log.
+pub type SharedCeleryMetrics = Arc<std::sync::Mutex<vigil_core::celery_metrics::CeleryMetrics>>;
 
 /// Shared by every handler.
 #[derive(Clone)]
@@ -39,7 +41,7 @@ struct Inner {
     limiter: Option<RateLimiter>,
     push: PushState,
     /// The Celery domain metrics (Flower's names), fed by the relay.
-    celery: crate::relay::SharedCeleryMetrics,
+    celery: SharedCeleryMetrics,
     /// Set once shutdown begins: `/ready` answers 503 from then on.
     draining: std::sync::atomic::AtomicBool,
 }
@@ -142,7 +144,7 @@ async fn ready(State(app): State<AppState>) -> Response {
         Some("shutting down".to_owned())
     } else if app.push().hub().is_closed() {
         Some("the push hub has stopped".to_owned())
-    } else if let Err(e) = app.push().kv().get(vigil_core::keys::SEQ_KEY).await {
+    } else if let Err(e) = app.push().log().head().await {
         Some(format!("the store does not answer: {e:#}"))
     } else {
         None
@@ -165,8 +167,12 @@ fn too_many(wait: std::time::Duration) -> Response {
     resp
 }
 
-/// Periodically asks the component to mark workers that stopped heartbeating offline
-/// (components are stateless and cannot run timers themselves).
+/// What the host asks the component to do periodically (components are stateless and
+/// cannot run timers themselves): mark workers that stopped heartbeating offline, and
+/// expire finished tasks the retention policy no longer keeps.
+const PERIODIC: [&str; 2] = ["/api/v1/workers/sweep", "/api/v1/tasks/expire"];
+
+/// Runs the [`PERIODIC`] calls every `every`.
 async fn sweep_workers(app: AppState, every: std::time::Duration) {
     /// Lifetime of the host's own token for the call.
     const TOKEN_TTL: u64 = 60;
@@ -186,14 +192,16 @@ async fn sweep_workers(app: AppState, every: std::time::Duration) {
             iat: now,
         };
         let token = vigil_core::auth::sign(&claims, app.push().secret());
-        let req = http::Request::post("/api/v1/workers/sweep")
-            .header(http::header::HOST, "localhost")
-            .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
-            .body(axum::body::Body::empty());
-        if let Ok(req) = req {
-            let resp = app.0.components.0.handle(req, client).await;
-            if !resp.status().is_success() {
-                tracing::warn!(status = %resp.status(), "worker sweep failed");
+        for path in PERIODIC {
+            let req = http::Request::post(path)
+                .header(http::header::HOST, "localhost")
+                .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
+                .body(axum::body::Body::empty());
+            if let Ok(req) = req {
+                let resp = app.0.components.0.handle(req, client).await;
+                if !resp.status().is_success() {
+                    tracing::warn!(status = %resp.status(), path, "periodic call failed");
+                }
             }
         }
     }
@@ -233,10 +241,16 @@ pub async fn start(
     let provided = HashMap::from([("jwt_secret".to_owned(), secret.clone())]);
     let app_vars = vigil_runtime::variables::resolve_app(&manifest, &provided)?;
     let store_config = vigil_kv::config::load(config.runtime_config.as_deref(), &config.data_dir)?;
-    let published = Arc::new(Notify::new());
-    let kv = Arc::new(KeyValue::new(
-        Stores::open(&store_config)?,
-        Some(Arc::new(OutboxWatch(published.clone()))),
+    let stores = Stores::open(&store_config).await?;
+    let store = stores
+        .get("default")
+        .context("no `default` key-value store configured")?;
+    let log = vigil_log::open(&store_config["default"], store.clone(), config.history).await?;
+    let takeover = Arc::new(OutboxTakeOver(log.clone()));
+    let kv = Arc::new(KeyValue::new(stores).take_over(
+        "default",
+        vigil_core::keys::OUTBOX_PREFIX,
+        takeover,
     ));
 
     let engine = vigil_runtime::engine::build()?;
@@ -253,12 +267,26 @@ pub async fn start(
     let metrics = Arc::new(Metrics::default());
     let hub = Hub::start(dispatch, config.push.clone(), metrics.clone());
 
-    let log = kv
-        .get("default")
-        .context("no `default` key-value store configured")?;
-    let celery = crate::relay::SharedCeleryMetrics::default();
-    let relay = Relay::new(log.clone(), hub.clone(), config.history, celery.clone()).await?;
-    tokio::spawn(relay.run(published, config.outbox_poll));
+    let celery = SharedCeleryMetrics::default();
+    let observe = {
+        let celery = celery.clone();
+        move |events: &[Arc<vigil_push::hub::Published>]| {
+            if let Ok(mut m) = celery.lock() {
+                events.iter().for_each(|p| m.observe(&p.event));
+            }
+        }
+    };
+    tokio::spawn(vigil_push::follow::follow(
+        log.clone(),
+        hub.clone(),
+        observe,
+    ));
+    let relay = Relay::new(store, log.clone());
+    let until_hub_stops = {
+        let hub = hub.clone();
+        async move { hub.closed().await }
+    };
+    tokio::spawn(relay.run(config.outbox_poll, config.outbox_sweep, until_hub_stops));
 
     let components = Arc::new(Components(components));
     let push = PushState::new(

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import {
-  ADMIN, ingest, launch, now, open, search, uid, waitMode,
+  ADMIN, ingest, launch, now, open, rest, search, uid, waitMode,
 } from './helpers.js';
 
 let browser;
@@ -39,5 +39,31 @@ test('thousands of rows: only a window of them is in the page, scrolling shows t
   await page.waitForFunction(() => /^1200 of/.test(document.getElementById('task-count').textContent), null, { timeout: 20000 });
   const after200 = await page.$$eval('#task-list .row', (r) => r.length);
   assert.ok(after200 < 80, `${after200} row elements`);
+  await page.close();
+});
+
+test('older tasks page in from the server on request, and counts cover everything held', async () => {
+  const prefix = uid('older');
+  const t0 = now();
+  // Two minutes ahead of everything else, so these 1300 are the newest the page loads.
+  for (let b = 0; b < 2; b += 1) {
+    await ingest(Array.from({ length: 650 }, (_, i) => ({
+      type: 'task-received', uuid: `${prefix}-${b}-${String(i).padStart(4, '0')}`,
+      name: 'browser.older', routing_key: 'default', timestamp: t0 + 120 + b * 10 + i / 1000,
+    })));
+  }
+  const page = await open(browser, ADMIN);
+  await waitMode(page, 'live', 'ws');
+  const held = () => page.$eval('#task-count', (e) => Number(e.textContent.split(' of ')[1]));
+  const before = await held();
+  assert.ok(await page.$eval('#load-older', (b) => !b.hidden), 'the server holds more than the first page');
+  await page.click('#load-older');
+  await page.waitForFunction((n) => Number(document.getElementById('task-count').textContent.split(' of ')[1]) >= n + 300, before, { timeout: 10000 });
+  await search(page, prefix);
+  await page.waitForFunction(() => /^1300 of/.test(document.getElementById('task-count').textContent), null, { timeout: 10000 });
+  // The count cards are the server's counters, not the rows in the page.
+  const received = await page.$eval('#counts .s-RECEIVED b', (e) => Number(e.textContent));
+  const listed = (await rest('/api/v1/tasks?state=RECEIVED&limit=1')).body;
+  assert.ok(received >= 1300 && Math.abs(received - listed.total) < 200, `${received} vs ${listed.total}`);
   await page.close();
 });

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -9,6 +10,7 @@ use serde_json::Value;
 use vigil::config::ServeConfig;
 use vigil::server::Running;
 use vigil_core::auth::{self, Claims, Role};
+pub use vigil_redis_test::RedisServer;
 
 /// The secret every test host signs with.
 pub const SECRET: &str = "test-secret-0123456789";
@@ -18,11 +20,54 @@ pub fn manifest() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../spin.toml")
 }
 
+/// Where a test host keeps its key-value data: the embedded SQLite store in its data
+/// directory, or, with `VIGIL_TEST_BACKEND=redis` (or when the test asks), a real
+/// `redis-server` of the test's own, through a Spin runtime config.
+#[derive(Clone, Default)]
+pub struct TestStore {
+    /// The Redis server, if on Redis.
+    pub redis: Option<Arc<RedisServer>>,
+    /// The runtime config naming it (`--runtime-config`).
+    pub runtime_config: Option<PathBuf>,
+}
+
+impl TestStore {
+    /// The store `VIGIL_TEST_BACKEND` picks (`sqlite`, the default, or `redis`).
+    pub fn from_env(data: &Path) -> Self {
+        match std::env::var("VIGIL_TEST_BACKEND").as_deref() {
+            Ok("redis") => Self::redis(data, Arc::new(RedisServer::start())),
+            Ok("sqlite") | Err(_) => Self::default(),
+            Ok(other) => panic!("VIGIL_TEST_BACKEND is `sqlite` or `redis`, not `{other}`"),
+        }
+    }
+
+    /// `server`'s database, named by a runtime config written into `data`.
+    pub fn redis(data: &Path, server: Arc<RedisServer>) -> Self {
+        std::fs::create_dir_all(data).unwrap();
+        let file = data.join("runtime-config.toml");
+        let toml = format!(
+            "[key_value_store.default]\ntype = \"redis\"\nurl = \"{}\"\n",
+            server.url()
+        );
+        std::fs::write(&file, toml).unwrap();
+        Self {
+            redis: Some(server),
+            runtime_config: Some(file),
+        }
+    }
+
+    /// Whether this is Redis.
+    pub fn is_redis(&self) -> bool {
+        self.redis.is_some()
+    }
+}
+
 /// A running host and where it keeps its data.
 pub struct TestHost {
     pub running: Running,
     pub base: String,
     pub data: PathBuf,
+    pub store: TestStore,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -48,7 +93,17 @@ pub async fn start_in(data: &Path) -> TestHost {
 }
 
 async fn start_configured(data: &Path, tweak: impl FnOnce(&mut ServeConfig)) -> TestHost {
+    start_on(data, TestStore::from_env(data), tweak).await
+}
+
+/// Starts a host on `data` with its key-value store in `store`.
+pub async fn start_on(
+    data: &Path,
+    store: TestStore,
+    tweak: impl FnOnce(&mut ServeConfig),
+) -> TestHost {
     let mut config = ServeConfig::new(manifest(), data.to_path_buf());
+    config.runtime_config = store.runtime_config.clone();
     tweak(&mut config);
     config.listen = "127.0.0.1:0".parse().unwrap();
     config.jwt_secret = Some(SECRET.into());
@@ -60,8 +115,27 @@ async fn start_configured(data: &Path, tweak: impl FnOnce(&mut ServeConfig)) -> 
         running,
         base,
         data: data.to_path_buf(),
+        store,
         _dir: None,
     }
+}
+
+/// `n` hosts on one fresh Redis, each with its own data directory (kept for the
+/// hosts' life), all with the same configuration.
+pub async fn start_cluster(
+    n: usize,
+    tweak: impl Fn(&mut ServeConfig),
+) -> (Arc<RedisServer>, Vec<TestHost>) {
+    let server = Arc::new(RedisServer::start());
+    let mut hosts = Vec::new();
+    for _ in 0..n {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TestStore::redis(dir.path(), server.clone());
+        let mut host = start_on(dir.path(), store, &tweak).await;
+        host._dir = Some(dir);
+        hosts.push(host);
+    }
+    (server, hosts)
 }
 
 /// A token for `sub` with `role`, valid for an hour (or expired, with `ttl` < 0).
@@ -249,12 +323,27 @@ impl TestHost {
     }
 }
 
-/// Starts the real `vigil` binary on `data` (port 0), returning it and its base URL.
-pub fn spawn_binary(data: &Path) -> (std::process::Child, String) {
+/// Starts the real `vigil` binary on `data` (port 0) and `store`, returning it and
+/// its base URL.
+pub fn spawn_binary(data: &Path, store: &TestStore) -> (std::process::Child, String) {
+    spawn_binary_with(data, store, &[])
+}
+
+/// [`spawn_binary`] with more `vigil serve` arguments.
+pub fn spawn_binary_with(
+    data: &Path,
+    store: &TestStore,
+    extra: &[&str],
+) -> (std::process::Child, String) {
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--manifest"])
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
+    cmd.arg("serve").args(extra);
+    if let Some(rc) = &store.runtime_config {
+        cmd.arg("--runtime-config").arg(rc);
+    }
+    let mut child = cmd
+        .args(["--listen", "127.0.0.1:0", "--manifest"])
         .arg(manifest())
         .arg("--data-dir")
         .arg(data)
@@ -273,4 +362,48 @@ pub fn spawn_binary(data: &Path) -> (std::process::Child, String) {
         .expect("listening line")
         .to_owned();
     (child, base)
+}
+
+/// Seconds since the epoch.
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// A deterministic shuffle (xorshift), so a failing order reproduces.
+pub fn shuffle<T>(v: &mut [T], mut seed: u64) {
+    seed |= 1;
+    for i in (1..v.len()).rev() {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        v.swap(i, (seed % (i as u64 + 1)) as usize);
+    }
+}
+
+/// A copy of the repository's `spin.toml` in `dir` with some variables' defaults
+/// changed (component sources made absolute, so it runs from there).
+pub fn manifest_with_defaults(dir: &Path, defaults: &[(&str, &str)]) -> PathBuf {
+    let repo = manifest();
+    let root = repo.parent().unwrap().canonicalize().unwrap();
+    let mut text = std::fs::read_to_string(&repo).unwrap();
+    text = text.replace(
+        "source = \"target/",
+        &format!("source = \"{}/target/", root.display()),
+    );
+    for (name, value) in defaults {
+        let start = text
+            .find(&format!("\n{name} = {{ default = "))
+            .unwrap_or_else(|| panic!("no variable {name}"));
+        let end = start + text[start..].find("}\n").unwrap() + 1;
+        text.replace_range(
+            start..end,
+            &format!("\n{name} = {{ default = \"{value}\" }}"),
+        );
+    }
+    let path = dir.join("spin.toml");
+    std::fs::write(&path, text).unwrap();
+    path
 }

@@ -19,10 +19,11 @@ pub struct Fleet {
 }
 
 impl Fleet {
-    /// Connects `clients` clients from `sources`, `concurrency` handshakes at a time,
-    /// and returns once every one has subscribed or failed.
+    /// Connects `clients` clients, spread over `targets` in turn (several hosts of one
+    /// deployment) and over loopback `sources`, `concurrency` handshakes at a time, and
+    /// returns once every one has subscribed or failed.
     pub async fn connect(
-        target: &Target,
+        targets: &[Target],
         clients: usize,
         concurrency: usize,
         clock: &Arc<Clock>,
@@ -34,7 +35,7 @@ impl Fleet {
         let tasks = (0..clients)
             .map(|i| {
                 let (target, clock, stop_rx, ready, limit) = (
-                    target.clone(),
+                    targets[i % targets.len()].clone(),
                     clock.clone(),
                     stop_rx.clone(),
                     ready.clone(),

@@ -6,47 +6,40 @@
 //!   publish→receive latency (same process, monotonic clock), deliveries per second,
 //!   and the server's CPU seconds and peak RSS.
 //! - `idle`: N clients connect and subscribe; the server's RSS growth per connection.
+//! - `ingest`: producers post batches as fast as they are acknowledged; events/s.
 //! - `tables`: the README tables from a results file.
 //!
-//! `run` and `idle` also append their JSON record to `--results`.
+//! `run` and `idle` also append their JSON records to `--results`. Several `--url`s
+//! (and `--pid`s) make one deployment of several hosts: clients are spread over them,
+//! events published to the first, and a second row gives the clients on the other
+//! hosts alone (cross-host delivery).
 //!
 //! Modules: [`client`] (one client per transport), [`eio`] (Socket.IO's wire
 //! protocol), [`ids`] (event ids), [`net`] (TCP from several source addresses),
-//! [`fleet`] (many clients), [`publish`] (the publisher), [`proc`] (`/proc`
-//! readings), [`report`] (rows and records), [`results`] (files and tables).
+//! [`fleet`] (many clients), [`publish`] (the publisher), [`scenario`] (`run` and
+//! `idle`), [`ingest`] (ingest throughput), [`proc`] (`/proc` readings), [`report`]
+//! (rows and records), [`results`] (files and tables).
 
 mod client;
 mod eio;
 mod fleet;
 mod ids;
+mod ingest;
 mod net;
 mod proc;
 mod publish;
 mod report;
 mod results;
+mod scenario;
 
 use std::io::Write;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use serde_json::Value;
 
-use client::{Clock, Target, Transport};
-use fleet::Fleet;
-use net::Sources;
-use publish::{Flavor, Sink};
-
-/// Handshakes in flight at once while connecting clients.
-const CONNECT_CONCURRENCY: usize = 100;
-/// Pause between the last subscribe and the first publish, so connection set-up work
-/// is not counted in the scenario's CPU seconds.
-const SETTLE: Duration = Duration::from_millis(500);
-/// Pause between connecting idle clients and reading the server's memory, so
-/// connection set-up garbage is collected (Node, Python) first.
-const IDLE_SETTLE: Duration = Duration::from_secs(3);
+use client::Transport;
+use publish::Flavor;
 
 #[derive(Parser)]
 #[command(
@@ -64,6 +57,8 @@ enum Command {
     Run(RunArgs),
     /// Idle connection memory; prints one markdown row of the idle table.
     Idle(CommonArgs),
+    /// Ingest throughput; prints one markdown row of the ingest table.
+    Ingest(IngestArgs),
     /// Prints a table's header.
     Header {
         /// Which table.
@@ -84,19 +79,45 @@ enum Command {
 enum Table {
     Load,
     Idle,
+    Ingest,
 }
 
 #[derive(clap::Args)]
-struct CommonArgs {
-    /// Server HTTP base, e.g. http://127.0.0.1:3000.
+struct IngestArgs {
+    /// Server HTTP base.
     #[arg(long)]
     url: String,
+    /// Name for the table (e.g. `vigil (SQLite)`).
+    #[arg(long)]
+    server: String,
+    /// Producer token.
+    #[arg(long)]
+    producer_token: String,
+    /// Producers posting at once.
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    /// Events per request.
+    #[arg(long, default_value_t = 10)]
+    batch: usize,
+    /// Seconds of posting.
+    #[arg(long, default_value_t = 5.0)]
+    seconds: f64,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct CommonArgs {
+    /// Server HTTP base, e.g. http://127.0.0.1:3000; comma-separated for several hosts
+    /// of one deployment: clients are spread over them, events published to the first.
+    #[arg(long, value_delimiter = ',', required = true)]
+    url: Vec<String>,
     /// Server name for the table.
     #[arg(long)]
     server: String,
-    /// Server process id, for CPU and memory (its descendants are counted too).
-    #[arg(long)]
-    pid: u32,
+    /// Server process id, for CPU and memory (its descendants are counted too);
+    /// comma-separated for a deployment of several processes (hosts, Redis): CPU and
+    /// peak RSS are their sums.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pid: Vec<u32>,
     /// JWT the clients connect with.
     #[arg(long)]
     token: String,
@@ -122,7 +143,7 @@ struct CommonArgs {
 }
 
 #[derive(clap::Args)]
-struct RunArgs {
+pub(crate) struct RunArgs {
     #[command(flatten)]
     common: CommonArgs,
     /// Ingest contract.
@@ -152,17 +173,32 @@ struct RunArgs {
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Run(args) => {
-            let record = run(&args).await?;
-            keep(&args.common, &record)?;
-            println!("{}", report::load_row(&record));
+            for record in scenario::run(&args).await? {
+                keep(&args.common, &record)?;
+                println!("{}", report::load_row(&record));
+            }
         }
         Command::Idle(args) => {
-            let record = idle(&args).await?;
+            let record = scenario::idle(&args).await?;
             keep(&args, &record)?;
             println!("{}", report::idle_row(&record));
         }
+        Command::Ingest(a) => {
+            let row = ingest::run(
+                &a.server,
+                &a.url,
+                &a.producer_token,
+                a.concurrency,
+                a.batch,
+                a.seconds,
+            );
+            println!("{}", row.await);
+        }
         Command::Header { table: Table::Load } => println!("{}", report::LOAD_HEADER),
         Command::Header { table: Table::Idle } => println!("{}", report::IDLE_HEADER),
+        Command::Header {
+            table: Table::Ingest,
+        } => println!("{}", ingest::HEADER),
         Command::Tables { file, readme } => {
             let tables = results::tables(&results::read(&file)?);
             match readme {
@@ -190,118 +226,4 @@ fn keep(args: &CommonArgs, record: &Value) -> anyhow::Result<()> {
         .with_context(|| format!("opening {path}"))?;
     writeln!(file, "{record}")?;
     Ok(())
-}
-
-fn target(args: &CommonArgs) -> Target {
-    Target {
-        transport: args.transport,
-        base: args.url.clone(),
-        namespace: args.namespace.clone(),
-        room: args.room.clone(),
-        token: args.token.clone(),
-    }
-}
-
-async fn connect(args: &CommonArgs, clock: &Arc<Clock>) -> Fleet {
-    let sources = Sources {
-        count: args.sources.max(1),
-    };
-    let fleet = Fleet::connect(
-        &target(args),
-        args.clients,
-        CONNECT_CONCURRENCY,
-        clock,
-        sources,
-    )
-    .await;
-    eprintln!(
-        "{} ({}): {} clients connected, {} failed",
-        args.server,
-        args.transport.name(),
-        fleet.connected,
-        fleet.failed
-    );
-    fleet
-}
-
-async fn run(args: &RunArgs) -> anyhow::Result<Value> {
-    let c = &args.common;
-    let events = (args.rate as f64 * args.seconds).round() as u64;
-    let clock = Arc::new(Clock::new(events));
-    let fleet = connect(c, &clock).await;
-    tokio::time::sleep(SETTLE).await;
-    let cpu_before = proc::cpu_seconds(c.pid)?;
-    let first_ns = clock.now_ns();
-    let sink = Sink {
-        base: args.publish_url.clone().unwrap_or_else(|| c.url.clone()),
-        flavor: args.flavor,
-        room: c.room.clone(),
-        token: args.producer_token.clone(),
-    };
-    let tick = Duration::from_millis(args.tick_ms.max(1));
-    let published = publish::run(sink, clock.clone(), args.rate, tick).await;
-    report_publishing(&c.server, &published);
-    let expected = fleet.connected as u64 * events;
-    let drain_until = tokio::time::Instant::now() + Duration::from_secs_f64(args.drain);
-    while clock.delivered.load(Ordering::Relaxed) < expected
-        && tokio::time::Instant::now() < drain_until
-    {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let cpu_s = proc::cpu_seconds(c.pid)? - cpu_before;
-    let peak_kib = proc::status_kib(c.pid, "VmHWM")?;
-    let received = fleet.stop().await;
-    let (duplicates, unknown) = report::anomalies(&received);
-    if published.failed_requests + duplicates + unknown > 0 {
-        eprintln!(
-            "{}: {} publish requests failed, {duplicates} duplicate and {unknown} unknown deliveries",
-            c.server, published.failed_requests
-        );
-    }
-    if let (n @ 1.., Some(why)) = report::ended_early(&received) {
-        eprintln!(
-            "{}: the server disconnected {n} clients early, e.g. {why}",
-            c.server
-        );
-    }
-    let row = report::LoadRow {
-        transport: c.transport,
-        clients: c.clients,
-        rate: args.rate,
-        server: c.server.clone(),
-        expected: c.clients as u64 * events,
-        cpu_s,
-        peak_kib,
-        span_s: report::last_delivery_ns(&received).saturating_sub(first_ns) as f64 / 1e9,
-    };
-    Ok(row.record(&received))
-}
-
-fn report_publishing(server: &str, published: &publish::Published) {
-    if let (Some(&max), n @ 1..) = (published.answer_us.last(), published.answer_us.len()) {
-        let p99 = published.answer_us[(n * 99 / 100).min(n - 1)];
-        let ms = |us: u64| us as f64 / 1000.0;
-        eprintln!(
-            "{server}: {n} publish requests answered in p99 {:.1} ms, max {:.1} ms",
-            ms(p99),
-            ms(max)
-        );
-    }
-}
-
-async fn idle(args: &CommonArgs) -> anyhow::Result<Value> {
-    let clock = Arc::new(Clock::new(0));
-    let before = proc::status_kib(args.pid, "VmRSS")?;
-    let fleet = connect(args, &clock).await;
-    tokio::time::sleep(IDLE_SETTLE).await;
-    let after = proc::status_kib(args.pid, "VmRSS")?;
-    let connected = fleet.connected;
-    fleet.stop().await;
-    Ok(report::idle_record(
-        args.transport,
-        &args.server,
-        connected,
-        before,
-        after,
-    ))
 }

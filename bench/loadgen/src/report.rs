@@ -23,8 +23,9 @@ pub struct LoadRow {
     pub server: String,
     /// Deliveries expected: clients × events.
     pub expected: u64,
-    /// Server CPU seconds from the first publish to the end of the drain.
-    pub cpu_s: f64,
+    /// Server CPU seconds from the first publish to the end of the drain; `None` for a
+    /// row of part of the clients, whose deliveries are not all the CPU was spent on.
+    pub cpu_s: Option<f64>,
     /// Server peak RSS (VmHWM) in KiB.
     pub peak_kib: u64,
     /// Seconds from the first publish to the last delivery.
@@ -44,7 +45,10 @@ impl LoadRow {
             0 => Value::Null,
             n => json!(f64::from(lat[((n as f64 * p) as usize).min(n - 1)]) / 1000.0),
         };
-        let per_cpu = (self.cpu_s > 0.0).then(|| (delivered as f64 / self.cpu_s).round());
+        let per_cpu = self
+            .cpu_s
+            .filter(|&c| c > 0.0)
+            .map(|c| (delivered as f64 / c).round());
         json!({
             "kind": "load",
             "transport": self.transport.name(),
@@ -165,7 +169,7 @@ mod tests {
             rate: 2,
             server: "floor".into(),
             expected: 4,
-            cpu_s: 0.5,
+            cpu_s: Some(0.5),
             peak_kib: 2048,
             span_s: 2.0,
         };
@@ -174,6 +178,11 @@ mod tests {
         assert_eq!(
             load_row(&r),
             "| 2 × 2/s | floor | 4 / 4 | 3.0 | 4.0 | 4.0 | 2 | 0.50 | 8 | 2 |"
+        );
+        let part = LoadRow { cpu_s: None, ..row };
+        assert_eq!(
+            load_row(&part.record(&[])),
+            "| 2 × 2/s | floor | 0 / 4 | - | - | - | 0 | - | - | 2 |"
         );
         let idle = idle_record(Transport::Ws, "node", 2000, 10 * 1024, 50 * 1024);
         assert_eq!(idle_row(&idle), "| node | 2000 | 10 | 50 | 20.5 |");

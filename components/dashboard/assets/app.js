@@ -19,8 +19,11 @@ const INITIAL_TASKS = 1000;
 const MAX_TASKS = 20000;
 /** ...a thousand at a time, so the sort this takes is rare. */
 const EVICT_SLACK = 1000;
-/** How often queue statistics (throughput, waits) are refetched for the chart. */
+/** How often queue statistics (throughput, waits) and the counts by state (over every
+ * task the server holds, not only those in the page) are refetched. */
 const QUEUE_REFRESH_MS = 3000;
+/** Older tasks fetched per "Load older" click. */
+const OLDER_PAGE = 500;
 const FINAL = new Set(['SUCCESS', 'FAILURE', 'REVOKED']);
 
 /** Everything the page shows. Only data the API returned for this token gets here. */
@@ -28,6 +31,10 @@ export const store = {
   claims: null,
   token: null,
   tasks: new Map(),
+  /** Tasks by state over everything the server holds (the snapshot's counters). */
+  counts: null,
+  /** Where "Load older" continues, per filter (`state|queue`): a cursor, or null at the end. */
+  older: new Map(),
   workers: new Map(),
   queues: new Map(),
   breakers: new Map(),
@@ -135,6 +142,8 @@ async function loadSnapshot() {
   ]);
   store.tasks.clear();
   [...dash.tasks, ...tasks.tasks, ...jobs.jobs].forEach((t) => upsertTask(t, false));
+  store.counts = dash.counts;
+  store.older = new Map([['|', tasks.next_cursor ?? null]]);
   store.workers = new Map(dash.workers.map((w) => [w.id, w]));
   store.queues = new Map(dash.queues.map((q) => [q.name, q]));
   store.breakers = new Map(dash.breakers.map((b) => [b.metadata.queue, b]));
@@ -228,6 +237,7 @@ function start(since) {
   views.init(store, {
     revoke,
     toggleBreaker,
+    loadOlder,
     openTask: details.openTask,
     openWorker: details.openWorker,
     table: (el, fill) => new VirtualTable(el, fill),
@@ -267,9 +277,12 @@ function start(since) {
 
 async function refreshQueues() {
   try {
-    const { queues } = await api('/api/v1/queues');
+    // The snapshot's size is bounded, whatever the server holds.
+    const { queues, counts } = await api('/api/v1/dashboard');
     queues.forEach((q) => store.queues.set(q.name, { ...store.queues.get(q.name), ...q }));
+    store.counts = counts;
     store.dirty.add('queues');
+    store.dirty.add('tasks');
     schedule();
   } catch {
     /* offline: the chart keeps its last values */
@@ -277,6 +290,27 @@ async function refreshQueues() {
 }
 
 // ---- actions -------------------------------------------------------------------------
+
+/** The next page of older tasks (with the table's state and queue filters) from REST. */
+async function loadOlder({ state, queue }) {
+  const key = `${state}|${queue}`;
+  const q = new URLSearchParams({ limit: String(OLDER_PAGE) });
+  if (state) q.set('state', state);
+  if (queue) q.set('queue', queue);
+  const cursor = store.older.get(key);
+  if (cursor === null) return;
+  // A filter's first page starts at its newest task (those held already merge in).
+  if (cursor !== undefined) q.set('cursor', cursor);
+  try {
+    const page = await api(`/api/v1/tasks?${q}`);
+    page.tasks.forEach((t) => upsertTask(t, false));
+    store.older.set(key, page.next_cursor ?? null);
+    store.dirty.add('tasks');
+    schedule();
+  } catch (e) {
+    views.toast('error', `Older tasks: ${e.message}`);
+  }
+}
 
 /** Seed 001: show the task revoked at once; roll back if the server refuses. */
 async function revoke(id) {

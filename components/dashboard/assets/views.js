@@ -45,6 +45,7 @@ export function init(store, act) {
     draw(store);
   };
   ['search', 'state-filter', 'queue-filter'].forEach((id) => $(id).addEventListener('input', refilter));
+  $('load-older').addEventListener('click', () => act.loadOlder(filter));
   $('bell').addEventListener('click', () => {
     $('notes').hidden = !$('notes').hidden;
   });
@@ -105,6 +106,9 @@ function drawTasks(store) {
   table.setRows(rows);
   table.render();
   $('task-count').textContent = `${rows.length} of ${store.tasks.size}`;
+  const more = store.older.get(`${filter.state}|${filter.queue}`);
+  $('load-older').hidden = more === null || filter.search !== '';
+  $('older-note').textContent = more === null ? 'all loaded' : 'the server holds more';
   const queues = new Set([...store.queues.keys()]);
   store.tasks.forEach((t) => t.queue && queues.add(t.queue));
   const sel = $('queue-filter');
@@ -169,9 +173,11 @@ function secs(s) {
   return `${Math.floor(s / 3600)} h ${Math.round((s % 3600) / 60)} m`;
 }
 
+/** Counts by state over every task the server holds (refreshed with the queues), or
+ * over those in the page until the server's arrive. */
 function drawCounts(store) {
-  const counts = Object.fromEntries(STATES.map((s) => [s, 0]));
-  store.tasks.forEach((t) => { counts[t.state] = (counts[t.state] || 0) + 1; });
+  const counts = Object.fromEntries(STATES.map((s) => [s, store.counts?.[s] ?? 0]));
+  if (!store.counts) store.tasks.forEach((t) => { counts[t.state] += 1; });
   const box = $('counts');
   if (!box.children.length) {
     // Built once and updated in place, so a click never lands on a replaced element.

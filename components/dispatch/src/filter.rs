@@ -1,4 +1,7 @@
-//! Whether a subscriber wants an event.
+//! Whether a subscriber wants an event. The rules shared with the host and the api
+//! component (rooms, who may see what) are `vigil-rules`.
+
+use vigil_rules::{may_see, room_admits, Sees};
 
 use crate::{Event, Filter};
 
@@ -7,32 +10,16 @@ fn allows(list: &[String], value: Option<&str>) -> bool {
     list.is_empty() || value.is_some_and(|v| list.iter().any(|x| x == v))
 }
 
-/// Prefix of the per-queue rooms of seed 000: `celery:queue:<name>`.
-pub const QUEUE_ROOM_PREFIX: &str = "celery:queue:";
-
-/// Whether one room admits `ev`: its own topic, or the room of its queue.
-fn room_admits(room: &str, ev: &Event) -> bool {
-    room == ev.topic
-        || room
-            .strip_prefix(QUEUE_ROOM_PREFIX)
-            .is_some_and(|q| ev.queue.as_deref() == Some(q))
-}
-
-/// Topics of shared, non-personal state every reader may see, as on REST (queues,
-/// workers, breakers): the owner rule does not apply to them. The list is
-/// `vigil_core::event::PUBLIC_TOPICS`; the component does not depend on the core crate.
-pub const PUBLIC_TOPICS: [&str; 3] = ["celery:queues", "workers", "breakers"];
-
 /// `true` when every part of `f` admits `ev`. With an owner set (a non-admin), only
-/// events about that owner's tasks, and those of [`PUBLIC_TOPICS`].
+/// what that user may see: its own tasks' events and the public topics.
 pub fn matches(f: &Filter, ev: &Event) -> bool {
-    (f.topics.is_empty() || f.topics.iter().any(|room| room_admits(room, ev)))
-        && allows(&f.queues, ev.queue.as_deref())
+    let (topic, queue) = (ev.topic.as_str(), ev.queue.as_deref());
+    let sees = f.owner.as_deref().map_or(Sees::All, Sees::Own);
+    (f.topics.is_empty() || f.topics.iter().any(|room| room_admits(room, topic, queue)))
+        && allows(&f.queues, queue)
         && allows(&f.states, ev.state.as_deref())
         && allows(&f.keys, ev.key.as_deref())
-        && f.owner.as_ref().is_none_or(|o| {
-            ev.owner.as_ref() == Some(o) || PUBLIC_TOPICS.contains(&ev.topic.as_str())
-        })
+        && may_see(sees, ev.owner.as_deref(), Some(topic))
 }
 
 #[cfg(test)]

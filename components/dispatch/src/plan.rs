@@ -49,7 +49,7 @@ pub fn plan(now_ms: u64, events: &[Event], subscribers: &[Subscriber]) -> Plan {
 /// What a held update is superseded by: a later event of the same kind about the same
 /// subject (`<kind>/<key>`); a `task_update` never replaces a `job-started`.
 pub fn conflation_key(ev: &Event) -> Option<String> {
-    ev.key.as_deref().map(|k| format!("{}/{k}", ev.kind))
+    vigil_rules::conflation_key(&ev.kind, ev.key.as_deref())
 }
 
 /// A small number per encoding, to share frames by (event, encoding, gzip).

@@ -67,6 +67,18 @@ pub struct Claims {
     pub iat: u64,
 }
 
+impl Claims {
+    /// What the holder may see of others' data (`vigil_rules::may_see`): a viewer its own
+    /// tasks and the public topics; admins everything; producers, who may read only the
+    /// `commands` topic (checked where they read), every command.
+    pub fn sees(&self) -> vigil_rules::Sees<'_> {
+        match self.role {
+            Role::Viewer => vigil_rules::Sees::Own(&self.sub),
+            Role::Admin | Role::Producer => vigil_rules::Sees::All,
+        }
+    }
+}
+
 /// Why a token was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {

@@ -9,22 +9,13 @@ pub const TASK_UPDATE: &str = "task_update";
 pub const TASKS_TOPIC: &str = "celery:tasks";
 /// Room of batch-job progress (seed 000's `celery:batch_jobs`).
 pub const BATCH_JOBS_TOPIC: &str = "celery:batch_jobs";
-/// Room of queue statistics (seed 000's `celery:queues`).
-pub const QUEUES_TOPIC: &str = "celery:queues";
+pub use vigil_rules::{BREAKERS_TOPIC, PUBLIC_TOPICS, QUEUES_TOPIC, WORKERS_TOPIC};
 /// Topic of seed 003's job notifications (`job-queued`, …, `job-failed`).
 pub const JOBS_TOPIC: &str = "jobs";
-/// Topic of worker registrations and health (seed 004).
-pub const WORKERS_TOPIC: &str = "workers";
-/// Topic of circuit-breaker changes (seed 002).
-pub const BREAKERS_TOPIC: &str = "breakers";
 /// Topic of system metrics; carries no owner, so only admins receive it.
 pub const METRICS_TOPIC: &str = "admin:metrics";
 /// Topic of commands for producers (revoke, job submissions), which workers long-poll.
 pub const COMMANDS_TOPIC: &str = "commands";
-
-/// Topics of shared state every reader may see, as on REST (queue statistics, workers,
-/// breakers); other events reach a non-admin only when they are about its own tasks.
-pub const PUBLIC_TOPICS: [&str; 3] = [QUEUES_TOPIC, WORKERS_TOPIC, BREAKERS_TOPIC];
 
 /// One change, as published to subscribers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

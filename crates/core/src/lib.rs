@@ -5,6 +5,7 @@
 //! - [`apply`]: how an ingested event changes a task record (Celery's precedence rule).
 //! - [`attempt`]: a task's runs (the first, then one per retry), each with its own times.
 //! - [`history`]: every event of a task, in order, for its detail view.
+//! - [`replay`]: a task record recomputed from its history, whatever the arrival order.
 //! - [`control`]: worker control commands (pool, consumers, limits, shutdown).
 //! - [`celery_metrics`]: the Celery domain in Prometheus, as Flower exports it.
 //! - [`jobs`]: seed 003's job notifications, queue status and system metrics.
@@ -13,6 +14,7 @@
 //! - [`error`]: the one error shape every refusal is rendered with.
 //! - [`keys`]: the key-value layout shared by the components and the host.
 //! - [`worker`], [`queue`], [`breaker`]: workers, queue statistics, circuit breakers.
+//! - [`stamps`]: which event set each field of a worker, so arrival order does not matter.
 //! - [`time`]: timestamps as the APIs show them.
 #![deny(missing_docs)]
 
@@ -29,6 +31,8 @@ pub mod ingest;
 pub mod jobs;
 pub mod keys;
 pub mod queue;
+pub mod replay;
+pub mod stamps;
 pub mod task;
 pub mod time;
 pub mod worker;

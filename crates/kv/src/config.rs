@@ -5,6 +5,10 @@
 //! [key_value_store.default]
 //! type = "spin"                      # embedded SQLite, Spin's own default
 //! path = ".spin/sqlite_key_value.db" # relative to this file
+//!
+//! [key_value_store.shared]
+//! type = "redis"                     # Spin's Redis store, same key layout
+//! url = "redis://127.0.0.1:6379/0"
 //! ```
 
 use std::collections::BTreeMap;
@@ -24,6 +28,11 @@ pub enum StoreConfig {
         /// The database file.
         path: PathBuf,
     },
+    /// A Redis database, Spin's key layout (each key a plain string under itself).
+    Redis {
+        /// `redis://[user:password@]host[:port][/db]`.
+        url: String,
+    },
 }
 
 #[derive(Deserialize)]
@@ -37,6 +46,7 @@ struct StoreTable {
     #[serde(rename = "type")]
     kind: String,
     path: Option<PathBuf>,
+    url: Option<String>,
 }
 
 /// Store label → backend. Without a file, `default` is embedded SQLite in `data_dir`.
@@ -59,8 +69,13 @@ pub fn load(file: Option<&Path>, data_dir: &Path) -> anyhow::Result<BTreeMap<Str
             "spin" | "sqlite" => StoreConfig::Sqlite {
                 path: base.join(table.path.unwrap_or_else(|| data_dir.join(DEFAULT_DB_FILE))),
             },
+            "redis" => StoreConfig::Redis {
+                url: table
+                    .url
+                    .with_context(|| format!("key_value_store.{label}: `type = \"redis\"` needs a `url`"))?,
+            },
             other => bail!(
-                "key_value_store.{label}: backend type `{other}` is not supported yet (supported: spin)"
+                "key_value_store.{label}: backend type `{other}` is not supported (supported: spin, redis)"
             ),
         };
         stores.insert(label, config);
@@ -102,6 +117,21 @@ mod tests {
                 path: f.parent().unwrap().join("kv.db")
             }
         );
+    }
+
+    #[test]
+    fn redis_type_takes_a_url() {
+        let f = write("[key_value_store.default]\ntype = \"redis\"\nurl = \"redis://h:1/2\"\n");
+        let s = load(Some(&f), Path::new("/data")).unwrap();
+        assert_eq!(
+            s["default"],
+            StoreConfig::Redis {
+                url: "redis://h:1/2".into()
+            }
+        );
+        let f = write("[key_value_store.default]\ntype = \"redis\"\n");
+        let e = load(Some(&f), Path::new("/data")).unwrap_err();
+        assert!(format!("{e:#}").contains("needs a `url`"), "{e:#}");
     }
 
     #[test]

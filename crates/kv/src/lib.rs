@@ -4,20 +4,34 @@
 //! [`Stores::open`].
 //!
 //! - [`sqlite`]: the embedded default, Spin's own schema (`type = "spin"`).
+//! - [`redis`]: Redis, Spin's key layout (`type = "redis"`), shared by several hosts
+//!   and by components run elsewhere (`spin up`).
 //!
 //! Nothing here knows what the keys mean: the Spin interfaces that expose the stores to
 //! components live in `vigil-runtime`, the event log and its outbox in the host.
 #![deny(missing_docs)]
 
 pub mod config;
+pub mod redis;
 pub mod sqlite;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use tokio::sync::mpsc;
 
 use crate::config::StoreConfig;
+
+/// What [`KvBackend::watch_prefix`] tells of writes under a prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Watched {
+    /// This key was set.
+    Key(String),
+    /// Writes may have gone unnoticed (the watch was just (re)established): look for
+    /// yourself with [`KvBackend::scan_prefix`].
+    Missed,
+}
 
 /// A key-value backend. Keys are strings, values bytes.
 ///
@@ -70,6 +84,12 @@ pub trait KvBackend: Send + Sync + 'static {
         sets: Vec<(String, Vec<u8>)>,
         deletes: Vec<String>,
     ) -> anyhow::Result<()>;
+    /// Tells of keys under `prefix` set by any client of the store, other processes
+    /// included, as they are written; `None` if the backend cannot (then the caller
+    /// polls with [`KvBackend::scan_prefix`]). Starts with [`Watched::Missed`].
+    fn watch_prefix(&self, _prefix: &str) -> Option<mpsc::Receiver<Watched>> {
+        None
+    }
 }
 
 /// The open stores, by label.
@@ -79,13 +99,10 @@ pub struct Stores {
 
 impl Stores {
     /// Opens every configured store.
-    pub fn open(config: &BTreeMap<String, StoreConfig>) -> anyhow::Result<Self> {
+    pub async fn open(config: &BTreeMap<String, StoreConfig>) -> anyhow::Result<Self> {
         let mut by_label = BTreeMap::new();
         for (label, c) in config {
-            let backend: Arc<dyn KvBackend> = match c {
-                StoreConfig::Sqlite { path } => Arc::new(sqlite::SqliteStore::open(path, label)?),
-            };
-            by_label.insert(label.clone(), backend);
+            by_label.insert(label.clone(), open(label, c).await?);
         }
         Ok(Self { by_label })
     }
@@ -94,4 +111,12 @@ impl Stores {
     pub fn get(&self, label: &str) -> Option<Arc<dyn KvBackend>> {
         self.by_label.get(label).cloned()
     }
+}
+
+/// Opens the backend `config` names for store `label`.
+pub async fn open(label: &str, config: &StoreConfig) -> anyhow::Result<Arc<dyn KvBackend>> {
+    Ok(match config {
+        StoreConfig::Sqlite { path } => Arc::new(sqlite::SqliteStore::open(path, label)?),
+        StoreConfig::Redis { url } => Arc::new(redis::RedisStore::open(url).await?),
+    })
 }

@@ -2,6 +2,15 @@
 
 use std::time::Duration;
 
+/// Push messages per connection per second before the excess is batched (seed 001).
+pub const RATE_PER_SEC: u32 = 10;
+/// Oldest gap a resuming client is replayed by default: a day covers a laptop closed
+/// overnight; older gaps are better served by a fresh snapshot.
+pub const HISTORY_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+/// How often SSE clients get a `dashboard_update` by default (only when something
+/// changed): often enough for a wall display, seldom enough to cost nothing.
+pub const DASHBOARD_INTERVAL: Duration = Duration::from_secs(10);
+
 /// Per-connection push limits.
 #[derive(Debug, Clone)]
 pub struct PushConfig {
@@ -28,14 +37,14 @@ pub struct PushConfig {
 impl Default for PushConfig {
     fn default() -> Self {
         Self {
-            rate_per_sec: 10,
+            rate_per_sec: RATE_PER_SEC,
             max_held: 1000,
             batch_max: 50,
             flush_interval: Duration::from_millis(500),
             queue_capacity: 1024,
             heartbeat: Duration::from_secs(15),
-            history_max_age: Duration::from_secs(24 * 3600),
-            dashboard_interval: Duration::from_secs(10),
+            history_max_age: HISTORY_MAX_AGE,
+            dashboard_interval: DASHBOARD_INTERVAL,
         }
     }
 }

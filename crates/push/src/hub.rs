@@ -21,14 +21,8 @@ pub const RECOVERED_EVENT: &str = "recovered";
 /// Commands queued to the hub before `publish` waits for room.
 const COMMAND_QUEUE: usize = 1024;
 
-/// An event as the relay hands it over: the envelope and its JSON, made once.
-#[derive(Debug)]
-pub struct Published {
-    /// The sequenced event.
-    pub event: vigil_core::event::Event,
-    /// Its JSON envelope.
-    pub json: String,
-}
+/// An event as the log hands it over: the envelope and its JSON, made once.
+pub use vigil_log::Published;
 
 /// One message for one connection.
 #[derive(Debug, Clone)]
@@ -265,6 +259,11 @@ impl Hub {
     /// Whether the hub task has stopped.
     pub fn is_closed(&self) -> bool {
         self.tx.is_closed()
+    }
+
+    /// Waits until the hub task has stopped.
+    pub async fn closed(&self) {
+        self.tx.closed().await
     }
 }
 
@@ -608,10 +607,10 @@ fn payloads(frames: Vec<Frame>) -> Vec<Arc<Payload>> {
     frames.into_iter().map(|f| Arc::new(f.into())).collect()
 }
 
-/// The dispatch component's conflation identity of an event (`<kind>/<key>`): held
-/// updates are matched by it when the component says `conflate`.
+/// The dispatch component's conflation identity of an event: held updates are matched
+/// by it when the component says `conflate`.
 fn conflation_key(e: &vigil_core::event::Event) -> Option<String> {
-    e.key.as_deref().map(|k| format!("{}/{k}", e.kind))
+    vigil_rules::conflation_key(&e.kind, e.key.as_deref())
 }
 
 /// Marks a subscriber closed; it is removed after the current pass, which drops its

@@ -2,6 +2,7 @@
 //!
 //! - [`hub`]: every subscriber, and the one task that asks the dispatch component
 //!   ([`dispatch`]) what each of them receives; bounded queues per connection.
+//! - [`follow`]: feeds the hub from the event log (`vigil-log`), each event once.
 //! - [`sse`], [`ws`], [`socketio`]: the transports. All authenticate the same way
 //!   (this module) and subscribe through the hub; [`resume`] replays what a reconnecting
 //!   client missed.
@@ -12,6 +13,7 @@
 
 pub mod config;
 pub mod dispatch;
+pub mod follow;
 pub mod hub;
 pub mod metrics;
 pub mod resume;
@@ -23,7 +25,7 @@ pub mod ws;
 pub use state::PushState;
 
 use serde::Deserialize;
-use vigil_core::auth::{self, Claims, Role};
+use vigil_core::auth::{self, Claims};
 use vigil_core::error::ApiError;
 
 use crate::dispatch::{Encoding, Filter};
@@ -159,7 +161,10 @@ pub fn spec(claims: &Claims, query: &PushQuery, binary_ok: bool) -> Result<Spec,
             queues: list(&query.queues),
             states: list(&query.states),
             keys: list(&query.ids),
-            owner: (claims.role != Role::Admin).then(|| claims.sub.clone()),
+            owner: match claims.sees() {
+                vigil_rules::Sees::Own(user) => Some(user.to_owned()),
+                vigil_rules::Sees::All => None,
+            },
         }),
         encoding,
         gzip: false,

@@ -2,12 +2,7 @@
 //! `?since=`) gets every event it missed from the log, in order and without
 //! duplicates, or a `reset` when it is further behind than the kept history.
 
-use std::sync::Arc;
-
-use vigil_core::event::Event;
-use vigil_core::keys;
-
-use crate::hub::{Outgoing, Published, Subscription};
+use crate::hub::{Outgoing, Subscription};
 use crate::metrics::Metrics;
 use crate::PushState;
 
@@ -37,27 +32,22 @@ pub fn cursor(last_event_id: Option<&str>, since: Option<u64>) -> Option<u64> {
 /// longer holds, or older than the configured history age, is a `reset`; so is a cursor
 /// past the head, which comes from a history this server does not have.
 pub async fn catch_up(app: &PushState, sub: &Subscription, since: u64) -> anyhow::Result<Catchup> {
-    let kv = app.kv();
-    let head = match kv.get(keys::SEQ_KEY).await? {
-        Some(b) => String::from_utf8_lossy(&b).parse()?,
-        None => 0,
-    };
+    let log = app.log();
+    let head = log.head().await?;
     if since > head {
         return Ok(reset(app, head));
     }
     let max_age_ms = app.push().history_max_age.as_millis() as u64;
     let oldest_ms = crate::hub::now_ms().saturating_sub(max_age_ms);
     let mut missed = Vec::new();
-    for seq in since + 1..=head {
-        let Some(bytes) = kv.get(&keys::event(seq)).await? else {
-            return Ok(reset(app, head));
-        };
-        let json = String::from_utf8(bytes)?;
-        let event: Event = serde_json::from_str(&json)?;
-        if max_age_ms > 0 && event.ts < oldest_ms {
-            return Ok(reset(app, head));
+    if since < head {
+        for p in log.read(since + 1, head).await? {
+            // Gone from the log's history, or older than the replay age: refetch.
+            match p {
+                Some(p) if max_age_ms == 0 || p.event.ts >= oldest_ms => missed.push(p),
+                _ => return Ok(reset(app, head)),
+            }
         }
-        missed.push(Arc::new(Published { event, json }));
     }
     Metrics::inc(&app.metrics().resume_hits);
     let frames = if missed.is_empty() {

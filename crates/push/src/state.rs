@@ -1,11 +1,11 @@
 //! What every push connection shares: the hub, the limits, the metrics, the event log
-//! it resumes from, the secret tokens are checked with, and the components it asks for
-//! snapshots.
+//! it resumes from (embedded or Redis: it does not know which), the secret tokens are
+//! checked with, and the components it asks for snapshots.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use vigil_kv::KvBackend;
+use vigil_log::EventLog;
 
 use crate::config::PushConfig;
 use crate::hub::Hub;
@@ -26,7 +26,7 @@ pub struct PushState(Arc<Inner>);
 
 struct Inner {
     hub: Hub,
-    kv: Arc<dyn KvBackend>,
+    log: Arc<dyn EventLog>,
     secret: String,
     push: PushConfig,
     metrics: Arc<Metrics>,
@@ -37,7 +37,7 @@ impl PushState {
     /// Everything the transports need.
     pub fn new(
         hub: Hub,
-        kv: Arc<dyn KvBackend>,
+        log: Arc<dyn EventLog>,
         secret: String,
         push: PushConfig,
         metrics: Arc<Metrics>,
@@ -45,7 +45,7 @@ impl PushState {
     ) -> Self {
         Self(Arc::new(Inner {
             hub,
-            kv,
+            log,
             secret,
             push,
             metrics,
@@ -58,9 +58,9 @@ impl PushState {
         &self.0.hub
     }
 
-    /// The `default` store, where the event log lives.
-    pub fn kv(&self) -> &Arc<dyn KvBackend> {
-        &self.0.kv
+    /// The event log: resumes read it.
+    pub fn log(&self) -> &Arc<dyn EventLog> {
+        &self.0.log
     }
 
     /// The HS256 secret.

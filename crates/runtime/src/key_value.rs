@@ -1,33 +1,99 @@
 //! The key-value capability as components see it: which stores a component may open,
-//! the host side of `fermyon:spin/key-value@2.0.0`, and the [`WriteWatch`] through which
-//! the embedding host learns of writes. `wasi:keyvalue` is in [`crate::wasi_keyvalue`].
+//! the host side of `fermyon:spin/key-value@2.0.0`, and the [`TakeOver`] through which
+//! the embedding host handles writes under a prefix itself. `wasi:keyvalue` is in
+//! [`crate::wasi_keyvalue`].
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use vigil_kv::{KvBackend, Stores};
 use wasmtime::component::Resource;
 
 use crate::http::bindings::fermyon::spin::key_value::{Error, Host, HostStore};
 use crate::http::ComponentState;
 
-/// Told of every key a component wrote, once the write succeeded. This is how the host
-/// embedding the runtime reacts to particular keys (say, events published to an outbox)
-/// while the key-value code stays ignorant of what any key means.
-pub trait WriteWatch: Send + Sync + 'static {
-    /// `key` of store `label` was set (or swapped, or incremented).
-    fn written(&self, label: &str, key: &str);
+/// Handles components' `set`s of keys under a prefix instead of the store: this is how
+/// the host embedding the runtime makes particular keys mean something (say, events
+/// published to an outbox go straight into its event log, durable before the `set`
+/// returns) while the key-value code knows nothing but the prefix. Components run
+/// elsewhere (`spin up`) write such keys to the store as usual.
+#[async_trait]
+pub trait TakeOver: Send + Sync + 'static {
+    /// A component set `key` to `value`; its `set` returns what this returns.
+    async fn set(&self, key: &str, value: &[u8]) -> anyhow::Result<()>;
 }
 
-/// The stores of a running application, and who watches writes to them.
+/// A prefix of one store whose writes a [`TakeOver`] handles.
+struct Taken {
+    label: String,
+    prefix: String,
+    handler: Arc<dyn TakeOver>,
+}
+
+/// The stores of a running application, and the prefixes the host takes over.
 pub struct KeyValue {
     stores: Stores,
-    watch: Option<Arc<dyn WriteWatch>>,
+    taken: Vec<Taken>,
 }
 
 impl KeyValue {
-    /// The stores, with an optional watcher of writes.
-    pub fn new(stores: Stores, watch: Option<Arc<dyn WriteWatch>>) -> Self {
-        Self { stores, watch }
+    /// The stores; components' writes all go to them.
+    pub fn new(stores: Stores) -> Self {
+        Self {
+            stores,
+            taken: Vec::new(),
+        }
+    }
+
+    /// Has `handler` take over `set`s of keys starting with `prefix` in store `label`.
+    pub fn take_over(mut self, label: &str, prefix: &str, handler: Arc<dyn TakeOver>) -> Self {
+        self.taken.push(Taken {
+            label: label.to_owned(),
+            prefix: prefix.to_owned(),
+            handler,
+        });
+        self
+    }
+
+    fn taken(&self, label: &str, key: &str) -> Option<&Arc<dyn TakeOver>> {
+        self.taken
+            .iter()
+            .find(|t| t.label == label && key.starts_with(&t.prefix))
+            .map(|t| &t.handler)
+    }
+
+    /// A component's `set`: to the store, or to whoever took the key's prefix over.
+    pub(crate) async fn set(
+        &self,
+        label: &str,
+        backend: &dyn KvBackend,
+        key: &str,
+        value: &[u8],
+    ) -> anyhow::Result<()> {
+        match self.taken(label, key) {
+            Some(handler) => handler.set(key, value).await,
+            None => backend.set(key, value).await,
+        }
+    }
+
+    /// A component's `set-many`: the store's pairs all or nothing, then each taken-over
+    /// pair (records before the events that announce them).
+    pub(crate) async fn set_many(
+        &self,
+        label: &str,
+        backend: &dyn KvBackend,
+        pairs: Vec<(String, Vec<u8>)>,
+    ) -> anyhow::Result<()> {
+        let (taken, stored): (Vec<_>, Vec<_>) = pairs
+            .into_iter()
+            .partition(|(k, _)| self.taken(label, k).is_some());
+        if !stored.is_empty() {
+            backend.set_many(stored).await?;
+        }
+        for (k, v) in taken {
+            self.set(label, backend, &k, &v).await?;
+        }
+        Ok(())
     }
 
     /// The store named `label`.
@@ -45,12 +111,6 @@ impl KeyValue {
             label: label.to_owned(),
             backend,
         })
-    }
-
-    pub(crate) fn written(&self, label: &str, key: &str) {
-        if let Some(w) = &self.watch {
-            w.written(label, key);
-        }
     }
 }
 
@@ -113,10 +173,7 @@ impl HostStore for ComponentState {
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), Error>> {
         let (label, backend) = self.open_store(&store)?;
-        let result = backend.set(&key, &value).await;
-        if result.is_ok() {
-            self.kv.written(&label, &key);
-        }
+        let result = self.kv.set(&label, backend.as_ref(), &key, &value).await;
         Ok(result.map_err(|e| Error::Other(logged(e))))
     }
 

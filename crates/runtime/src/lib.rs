@@ -6,7 +6,7 @@
 //! - [`engine`]: the wasmtime engine and the epoch ticker behind deadlines.
 //! - [`http`]: serving a request with a component (`wasi:http`).
 //! - [`key_value`], [`wasi_keyvalue`]: `fermyon:spin/key-value` and `wasi:keyvalue` over
-//!   the `vigil-kv` backends, and the [`key_value::WriteWatch`] hook.
+//!   the `vigil-kv` backends, and the [`key_value::TakeOver`] hook.
 //! - [`variables`]: the host side of `fermyon:spin/variables`.
 //! - [`error`]: refusals in the JSON error shape the components use.
 #![deny(missing_docs)]

@@ -15,7 +15,6 @@ use crate::key_value::{logged, OpenStore, Refusal};
 /// A compare-and-swap in progress: the value the guest saw, which must still be there
 /// when it swaps.
 pub struct Cas {
-    label: String,
     backend: Arc<dyn KvBackend>,
     key: String,
     seen: Option<Vec<u8>>,
@@ -55,11 +54,11 @@ impl store::HostBucket for ComponentState {
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), store::Error>> {
         let (label, backend) = self.open_store(&bucket)?;
-        let result = backend.set(&key, &value).await.map_err(other);
-        if result.is_ok() {
-            self.kv.written(&label, &key);
-        }
-        Ok(result)
+        Ok(self
+            .kv
+            .set(&label, backend.as_ref(), &key, &value)
+            .await
+            .map_err(other))
     }
 
     async fn delete(
@@ -120,12 +119,11 @@ impl batch::Host for ComponentState {
         pairs: Vec<(String, Vec<u8>)>,
     ) -> wasmtime::Result<Result<(), store::Error>> {
         let (label, backend) = self.open_store(&bucket)?;
-        let keys: Vec<String> = pairs.iter().map(|(k, _)| k.clone()).collect();
-        let result = backend.set_many(pairs).await.map_err(other);
-        if result.is_ok() {
-            keys.iter().for_each(|k| self.kv.written(&label, k));
-        }
-        Ok(result)
+        Ok(self
+            .kv
+            .set_many(&label, backend.as_ref(), pairs)
+            .await
+            .map_err(other))
     }
 
     async fn delete_many(
@@ -145,17 +143,12 @@ impl atomics::HostCas for ComponentState {
         bucket: Resource<OpenStore>,
         key: String,
     ) -> wasmtime::Result<Result<Resource<Cas>, store::Error>> {
-        let (label, backend) = self.open_store(&bucket)?;
+        let (_, backend) = self.open_store(&bucket)?;
         let seen = match backend.get(&key).await {
             Ok(v) => v,
             Err(e) => return Ok(Err(other(e))),
         };
-        let cas = Cas {
-            label,
-            backend,
-            key,
-            seen,
-        };
+        let cas = Cas { backend, key, seen };
         Ok(Ok(self.table.push(cas)?))
     }
 
@@ -179,12 +172,8 @@ impl atomics::Host for ComponentState {
         key: String,
         delta: i64,
     ) -> wasmtime::Result<Result<i64, store::Error>> {
-        let (label, backend) = self.open_store(&bucket)?;
-        let result = backend.increment(&key, delta).await.map_err(other);
-        if result.is_ok() && delta != 0 {
-            self.kv.written(&label, &key);
-        }
-        Ok(result)
+        let (_, backend) = self.open_store(&bucket)?;
+        Ok(backend.increment(&key, delta).await.map_err(other))
     }
 
     /// Swaps if the value is still what the handle saw; otherwise fails with a fresh
@@ -200,10 +189,7 @@ impl atomics::Host for ComponentState {
             .compare_and_swap(&cas.key, cas.seen.as_deref(), &value)
             .await
         {
-            Ok(true) => {
-                self.kv.written(&cas.label, &cas.key);
-                Ok(Ok(()))
-            }
+            Ok(true) => Ok(Ok(())),
             Ok(false) => match cas.backend.get(&cas.key).await {
                 Ok(now) => {
                     cas.seen = now;

@@ -99,7 +99,7 @@ impl Clock {
 }
 
 /// What one client saw.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Received {
     /// Publish→receive latency of each first delivery, in µs.
     pub latencies_us: Vec<u32>,

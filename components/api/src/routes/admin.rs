@@ -7,7 +7,6 @@ use spin_sdk::http::Response;
 use vigil_core::error::ApiError;
 use vigil_core::event::{self, Event};
 use vigil_core::ingest::IngestEvent;
-use vigil_core::keys;
 use vigil_core::task::{Task, TaskState};
 
 use crate::request::Req;
@@ -23,10 +22,10 @@ pub const MAX_WAIT_SECS: u64 = 300;
 /// `GET /api/admin/celery/tasks?queue=&state=&limit=`: a JSON array, newest first.
 pub fn tasks(req: &Req) -> Result<Response, ApiError> {
     crate::auth::admin(req)?;
-    let list = crate::routes::tasks::query(req, None)?;
+    let list = crate::routes::tasks::query(req, None, false)?;
     Ok(crate::json_response(
         200,
-        &Value::Array(list.iter().map(Task::view).collect()),
+        &Value::Array(list.tasks.iter().map(Task::view).collect()),
     ))
 }
 
@@ -39,9 +38,8 @@ pub fn revoke(req: &Req, id: &str) -> Result<Response, ApiError> {
     let signal =
         vigil_core::control::revoke_signal(terminate, req.query_param("signal").as_deref())?;
     let kv = Kv::open()?;
-    let task: Task = kv
-        .get(&keys::task(id))?
-        .ok_or_else(|| ApiError::not_found(format!("no task `{id}`")))?;
+    let task = crate::routes::tasks::load(&kv, id)?
+        .ok_or_else(|| crate::routes::retention::unknown_task(id))?;
     if task.state.is_terminal() {
         return Err(ApiError::conflict(format!(
             "task `{id}` already finished ({})",
@@ -147,8 +145,7 @@ pub fn wait(req: &Req, id: &str) -> Result<Response, ApiError> {
     let kv = Kv::open()?;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(timeout);
     loop {
-        let task: Task = kv
-            .get(&keys::task(id))?
+        let task = crate::routes::tasks::load(&kv, id)?
             .ok_or_else(|| ApiError::not_found(format!("no job `{id}`")))?;
         if task.state.is_terminal() {
             return Ok(crate::json_response(200, &job_view(&task)));

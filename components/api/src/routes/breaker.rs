@@ -11,7 +11,8 @@ use vigil_core::event::{self, Event};
 use vigil_core::keys;
 
 use crate::request::Req;
-use crate::store::Kv;
+use crate::routes::records::update_json;
+use crate::store::{api_error, Kv};
 
 /// The queue the seed's unparameterised calls mean.
 const DEFAULT_QUEUE: &str = "celery";
@@ -35,7 +36,7 @@ fn queue(req: &Req, body: Option<&serde_json::Map<String, Value>>) -> Result<Str
 
 fn load(kv: &Kv, queue: &str) -> Result<Breaker, ApiError> {
     Ok(kv
-        .get(&format!("{}{queue}", keys::BREAKER_PREFIX))?
+        .get(&keys::breaker(queue))?
         .unwrap_or_else(|| Breaker::new(queue)))
 }
 
@@ -76,15 +77,20 @@ pub fn set(req: &Req, open: bool) -> Result<Response, ApiError> {
     };
     let q = queue(req, Some(&body))?;
     let kv = Kv::open()?;
-    let mut b = load(&kv, &q)?;
     let now = crate::clock::secs();
-    if open {
-        b.open(reason, now);
-    } else {
-        b.close(reason, now);
-    }
-    let status = b.status(now, &BreakerConfig::default());
-    kv.put(&format!("{}{q}", keys::BREAKER_PREFIX), &b)?;
+    let status = update_json(&kv, &keys::breaker(&q), |cur: Option<Breaker>| {
+        let mut b = cur.unwrap_or_else(|| Breaker::new(q.as_str()));
+        if open {
+            b.open(reason.clone(), now);
+        } else {
+            b.close(reason.clone(), now);
+        }
+        let status = b.status(now, &BreakerConfig::default());
+        Some((b, status))
+    })?
+    .unwrap_or_default();
+    vigil_store::registry::ensure(&kv, keys::QUEUE_NAMES, [q.as_str()].into())
+        .map_err(api_error)?;
     kv.publish(&[Event::new(
         "circuit_breaker",
         event::BREAKERS_TOPIC,

@@ -50,9 +50,7 @@ pub fn get(req: &Req) -> Result<Response, ApiError> {
         .unwrap_or_default();
     let wanted = |e: &Event| {
         (topics.is_empty() || topics.contains(&e.topic))
-            && (claims.role != Role::Viewer
-                || e.owner.as_deref() == Some(claims.sub.as_str())
-                || event::PUBLIC_TOPICS.contains(&e.topic.as_str()))
+            && vigil_rules::may_see(claims.sees(), e.owner.as_deref(), Some(&e.topic))
     };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(timeout);
     let mut cursor = since;

@@ -7,6 +7,8 @@ mod feed;
 mod health;
 pub mod ingest;
 mod metrics;
+mod records;
+mod retention;
 pub mod tasks;
 pub mod workers;
 
@@ -49,6 +51,7 @@ pub fn route(req: &Req) -> Result<Response, ApiError> {
         ["api", "v1", "events"] if post => ingest::post(req),
         ["api", "v1", "events"] if get => feed::get(req),
         ["api", "v1", "tasks"] if get => tasks::list(req),
+        ["api", "v1", "tasks", "expire"] if post => retention::run(req),
         ["api", "v1", "tasks", id] if get => tasks::get(req, id),
         ["api", "v1", "tasks", id, "revoke"] if post => admin::revoke(req, id),
         ["api", "v1", "tasks", id, "events"] if get => tasks::events(req, id),

@@ -1,32 +1,34 @@
-//! `GET /api/v1/tasks` (Flower-like filters) and `GET /api/v1/tasks/{id}`.
+//! `GET /api/v1/tasks` (Flower-like filters), `GET /api/v1/jobs` and
+//! `GET /api/v1/tasks/{id}`, answered from the indexes (`vigil_store::listing`).
 
+use serde_json::{json, Value};
 use spin_sdk::http::Response;
 use vigil_core::auth::{Claims, Role};
 use vigil_core::error::ApiError;
 use vigil_core::history::History;
 use vigil_core::keys;
 use vigil_core::task::{Task, TaskState};
+use vigil_store::listing::{self, Listing, Request, MAX_OFFSET};
+use vigil_store::query::{Cursor, Filters, Sort};
+use vigil_store::record::Stored;
+use vigil_store::sets::SORT_FIELDS;
 
 use crate::request::Req;
-use crate::store::Kv;
+use crate::store::{api_error, Kv};
 
 /// Tasks listed when the client gives no `limit`.
 const DEFAULT_LIMIT: u64 = 100;
 /// Most tasks one response lists.
 const MAX_LIMIT: u64 = 1000;
-/// Fields `sort_by` accepts (prefix `-` for descending).
-const SORT_FIELDS: [&str; 6] = [
-    "state_at",
-    "received_at",
-    "started_at",
-    "finished_at",
-    "runtime",
-    "name",
-];
 
-/// Whether `claims` may see `task`: admins see all, viewers their own.
+/// Whether `claims` may see a task of `owner`: admins see all, viewers their own.
+pub fn may_see(claims: &Claims, owner: Option<&str>) -> bool {
+    vigil_rules::may_see(claims.sees(), owner, None)
+}
+
+/// Whether `claims` may see `task`.
 pub fn visible(claims: &Claims, task: &Task) -> bool {
-    claims.role == Role::Admin || task.owner.as_deref() == Some(claims.sub.as_str())
+    may_see(claims, task.owner.as_deref())
 }
 
 fn parse_f64(req: &Req, name: &str) -> Result<Option<f64>, ApiError> {
@@ -39,17 +41,7 @@ fn parse_f64(req: &Req, name: &str) -> Result<Option<f64>, ApiError> {
         .transpose()
 }
 
-/// The tasks `req`'s filters select, sorted and paged (only those `claims` may see).
-pub fn query(req: &Req, claims: Option<&Claims>) -> Result<Vec<Task>, ApiError> {
-    Ok(select(req, claims, false)?.1)
-}
-
-/// (total matching, the page).
-fn select(
-    req: &Req,
-    claims: Option<&Claims>,
-    jobs_only: bool,
-) -> Result<(usize, Vec<Task>), ApiError> {
+fn filters(req: &Req, jobs: bool) -> Result<Filters, ApiError> {
     let state = match req.query_param("state") {
         Some(s) => Some(
             TaskState::parse(&s)
@@ -57,19 +49,20 @@ fn select(
         ),
         None => None,
     };
-    let (queue, worker, name, owner) = (
-        req.query_param("queue"),
-        req.query_param("worker"),
-        req.query_param("name"),
-        req.query_param("owner"),
-    );
-    let search = req.query_param("search").map(|s| s.to_lowercase());
-    let (after, before) = (
-        parse_f64(req, "received_after")?,
-        parse_f64(req, "received_before")?,
-    );
-    let limit = req.query_u64("limit", 1..=MAX_LIMIT, DEFAULT_LIMIT)? as usize;
-    let offset = req.query_u64("offset", 0..=u64::MAX, 0)? as usize;
+    Ok(Filters {
+        state,
+        queue: req.query_param("queue"),
+        worker: req.query_param("worker"),
+        name: req.query_param("name"),
+        owner: req.query_param("owner"),
+        jobs,
+        search: req.query_param("search").map(|s| s.to_lowercase()),
+        received_after: parse_f64(req, "received_after")?,
+        received_before: parse_f64(req, "received_before")?,
+    })
+}
+
+fn sort(req: &Req) -> Result<Sort, ApiError> {
     let sort = req
         .query_param("sort_by")
         .unwrap_or_else(|| "-state_at".into());
@@ -83,102 +76,115 @@ fn select(
             format!("sort_by must be one of {SORT_FIELDS:?}, optionally with `-`"),
         ));
     }
-    let eq = |want: &Option<String>, have: &Option<String>| {
-        want.as_ref().is_none_or(|w| have.as_ref() == Some(w))
+    Ok(Sort { field, desc })
+}
+
+/// The listing `req` asks for; `None` when a viewer filters by another owner (nothing
+/// it may see).
+pub fn request(
+    req: &Req,
+    claims: Option<&Claims>,
+    jobs: bool,
+) -> Result<Option<Request>, ApiError> {
+    let mut filters = filters(req, jobs)?;
+    let sort = sort(req)?;
+    let limit = req.query_u64("limit", 1..=MAX_LIMIT, DEFAULT_LIMIT)? as usize;
+    let offset = req.query_u64("offset", 0..=MAX_OFFSET as u64, 0)? as usize;
+    let cursor = match req.query_param("cursor").filter(|c| !c.is_empty()) {
+        None => None,
+        Some(c) => Some(
+            Cursor::decode(&c)
+                .filter(|c| c.sort == sort)
+                .ok_or_else(|| {
+                    ApiError::invalid_field(
+                        "cursor",
+                        "cursor is not one this listing returned (same sort_by)",
+                    )
+                })?,
+        ),
     };
-    let mut tasks: Vec<Task> = Kv::open()?
-        .all::<Task>(keys::TASK_PREFIX)?
-        .into_iter()
-        .filter(|t| claims.is_none_or(|c| visible(c, t)))
-        .filter(|t| !jobs_only || is_job(t))
-        .filter(|t| state.is_none_or(|s| t.state == s))
-        .filter(|t| {
-            eq(&queue, &t.queue)
-                && eq(&worker, &t.worker)
-                && eq(&name, &t.name)
-                && eq(&owner, &t.owner)
-        })
-        .filter(|t| after.is_none_or(|a| t.received_at.is_some_and(|r| r >= a)))
-        .filter(|t| before.is_none_or(|b| t.received_at.is_some_and(|r| r < b)))
-        .filter(|t| search.as_ref().is_none_or(|s| matches_search(t, s)))
-        .collect();
-    tasks.sort_by(|a, b| {
-        let o = sort_key(a, &field)
-            .partial_cmp(&sort_key(b, &field))
-            .unwrap_or(std::cmp::Ordering::Equal);
-        (if desc { o.reverse() } else { o }).then_with(|| a.id.cmp(&b.id))
-    });
-    let total = tasks.len();
-    Ok((total, tasks.into_iter().skip(offset).take(limit).collect()))
-}
-
-#[derive(PartialEq, PartialOrd)]
-enum Key<'a> {
-    Num(f64),
-    Text(&'a str),
-}
-
-fn sort_key<'a>(t: &'a Task, field: &str) -> Key<'a> {
-    let n = |v: Option<f64>| Key::Num(v.unwrap_or(f64::MIN));
-    match field {
-        "received_at" => n(t.received_at),
-        "started_at" => n(t.started_at),
-        "finished_at" => n(t.finished_at),
-        "runtime" => n(t.runtime),
-        "name" => Key::Text(t.name.as_deref().unwrap_or("")),
-        _ => Key::Num(t.state_at),
+    if let Some(c) = claims.filter(|c| c.role != Role::Admin) {
+        if filters.owner.as_ref().is_some_and(|o| *o != c.sub) {
+            return Ok(None);
+        }
+        filters.owner = Some(c.sub.clone());
     }
+    Ok(Some(Request {
+        filters,
+        sort,
+        limit,
+        offset,
+        cursor,
+    }))
 }
 
-/// Case-insensitive search over id, name, args, kwargs, result and exception.
-fn matches_search(t: &Task, needle: &str) -> bool {
-    let text = |v: &Option<serde_json::Value>| v.as_ref().map(|v| v.to_string().to_lowercase());
-    [
-        Some(t.id.to_lowercase()),
-        t.name.as_ref().map(|s| s.to_lowercase()),
-        text(&t.args),
-        text(&t.kwargs),
-        text(&t.result),
-        t.exception.as_ref().map(|s| s.to_lowercase()),
-    ]
-    .into_iter()
-    .flatten()
-    .any(|h| h.contains(needle))
+/// The tasks `req`'s filters select, sorted and paged (only those `claims` may see).
+pub fn query(req: &Req, claims: Option<&Claims>, jobs: bool) -> Result<Listing, ApiError> {
+    let Some(r) = request(req, claims, jobs)? else {
+        return Ok(Listing {
+            tasks: Vec::new(),
+            total: 0,
+            total_exact: true,
+            next: None,
+        });
+    };
+    listing::list(&Kv::open()?, &r).map_err(api_error)
 }
 
-/// `GET /api/v1/tasks`: `{"tasks":[…],"total":n}`.
+fn page(l: &Listing, field: &str) -> Value {
+    let tasks: Vec<Value> = l.tasks.iter().map(Task::view).collect();
+    json!({
+        field: tasks,
+        "total": l.total,
+        "total_exact": l.total_exact,
+        "next_cursor": l.next.as_ref().map(Cursor::encode),
+    })
+}
+
+/// `GET /api/v1/tasks`: `{"tasks":[…],"total":n,"total_exact":b,"next_cursor":c}`.
 pub fn list(req: &Req) -> Result<Response, ApiError> {
     let claims = crate::auth::reader(req)?;
-    let (total, tasks) = select(req, Some(&claims), false)?;
-    let tasks: Vec<serde_json::Value> = tasks.iter().map(Task::view).collect();
-    Ok(crate::json_response(
-        200,
-        &serde_json::json!({ "tasks": tasks, "total": total }),
-    ))
+    let l = query(req, Some(&claims), false)?;
+    Ok(crate::json_response(200, &page(&l, "tasks")))
 }
 
-/// Whether a task is a job: submitted through the jobs API, or reporting batches.
-fn is_job(t: &Task) -> bool {
-    t.total_batches.is_some() || t.extra.get("job") == Some(&serde_json::Value::Bool(true))
-}
-
-/// `GET /api/v1/jobs`: the tasks that are jobs, with the same filters as tasks.
+/// `GET /api/v1/jobs`: the tasks that are jobs, with the same filters and paging.
 pub fn jobs(req: &Req) -> Result<Response, ApiError> {
     let claims = crate::auth::reader(req)?;
-    let (_, all) = select(req, Some(&claims), true)?;
-    let jobs: Vec<serde_json::Value> = all.iter().map(Task::view).collect();
-    Ok(crate::json_response(
-        200,
-        &serde_json::json!({ "jobs": jobs, "total": jobs.len() }),
-    ))
+    let l = query(req, Some(&claims), true)?;
+    Ok(crate::json_response(200, &page(&l, "jobs")))
 }
 
-/// The task `id` if `req`'s caller may see it, else 404 (no existence leak).
+/// What `task/{id}` holds, if anything.
+fn stored(kv: &Kv, id: &str) -> Result<Option<Stored>, ApiError> {
+    let key = keys::task(id);
+    vigil_store::kv::Kv::get(kv, &key)
+        .map_err(api_error)?
+        .map(|b| Stored::decode(&key, &b))
+        .transpose()
+        .map_err(api_error)
+}
+
+/// The live task `id`, if Vigil holds it.
+pub fn load(kv: &Kv, id: &str) -> Result<Option<Task>, ApiError> {
+    Ok(stored(kv, id)?.and_then(|s| s.task))
+}
+
+/// The task `id` if `req`'s caller may see it; else 404: unknown, not the caller's (no
+/// existence leak), or expired by the retention policy (saying so).
 fn visible_task(req: &Req, kv: &Kv, id: &str) -> Result<Task, ApiError> {
     let claims = crate::auth::reader(req)?;
-    match kv.get::<Task>(&keys::task(id))? {
-        Some(task) if visible(&claims, &task) => Ok(task),
-        _ => Err(ApiError::not_found(format!("no task `{id}`"))),
+    match stored(kv, id)? {
+        Some(Stored { task: Some(t), .. }) if visible(&claims, &t) => Ok(t),
+        Some(Stored {
+            expired: Some(x), ..
+        }) if may_see(&claims, x.owner.as_deref()) => Err(ApiError::not_found(format!(
+            "task `{id}` expired at {} by the retention policy: {} (it finished at {})",
+            vigil_core::time::iso8601(x.at),
+            x.reason,
+            vigil_core::time::iso8601(x.done_at)
+        ))),
+        _ => Err(super::retention::unknown_task(id)),
     }
 }
 
@@ -208,39 +214,62 @@ pub fn events(req: &Req, id: &str) -> Result<Response, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::request::tests::req;
+    use spin_sdk::http::Method;
 
-    fn task(id: &str, name: &str, runtime: Option<f64>) -> Task {
-        let mut t = Task::new(id);
-        t.name = Some(name.into());
-        t.runtime = runtime;
-        t.args = Some(serde_json::json!("('Report-42',)"));
-        t
+    fn parse(q: &str, claims: Option<&Claims>) -> Result<Option<Request>, ApiError> {
+        request(
+            &req(Method::Get, &format!("/api/v1/tasks?{q}"), ""),
+            claims,
+            false,
+        )
     }
 
     #[test]
-    fn search_looks_at_id_name_and_arguments_case_insensitively() {
-        let t = task("ABC-1", "reports.Build", None);
-        assert!(matches_search(&t, "abc"));
-        assert!(matches_search(&t, "reports.build"));
-        assert!(matches_search(&t, "report-42"));
-        assert!(!matches_search(&t, "emails"));
+    fn filters_sort_and_paging_are_read_and_checked() {
+        let r = parse(
+            "state=success&queue=q&sort_by=-runtime&limit=5&offset=10",
+            None,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(r.filters.state, Some(TaskState::Success));
+        assert_eq!((r.sort.field.as_str(), r.sort.desc), ("runtime", true));
+        assert_eq!((r.limit, r.offset), (5, 10));
+        assert_eq!(parse("sort_by=color", None).unwrap_err().status, 422);
+        assert_eq!(parse("offset=10001", None).unwrap_err().status, 422);
+        assert_eq!(parse("state=DONE", None).unwrap_err().status, 422);
     }
 
     #[test]
-    fn sort_keys_order_numbers_and_names_with_unknowns_first() {
-        let (a, b) = (task("a", "x", Some(2.0)), task("b", "y", None));
-        assert!(sort_key(&b, "runtime") < sort_key(&a, "runtime"));
-        assert!(sort_key(&a, "name") < sort_key(&b, "name"));
+    fn a_cursor_belongs_to_its_order() {
+        let c = Cursor {
+            sort: Sort {
+                field: "state_at".into(),
+                desc: true,
+            },
+            name: None,
+            key: 5.0,
+            id: "a".into(),
+        };
+        let ok = parse(&format!("cursor={}", c.encode()), None)
+            .unwrap()
+            .unwrap();
+        assert_eq!(ok.cursor, Some(c.clone()));
+        let other = parse(&format!("cursor={}&sort_by=received_at", c.encode()), None);
+        assert_eq!(other.unwrap_err().field.as_deref(), Some("cursor"));
     }
 
     #[test]
-    fn jobs_are_submitted_tasks_or_batch_reporters() {
-        let mut t = task("a", "x", None);
-        assert!(!is_job(&t));
-        t.extra.insert("job".into(), serde_json::Value::Bool(true));
-        assert!(is_job(&t));
-        let mut b = task("b", "x", None);
-        b.total_batches = Some(3);
-        assert!(is_job(&b));
+    fn viewers_list_their_own_tasks_only() {
+        let bob = Claims {
+            sub: "bob".into(),
+            role: Role::Viewer,
+            exp: 0,
+            iat: 0,
+        };
+        let r = parse("", Some(&bob)).unwrap().unwrap();
+        assert_eq!(r.filters.owner.as_deref(), Some("bob"));
+        assert!(parse("owner=alice", Some(&bob)).unwrap().is_none());
     }
 }

@@ -5,12 +5,13 @@ use spin_sdk::http::Response;
 use vigil_core::error::ApiError;
 use vigil_core::event::{self, Event};
 use vigil_core::keys;
-use vigil_core::queue::{summarize, QueueSummary, ReportedQueue};
-use vigil_core::task::Task;
+use vigil_core::queue::QueueSummary;
 use vigil_core::worker::{expire, Worker, WorkerStatus, DEFAULT_OFFLINE_AFTER};
+use vigil_store::{aggregate, registry};
 
 use crate::request::Req;
-use crate::store::Kv;
+use crate::routes::records::update_json;
+use crate::store::{api_error, Kv};
 
 /// Seconds of silence after which a worker is offline (Spin variable
 /// `worker_offline_after_secs`, default [`DEFAULT_OFFLINE_AFTER`]).
@@ -24,19 +25,24 @@ pub fn offline_after() -> f64 {
 
 /// A worker as shown: its current status (silent ones are offline) and uptime.
 pub fn view(w: &Worker, now: f64) -> Value {
-    let mut v = serde_json::to_value(w).unwrap_or_default();
+    let mut v = w.public();
     v["status"] = json!(w.status_at(now, offline_after()));
     v["uptime"] = json!(w.uptime(now));
     v["heartbeat"] = json!(vigil_core::time::iso8601(w.heartbeat_at));
     v
 }
 
+/// Every registered worker's record, by id.
+fn records(kv: &Kv) -> Result<Vec<Worker>, ApiError> {
+    let names = registry::names(kv, keys::WORKER_NAMES).map_err(api_error)?;
+    let keys: Vec<String> = names.iter().map(|n| keys::worker(n)).collect();
+    kv.get_all(&keys)
+}
+
 /// Every worker, current status computed now.
 pub fn all(kv: &Kv) -> Result<Vec<Value>, ApiError> {
     let now = crate::clock::secs();
-    let mut workers: Vec<Worker> = kv.all(keys::WORKER_PREFIX)?;
-    workers.sort_by(|a, b| a.id.cmp(&b.id));
-    Ok(workers.iter().map(|w| view(w, now)).collect())
+    Ok(records(kv)?.iter().map(|w| view(w, now)).collect())
 }
 
 /// `POST /api/v1/workers/sweep` (admin): marks workers that missed their heartbeats
@@ -49,9 +55,16 @@ pub fn sweep(req: &Req) -> Result<Response, ApiError> {
     let limit = offline_after();
     let mut expired = Vec::new();
     let mut events = Vec::new();
-    for w in kv.all::<Worker>(keys::WORKER_PREFIX)? {
-        if let Some(gone) = expire(&w, now, limit) {
-            kv.put(&keys::worker(&gone.id), &gone)?;
+    for w in records(&kv)? {
+        if expire(&w, now, limit).is_none() {
+            continue;
+        }
+        // Marked offline only if still silent when swapped: a heartbeat that raced in wins.
+        let gone = update_json(&kv, &keys::worker(&w.id), |cur: Option<Worker>| {
+            let gone = expire(&cur?, now, limit)?;
+            Some((gone.clone(), gone))
+        })?;
+        if let Some(gone) = gone {
             let mut e = Event::new(
                 "worker_deregistered",
                 event::WORKERS_TOPIC,
@@ -78,12 +91,16 @@ pub fn list(req: &Req) -> Result<Response, ApiError> {
 }
 
 /// `GET /api/v1/workers/{id}`: status, pid, software, load, heartbeat history, task
-/// counts by event type and what `inspect stats` said (pool, prefetch, …).
+/// counts by event type, what `inspect stats` said (pool, prefetch, …), and
+/// `tasks_by_state`: the tasks Vigil holds that it ran, by state (counters).
 pub fn get(req: &Req, id: &str) -> Result<Response, ApiError> {
     crate::auth::reader(req)?;
-    let w: Option<Worker> = Kv::open()?.get(&keys::worker(id))?;
+    let kv = Kv::open()?;
+    let w: Option<Worker> = kv.get(&keys::worker(id))?;
     let w = w.ok_or_else(|| ApiError::not_found(format!("no worker `{id}`")))?;
-    Ok(crate::json_response(200, &view(&w, crate::clock::secs())))
+    let mut v = view(&w, crate::clock::secs());
+    v["tasks_by_state"] = json!(aggregate::worker_counts(&kv, id).map_err(api_error)?);
+    Ok(crate::json_response(200, &v))
 }
 
 /// `POST /api/v1/workers/{id}/control` (admin), body `{"command": …, …}`: publishes a
@@ -109,13 +126,9 @@ pub fn control(req: &Req, id: &str) -> Result<Response, ApiError> {
     ))
 }
 
-/// Every queue: counts derived from the tasks held plus what producers reported.
+/// Every queue: counts of the tasks held (counters) plus what producers reported.
 pub fn summaries(kv: &Kv) -> Result<Vec<QueueSummary>, ApiError> {
-    let tasks: Vec<Task> = kv.all(keys::TASK_PREFIX)?;
-    let reported: Vec<ReportedQueue> = kv.all(keys::QUEUE_PREFIX)?;
-    Ok(summarize(&tasks, &reported, crate::clock::secs())
-        .into_values()
-        .collect())
+    aggregate::summaries(kv, crate::clock::secs()).map_err(api_error)
 }
 
 /// [`summaries`] as the API shows them.
@@ -129,9 +142,7 @@ pub fn queues(kv: &Kv) -> Result<Vec<Value>, ApiError> {
 /// Every worker with its current status (silent ones are offline).
 pub fn with_status(kv: &Kv) -> Result<Vec<(Worker, WorkerStatus)>, ApiError> {
     let now = crate::clock::secs();
-    let mut workers: Vec<Worker> = kv.all(keys::WORKER_PREFIX)?;
-    workers.sort_by(|a, b| a.id.cmp(&b.id));
-    Ok(workers
+    Ok(records(kv)?
         .into_iter()
         .map(|w| {
             let status = w.status_at(now, offline_after());

@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
+use crate::stamps::{At, Stamps};
+
 use super::{
     Worker, WorkerChange, WorkerEvent, WorkerEventKind, WorkerStats, WorkerStatus, MAX_HEARTBEATS,
 };
@@ -20,8 +22,11 @@ fn status_for(kind: WorkerEventKind, active: u64) -> WorkerStatus {
     }
 }
 
-/// Applies `ev` at `now` (when it has no timestamp). Events older than the last one
-/// seen only fill in missing fields.
+/// Applies `ev` at `now` (when it has no timestamp), so that the record ends the same
+/// whatever order the events arrive in: each field takes the newest event's value
+/// ([`crate::stamps`]); the status follows the newest event; an older event still adds
+/// its heartbeat, fills in what no newer event said, and can tell when the current up
+/// period began.
 pub fn apply(worker: Option<Worker>, ev: &WorkerEvent, now: f64) -> (Worker, WorkerChange) {
     let ts = ev.timestamp.unwrap_or(now);
     let Some(mut w) = worker else {
@@ -34,11 +39,12 @@ pub fn apply(worker: Option<Worker>, ev: &WorkerEvent, now: f64) -> (Worker, Wor
         };
         return (w, change);
     };
+    merge(&mut w, ev, ts);
     if ts < w.heartbeat_at {
+        older(&mut w, ev.kind, ts);
         return (w, WorkerChange::Updated);
     }
     let was_down = w.status == WorkerStatus::Offline;
-    merge(&mut w, ev, ts);
     w.heartbeat_at = ts;
     let before = w.status;
     w.status = status_for(ev.kind, w.active);
@@ -51,12 +57,39 @@ pub fn apply(worker: Option<Worker>, ev: &WorkerEvent, now: f64) -> (Worker, Wor
         }
         (false, WorkerStatus::Offline) => {
             w.deregistered_at = Some(ts);
+            w.down_at = Some(ts);
             WorkerChange::Deregistered
         }
         (false, s) if s != before => WorkerChange::StatusChanged,
         _ => WorkerChange::Updated,
     };
     (w, change)
+}
+
+/// An event older than the newest seen does not decide whether the worker is up; it can
+/// move when the current up period began: earlier (an event of it), or later (an
+/// offline before it, arriving late: then the earliest event of the period seen so far,
+/// at most the newest — exact unless several arrived before that offline).
+fn older(w: &mut Worker, kind: WorkerEventKind, ts: f64) {
+    let after_down = w.down_at.is_none_or(|d| ts > d);
+    let up = w.status != WorkerStatus::Offline;
+    if up {
+        // It may have filled in `active`, which busy/online follows.
+        w.status = status_for(WorkerEventKind::Heartbeat, w.active);
+    }
+    match kind {
+        WorkerEventKind::Offline if after_down => {
+            w.down_at = Some(ts);
+            if up && w.registered_at.is_some_and(|r| r < ts) {
+                w.registered_at = Some(w.heartbeat_at);
+            }
+        }
+        WorkerEventKind::Offline => {}
+        _ if after_down && up => {
+            w.registered_at = Some(w.registered_at.map_or(ts, |r| r.min(ts)));
+        }
+        _ => {}
+    }
 }
 
 /// Counts a task event (`kind`, at `ts`) sent by the worker, creating the worker if
@@ -136,37 +169,71 @@ fn fresh(hostname: &str, ts: f64, online: bool) -> Worker {
         queues: None,
         stats_at: None,
         extra: Map::new(),
+        down_at: (!online).then_some(ts),
+        stamps: Stamps::default(),
     }
 }
 
+/// The numbers of the worker's fields in its stamps.
+mod field {
+    pub const CPU: u8 = 0;
+    pub const MEMORY: u8 = 1;
+    pub const ACTIVE: u8 = 2;
+    pub const PROCESSED: u8 = 3;
+    pub const FAILED: u8 = 4;
+    pub const LOADAVG: u8 = 5;
+    pub const FREQ: u8 = 6;
+    pub const PID: u8 = 7;
+    pub const SW_IDENT: u8 = 8;
+    pub const SW_VER: u8 = 9;
+    pub const SW_SYS: u8 = 10;
+}
+
+/// Copies in each field the event carries unless a newer event set it (going offline
+/// carries `active: 0`), and adds its heartbeat time.
 fn merge(w: &mut Worker, ev: &WorkerEvent, ts: f64) {
-    w.cpu = ev.cpu.or(w.cpu);
-    w.memory = ev.memory.or(w.memory);
-    w.active = ev.active.unwrap_or(w.active);
-    w.reported_processed = ev.processed.or(w.reported_processed);
-    w.reported_failed = ev.failed.or(w.reported_failed);
-    derive_counts(w);
-    w.loadavg = ev.loadavg.clone().or(w.loadavg.take());
-    w.freq = ev.freq.or(w.freq);
-    w.pid = ev.pid.or(w.pid);
-    for (slot, value) in [
-        (&mut w.sw_ident, &ev.sw_ident),
-        (&mut w.sw_ver, &ev.sw_ver),
-        (&mut w.sw_sys, &ev.sw_sys),
-    ] {
-        if value.is_some() {
-            slot.clone_from(value);
+    let at: At = (ts, ev.kind as u8);
+    let s = &mut w.stamps;
+    newest(&mut w.cpu, &ev.cpu, s, field::CPU, at);
+    newest(&mut w.memory, &ev.memory, s, field::MEMORY, at);
+    let active = match ev.kind {
+        WorkerEventKind::Offline => Some(0),
+        _ => ev.active,
+    };
+    if let Some(a) = active.filter(|_| s.claim(field::ACTIVE, at)) {
+        w.active = a;
+    }
+    newest(
+        &mut w.reported_processed,
+        &ev.processed,
+        s,
+        field::PROCESSED,
+        at,
+    );
+    newest(&mut w.reported_failed, &ev.failed, s, field::FAILED, at);
+    newest(&mut w.loadavg, &ev.loadavg, s, field::LOADAVG, at);
+    newest(&mut w.freq, &ev.freq, s, field::FREQ, at);
+    newest(&mut w.pid, &ev.pid, s, field::PID, at);
+    newest(&mut w.sw_ident, &ev.sw_ident, s, field::SW_IDENT, at);
+    newest(&mut w.sw_ver, &ev.sw_ver, s, field::SW_VER, at);
+    newest(&mut w.sw_sys, &ev.sw_sys, s, field::SW_SYS, at);
+    for (k, v) in &ev.extra {
+        if s.claim_extra(k, at) {
+            w.extra.insert(k.clone(), v.clone());
         }
     }
-    if ev.kind == WorkerEventKind::Offline {
-        w.active = 0;
-    }
-    let at = w.heartbeats.partition_point(|&h| h <= ts);
-    w.heartbeats.insert(at, ts);
+    derive_counts(w);
+    let i = w.heartbeats.partition_point(|&h| h <= ts);
+    w.heartbeats.insert(i, ts);
     if w.heartbeats.len() > MAX_HEARTBEATS {
         w.heartbeats.remove(0);
     }
-    for (k, v) in &ev.extra {
-        w.extra.insert(k.clone(), v.clone());
+}
+
+fn newest<T: Clone>(slot: &mut Option<T>, value: &Option<T>, stamps: &mut Stamps, bit: u8, at: At) {
+    if let Some(v) = value {
+        if stamps.claim(bit, at) {
+            *slot = Some(v.clone());
+        }
     }
 }

@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::stamps::Stamps;
+
 pub use apply::{apply, count_task_event, expire, record_stats, MAX_COUNTED_TYPES};
 
 /// Heartbeat times kept per worker, for its detail view (Celery's `State` keeps 4).
@@ -103,9 +105,15 @@ pub struct Worker {
     /// Fields Vigil does not know, kept as sent.
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub extra: Map<String, Value>,
+    /// When it last went offline, as far as known (kept, not shown).
+    #[serde(rename = "_down", default, skip_serializing_if = "Option::is_none")]
+    pub down_at: Option<f64>,
+    /// Which event set each field (see [`crate::stamps`]; kept, not shown).
+    #[serde(rename = "_at", default, skip_serializing_if = "Stamps::is_empty")]
+    pub stamps: Stamps,
 }
 
-/// Which worker event.
+/// Which worker event (in the order that breaks a tie between two at the same time).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WorkerEventKind {
     /// `worker-online`.
@@ -190,6 +198,16 @@ impl WorkerChange {
 }
 
 impl Worker {
+    /// The record as the APIs show it, without the bookkeeping fields.
+    pub fn public(&self) -> Value {
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        if let Value::Object(m) = &mut v {
+            m.remove("_at");
+            m.remove("_down");
+        }
+        v
+    }
+
     /// Status at `now`: a worker silent for longer than `offline_after` is offline.
     pub fn status_at(&self, now: f64, offline_after: f64) -> WorkerStatus {
         if self.status != WorkerStatus::Offline && now - self.heartbeat_at > offline_after {

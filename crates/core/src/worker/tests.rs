@@ -126,3 +126,49 @@ fn keeps_software_pid_heartbeat_history_and_stats() {
     assert_eq!(w.stats.as_ref().unwrap()["pool"]["max-concurrency"], 2);
     assert_eq!((w.stats_at, w.status), (Some(20.0), WorkerStatus::Online));
 }
+
+#[test]
+fn any_arrival_order_gives_the_timestamp_order_record() {
+    use WorkerEventKind::*;
+    let evs = [
+        ev(Online, 1.0, None),
+        WorkerEvent {
+            cpu: Some(50.0),
+            ..ev(Heartbeat, 2.0, Some(2))
+        },
+        WorkerEvent {
+            cpu: None,
+            ..ev(Heartbeat, 3.0, Some(1))
+        },
+        ev(Offline, 4.0, None),
+        ev(Online, 5.0, None),
+        WorkerEvent {
+            cpu: None,
+            ..ev(Heartbeat, 6.0, Some(3))
+        },
+        WorkerEvent {
+            cpu: Some(70.0),
+            ..ev(Heartbeat, 7.0, None)
+        },
+    ];
+    let fold = |order: &[usize]| {
+        order
+            .iter()
+            .fold(None, |w, i| Some(apply(w, &evs[*i], 0.0).0))
+            .unwrap()
+    };
+    let in_order = fold(&[0, 1, 2, 3, 4, 5, 6]);
+    assert_eq!(
+        (in_order.registered_at, in_order.cpu, in_order.active),
+        (Some(5.0), Some(70.0), 3)
+    );
+    // Shuffled, except that no two events of the last up period arrive before its late
+    // offline (then `registered_at` is only approximated).
+    for order in [
+        [6, 5, 4, 3, 2, 1, 0],
+        [3, 0, 6, 1, 5, 2, 4],
+        [5, 1, 3, 6, 0, 4, 2],
+    ] {
+        assert_eq!(fold(&order).public(), in_order.public(), "order {order:?}");
+    }
+}

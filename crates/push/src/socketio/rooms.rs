@@ -10,13 +10,13 @@ use vigil_core::event;
 use crate::dispatch::Filter;
 
 /// Every task event (`task_update`).
-pub const TASKS: &str = "celery:tasks";
+pub const TASKS: &str = event::TASKS_TOPIC;
 /// Batch job progress (`batch_progress`).
-pub const BATCH_JOBS: &str = "celery:batch_jobs";
+pub const BATCH_JOBS: &str = event::BATCH_JOBS_TOPIC;
 /// Queue statistics (`queue_stats`).
-pub const QUEUES: &str = "celery:queues";
-/// Task events of one queue: `celery:queue:<name>` (the dispatch filter knows it too).
-pub const QUEUE_PREFIX: &str = "celery:queue:";
+pub const QUEUES: &str = event::QUEUES_TOPIC;
+/// Task events of one queue: `celery:queue:<name>`.
+pub const QUEUE_PREFIX: &str = vigil_rules::QUEUE_ROOM_PREFIX;
 /// What a socket of the default namespace receives before it joins any room:
 /// everything but admin metrics (which need `subscribe-admin`, seed 003) and producer
 /// commands.
@@ -41,8 +41,7 @@ pub fn validate(room: &str) -> Result<(), RoomError> {
     if room.len() > MAX_ROOM_LEN {
         return Err(format!("room names are at most {MAX_ROOM_LEN} bytes"));
     }
-    let queue = room.strip_prefix(QUEUE_PREFIX);
-    if matches!(room, TASKS | BATCH_JOBS | QUEUES) || queue.is_some_and(|q| !q.is_empty()) {
+    if matches!(room, TASKS | BATCH_JOBS | QUEUES) || vigil_rules::room_queue(room).is_some() {
         Ok(())
     } else {
         Err(format!(

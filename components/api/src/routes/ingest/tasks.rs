@@ -1,97 +1,206 @@
-//! Task events in a batch: the record (Celery's rule, in `vigil_core::apply`), its
-//! history, its parent's children, the worker's counts and the queue's breaker.
+//! Task events in a batch: each task's history is extended by compare-and-swap (an event
+//! recorded twice is kept once), then its record is recomputed from the history
+//! (`vigil_core::replay`: the events in time order, whatever their arrival order) and
+//! written by `vigil-store` with its index entries and counters. A writer holding an
+//! older history than the record was computed from leaves the record alone. Then the
+//! parent's list of children, and what the new events count for their worker.
 
-use vigil_core::apply;
+use std::collections::{BTreeMap, HashMap};
+
+use vigil_core::breaker::Breaker;
 use vigil_core::error::ApiError;
-use vigil_core::event::Event;
 use vigil_core::history::{self, History, HistoryEntry};
 use vigil_core::ingest::TaskEvent;
-use vigil_core::jobs;
-use vigil_core::keys;
-use vigil_core::task::{Task, TaskState};
+use vigil_core::{apply, keys, replay};
+use vigil_store::record::Stored;
+use vigil_store::tasks::{self, Change, Next};
 
 use super::Batch;
+use crate::routes::records::update_json;
+use crate::store::{api_error, Kv};
+
+/// What a batch did to its tasks.
+pub(super) struct TaskOutcome {
+    /// Each committed task by id (expired tasks are left out: their events are dropped).
+    pub changes: HashMap<String, Change>,
+    /// Task events new to their history, by the worker that sent them: `(type, time)`.
+    pub worker_counts: BTreeMap<String, Vec<(String, f64)>>,
+}
+
+impl TaskOutcome {
+    /// Tasks the batch finished.
+    pub fn finished(&self) -> usize {
+        self.changes
+            .values()
+            .filter(|c| {
+                c.after.state.is_terminal()
+                    && c.before.as_ref().is_none_or(|b| !b.state.is_terminal())
+            })
+            .count()
+    }
+}
+
+/// A task event new to its history, for its worker's counts: `(worker, type, time)`.
+type Counted = (String, String, f64);
+
+/// A task's history after this batch added to it.
+struct Extended {
+    history: History,
+    /// The history's version before this batch.
+    from: u64,
+    /// The events this batch added, in time order, if they all went after every event
+    /// already there (and none was dropped): then the record of version `from` with them
+    /// applied is the record of the whole history, without replaying it.
+    appended: Option<Vec<TaskEvent>>,
+    breaker_open: bool,
+}
+
+/// The next version of a task from its history, unless the record already reflects as
+/// long a history: the record of the previous version with the appended events applied
+/// when it can, else the history replayed.
+fn from_history(id: &str, x: &Extended, cur: Option<&Stored>, now: f64) -> Next {
+    let v = replay::version(&x.history);
+    let (cur_v, cur_task) = (cur.map_or(0, |s| s.hist), cur.and_then(|s| s.task.as_ref()));
+    if cur_v >= v {
+        return None;
+    }
+    if let (true, Some(evs)) = (cur_v == x.from, &x.appended) {
+        let start = cur_task.cloned();
+        let is_new = start.is_none();
+        let mut t = evs.iter().fold(start, |t, e| {
+            Some(apply::apply(t, e, e.timestamp.unwrap_or(now)))
+        })?;
+        t.while_breaker_open |= is_new && x.breaker_open;
+        return Some((t, v));
+    }
+    replay::task(id, &x.history, cur_task).map(|t| (t, v))
+}
 
 impl Batch<'_> {
-    /// Applies a task event. Never refused by a breaker: the task exists in the cluster
-    /// whatever Vigil thinks of its queue; it is recorded, and marked when the breaker
-    /// was open.
-    pub(super) fn task(&mut self, ev: &TaskEvent) -> Result<(), ApiError> {
-        let current = self.load_task(&ev.uuid)?;
-        let is_new = current.is_none();
-        let had_parent = current.as_ref().is_some_and(|t| t.parent_id.is_some());
-        let before = current.as_ref().map(|t| t.state);
-        let mut task = apply::apply(current, ev, self.now);
-        let ts = ev.timestamp.unwrap_or(self.now);
-        let breaker_open = match task.queue.clone() {
-            Some(q) => {
-                let (now, cfg) = (self.now, self.cfg);
-                !self.breaker(&q)?.admits(now, &cfg)
+    pub(super) fn commit_tasks(&self) -> Result<TaskOutcome, ApiError> {
+        let mut plan =
+            tasks::prepare(self.kv, &self.task_ids, &mut |_, _| None).map_err(api_error)?;
+        let open = self.open_breakers(&plan)?;
+        let mut histories = HashMap::new();
+        let mut worker_counts: BTreeMap<String, Vec<(String, f64)>> = BTreeMap::new();
+        for p in &mut plan.tasks {
+            let queue = self.queue_of(&p.id, p.before.as_ref());
+            let breaker_open = queue.is_some_and(|q| open.get(q).copied().unwrap_or(false));
+            let (x, new) = self.extend_history(&p.id, breaker_open)?;
+            for (host, kind, ts) in new {
+                worker_counts.entry(host).or_default().push((kind, ts));
             }
-            None => false,
-        };
-        task.while_breaker_open |= is_new && breaker_open;
-        let entry = HistoryEntry::of(ev, ts, self.now, breaker_open);
-        self.load_history(&ev.uuid)?.add(entry);
-        if let (false, Some(parent)) = (had_parent, task.parent_id.clone()) {
-            self.add_child(&parent, &task.id)?;
+            p.after = from_history(&p.id, &x, p.before.as_ref(), self.now);
+            histories.insert(p.id.clone(), x);
         }
-        if let Some(queue) = task.queue.clone() {
-            let finished = matches!(task.state, TaskState::Success | TaskState::Failure);
-            if before != Some(task.state) && finished {
-                self.record_outcome(&queue, task.state == TaskState::Success)?;
+        let now = self.now;
+        let mut again =
+            |id: &str, cur: Option<&Stored>| from_history(id, histories.get(id)?, cur, now);
+        let committed = tasks::commit(self.kv, plan, self.now, &mut again).map_err(api_error)?;
+        let changes: HashMap<String, Change> = committed
+            .into_iter()
+            .map(|c| (c.after.id.clone(), c))
+            .collect();
+        self.add_children(&changes)?;
+        Ok(TaskOutcome {
+            changes,
+            worker_counts,
+        })
+    }
+
+    /// The queue a task's events name, else the one its record has.
+    fn queue_of<'s>(&'s self, id: &str, before: Option<&'s Stored>) -> Option<&'s str> {
+        let evs = self.task_events.get(id)?;
+        evs.iter()
+            .find_map(|e| e.fields.queue.as_deref())
+            .or_else(|| before?.task.as_ref()?.queue.as_deref())
+    }
+
+    /// Whether each queue the batch's tasks are on has its breaker open now.
+    fn open_breakers(
+        &self,
+        plan: &tasks::Plan<<Kv as vigil_store::kv::Kv>::Cas>,
+    ) -> Result<HashMap<String, bool>, ApiError> {
+        let mut out = HashMap::new();
+        for p in &plan.tasks {
+            if let Some(q) = self.queue_of(&p.id, p.before.as_ref()) {
+                if !out.contains_key(q) {
+                    let b: Option<Breaker> = self.kv.get(&keys::breaker(q))?;
+                    let open = b.is_some_and(|b| !b.admits(self.now, &self.cfg));
+                    out.insert(q.to_owned(), open);
+                }
             }
         }
-        if ev.kind != "task-sent" {
-            if let Some(host) = &ev.fields.hostname {
-                self.count_task_event(host, &ev.kind, ts)?;
+        Ok(out)
+    }
+
+    /// Adds the batch's events to the task's history; the history, and the new events'
+    /// `(worker, type, time)` (task-sent comes from the client, not a worker).
+    fn extend_history(
+        &self,
+        id: &str,
+        breaker_open: bool,
+    ) -> Result<(Extended, Vec<Counted>), ApiError> {
+        let evs: &[TaskEvent] = self
+            .task_events
+            .get(id)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let mut sorted: Vec<&TaskEvent> = evs.iter().collect();
+        sorted.sort_by(|a, b| self.ts(a).total_cmp(&self.ts(b)));
+        let mut out = None;
+        update_json(self.kv, &keys::history(id), |cur: Option<History>| {
+            let mut h = cur.unwrap_or_default();
+            let from = replay::version(&h);
+            let (mut appended, mut in_order, mut counts) = (Vec::new(), true, Vec::new());
+            for ev in &sorted {
+                let ts = self.ts(ev);
+                let dropped = h.dropped;
+                if !h.add(HistoryEntry::of(ev, ts, self.now, breaker_open)) {
+                    continue;
+                }
+                let last = h
+                    .events
+                    .last()
+                    .is_some_and(|e| e.timestamp == ts && e.kind == ev.kind);
+                in_order &= last && h.dropped == dropped;
+                appended.push((*ev).clone());
+                if let (false, Some(host)) = (ev.kind == "task-sent", &ev.fields.hostname) {
+                    counts.push((host.clone(), ev.kind.clone(), ts));
+                }
             }
-        }
-        self.events.push(Event::task_update(&task, self.now_ms));
-        self.events.push(jobs::job_event(&task, self.now_ms));
-        if task.total_batches.is_some() {
-            self.events.push(Event::batch_progress(&task, self.now_ms));
-        }
-        self.tasks.insert(task.id.clone(), task);
-        Ok(())
+            let write = !appended.is_empty();
+            let x = Extended {
+                history: h.clone(),
+                from,
+                appended: in_order.then_some(appended),
+                breaker_open,
+            };
+            out = Some((x, counts));
+            write.then_some((h, ()))
+        })?;
+        out.ok_or_else(|| ApiError::internal("the history update ran no step"))
     }
 
-    fn load_task(&mut self, id: &str) -> Result<Option<Task>, ApiError> {
-        match self.tasks.remove(id) {
-            Some(t) => Ok(Some(t)),
-            None => self.kv.get(&keys::task(id)),
-        }
+    fn ts(&self, ev: &TaskEvent) -> f64 {
+        ev.timestamp.unwrap_or(self.now)
     }
 
-    fn load_history(&mut self, id: &str) -> Result<&mut History, ApiError> {
-        if !self.histories.contains_key(id) {
-            let stored = self.kv.get(&keys::history(id))?.unwrap_or_default();
-            self.histories.insert(id.to_owned(), stored);
-        }
-        Ok(self.histories.get_mut(id).expect("inserted above"))
-    }
-
-    fn add_child(&mut self, parent: &str, child: &str) -> Result<(), ApiError> {
-        if !self.children.contains_key(parent) {
-            let stored = self.kv.get(&keys::children(parent))?.unwrap_or_default();
-            self.children.insert(parent.to_owned(), stored);
-        }
-        let list = self.children.get_mut(parent).expect("inserted above");
-        history::add_child(list, child);
-        Ok(())
-    }
-
-    fn record_outcome(&mut self, queue: &str, success: bool) -> Result<(), ApiError> {
-        let (now, now_ms, cfg) = (self.now, self.now_ms, self.cfg);
-        let b = self.breaker(queue)?;
-        if b.record(success, now, &cfg) {
-            let status = b.status(now, &cfg);
-            self.events.push(Event::new(
-                "circuit_breaker",
-                vigil_core::event::BREAKERS_TOPIC,
-                now_ms,
-                status,
-            ));
+    /// Lists each task that just got a parent among the parent's children.
+    fn add_children(&self, changes: &HashMap<String, Change>) -> Result<(), ApiError> {
+        for c in changes.values() {
+            let had = c.before.as_ref().is_some_and(|b| b.parent_id.is_some());
+            let (false, Some(parent)) = (had, c.after.parent_id.as_deref()) else {
+                continue;
+            };
+            update_json(
+                self.kv,
+                &keys::children(parent),
+                |cur: Option<Vec<String>>| {
+                    let mut list = cur.unwrap_or_default();
+                    history::add_child(&mut list, &c.after.id).then_some((list, ()))
+                },
+            )?;
         }
         Ok(())
     }

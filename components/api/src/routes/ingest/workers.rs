@@ -1,62 +1,70 @@
-//! Worker events in a batch: `worker-*`, the bridge's `worker-stats`, and the counts
-//! task events add to the worker that sent them.
+//! Worker records in a batch: `worker-*` events, the bridge's `worker-stats`, and the
+//! counts task events add to the worker that sent them — all of one worker's changes in
+//! one compare-and-swap, re-applied if another producer changed the record first.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use vigil_core::error::ApiError;
-use vigil_core::event::{self, Event};
 use vigil_core::keys;
-use vigil_core::worker::{self, Worker, WorkerChange, WorkerEvent, WorkerStats};
+use vigil_core::worker::{self, Worker, WorkerChange};
+use vigil_store::registry;
 
 use super::Batch;
+use crate::routes::records::update_json;
+use crate::store::api_error;
+
+/// A worker after each of its events (for publishing in order), by hostname: worker
+/// events, then `inspect stats` reports.
+pub(super) type Snapshots = HashMap<String, WorkerSnaps>;
+
+/// One worker's snapshots: after each worker event, after each stats report.
+pub(super) type WorkerSnaps = (VecDeque<(Worker, WorkerChange)>, VecDeque<Worker>);
 
 impl Batch<'_> {
-    pub(super) fn worker(&mut self, ev: &WorkerEvent) -> Result<(), ApiError> {
-        let current = self.load_worker(&ev.hostname)?;
-        let (w, change) = worker::apply(current, ev, self.now);
-        self.publish_worker(&w, change);
-        self.workers.insert(w.id.clone(), w);
-        Ok(())
-    }
-
-    pub(super) fn worker_stats(&mut self, report: &WorkerStats) -> Result<(), ApiError> {
-        let current = self.load_worker(&report.hostname)?;
-        let w = worker::record_stats(current, report, self.now);
-        self.publish_worker(&w, WorkerChange::Updated);
-        self.workers.insert(w.id.clone(), w);
-        Ok(())
-    }
-
-    /// Counts a task event for the worker that sent it (no event published: the next
-    /// heartbeat carries the counts).
-    pub(super) fn count_task_event(
-        &mut self,
-        hostname: &str,
-        kind: &str,
-        ts: f64,
-    ) -> Result<(), ApiError> {
-        let current = self.load_worker(hostname)?;
-        let w = worker::count_task_event(current, hostname, kind, ts);
-        self.workers.insert(w.id.clone(), w);
-        Ok(())
-    }
-
-    fn load_worker(&mut self, hostname: &str) -> Result<Option<Worker>, ApiError> {
-        match self.workers.remove(hostname) {
-            Some(w) => Ok(Some(w)),
-            None => self.kv.get(&keys::worker(hostname)),
+    pub(super) fn commit_workers(
+        &self,
+        counts: &BTreeMap<String, Vec<(String, f64)>>,
+    ) -> Result<Snapshots, ApiError> {
+        let hosts: BTreeSet<&str> = self
+            .worker_events
+            .keys()
+            .chain(self.worker_stats.keys())
+            .chain(counts.keys())
+            .map(String::as_str)
+            .collect();
+        let mut out = Snapshots::new();
+        for host in &hosts {
+            let snaps = update_json(self.kv, &keys::worker(host), |cur: Option<Worker>| {
+                let (w, snaps) = self.apply_worker(host, cur, counts.get(*host));
+                Some((w?, snaps))
+            })?;
+            out.insert((*host).to_owned(), snaps.unwrap_or_default());
         }
+        registry::ensure(self.kv, keys::WORKER_NAMES, hosts).map_err(api_error)?;
+        Ok(out)
     }
 
-    fn publish_worker(&mut self, w: &Worker, change: WorkerChange) {
-        let mut e = Event::new(
-            change.event_name(),
-            event::WORKERS_TOPIC,
-            self.now_ms,
-            serde_json::to_value(w).unwrap_or_default(),
-        );
-        e.key = Some(w.id.clone());
-        e.state = serde_json::to_value(w.status)
-            .ok()
-            .and_then(|v| v.as_str().map(String::from));
-        self.events.push(e);
+    /// One worker's changes in this batch, applied to its record.
+    fn apply_worker(
+        &self,
+        host: &str,
+        mut w: Option<Worker>,
+        counts: Option<&Vec<(String, f64)>>,
+    ) -> (Option<Worker>, WorkerSnaps) {
+        let (mut events, mut stats) = (VecDeque::new(), VecDeque::new());
+        for ev in self.worker_events.get(host).into_iter().flatten() {
+            let (next, change) = worker::apply(w, ev, self.now);
+            events.push_back((next.clone(), change));
+            w = Some(next);
+        }
+        for report in self.worker_stats.get(host).into_iter().flatten() {
+            let next = worker::record_stats(w, report, self.now);
+            stats.push_back(next.clone());
+            w = Some(next);
+        }
+        for (kind, ts) in counts.into_iter().flatten() {
+            w = Some(worker::count_task_event(w, host, kind, *ts));
+        }
+        (w, (events, stats))
     }
 }

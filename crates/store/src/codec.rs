@@ -1,0 +1,264 @@
+//! The stored form of index pages and directories: a compact binary encoding, because
+//! a directory of a million-entry index holds thousands of page bounds and is read on
+//! every listing and every ingest batch.
+//!
+//! ```text
+//! value  := VERSION (dir | node)
+//! dir    := 'D' count (bound page-id)*
+//! node   := 'L' bound count (pos rev)*      a page of entries, from `bound` up
+//!         | 'S' count (bound page-id)*      split: replaced by these pages
+//!         | 'M' page-id                     emptied: merged into the page on its left
+//! bound  := 0 | 1 pos                       0 is minus infinity
+//! pos    := key id
+//! key    := 'n' f64-big-endian | 't' text
+//! id     := text;   text := varint-length bytes;   count, rev := varint;   page-id := u64 LE
+//! ```
+
+use crate::kv::{KvError, Result};
+use crate::pos::{Bound, Entry, Key, Pos};
+
+const VERSION: u8 = 1;
+
+/// A page of an index.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Node {
+    /// Entries in order; the page holds positions from `lo` up to the next page's bound.
+    Leaf {
+        /// Lower bound of the page's range.
+        lo: Bound,
+        /// The entries, sorted by position.
+        entries: Vec<Entry>,
+    },
+    /// The page was split: its range now lives in these pages (sorted by bound).
+    Split(Vec<(Bound, u64)>),
+    /// The page emptied and its range joined the page on its left, `u64`.
+    Merged(u64),
+}
+
+/// An index's directory: every live page with the lower bound of its range, sorted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dir {
+    /// `(lower bound, page id)`; the first bound is always minus infinity.
+    pub pages: Vec<(Bound, u64)>,
+}
+
+impl Default for Dir {
+    /// A new index: one page, id 0, holding everything. Being fixed, two writers that
+    /// start the same index at once agree on it without writing a directory at all.
+    fn default() -> Self {
+        Self {
+            pages: vec![(None, 0)],
+        }
+    }
+}
+
+/// Encodes a directory.
+pub fn encode_dir(dir: &Dir) -> Vec<u8> {
+    let mut out = vec![VERSION, b'D'];
+    slots(&mut out, &dir.pages);
+    out
+}
+
+/// Encodes a page.
+pub fn encode_node(node: &Node) -> Vec<u8> {
+    let mut out = vec![VERSION];
+    match node {
+        Node::Leaf { lo, entries } => {
+            out.push(b'L');
+            bound(&mut out, lo);
+            varint(&mut out, entries.len() as u64);
+            for e in entries {
+                pos(&mut out, &e.pos);
+                varint(&mut out, e.rev);
+            }
+        }
+        Node::Split(to) => {
+            out.push(b'S');
+            slots(&mut out, to);
+        }
+        Node::Merged(into) => {
+            out.push(b'M');
+            out.extend_from_slice(&into.to_le_bytes());
+        }
+    }
+    out
+}
+
+fn slots(out: &mut Vec<u8>, pages: &[(Bound, u64)]) {
+    varint(out, pages.len() as u64);
+    for (lo, id) in pages {
+        bound(out, lo);
+        out.extend_from_slice(&id.to_le_bytes());
+    }
+}
+
+fn bound(out: &mut Vec<u8>, b: &Bound) {
+    match b {
+        None => out.push(0),
+        Some(p) => {
+            out.push(1);
+            pos(out, p);
+        }
+    }
+}
+
+fn pos(out: &mut Vec<u8>, p: &Pos) {
+    match &p.key {
+        Key::Num(x) => {
+            out.push(b'n');
+            out.extend_from_slice(&x.to_be_bytes());
+        }
+        Key::Text(s) => {
+            out.push(b't');
+            text(out, s);
+        }
+    }
+    text(out, &p.id);
+}
+
+fn text(out: &mut Vec<u8>, s: &str) {
+    varint(out, s.len() as u64);
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn varint(out: &mut Vec<u8>, mut n: u64) {
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+/// Decodes a directory stored at `key`.
+pub fn decode_dir(key: &str, bytes: &[u8]) -> Result<Dir> {
+    let mut r = Reader { key, bytes, at: 0 };
+    r.header(b'D')?;
+    let pages = r.slots()?;
+    if pages.first().is_none_or(|(lo, _)| lo.is_some()) {
+        return Err(r.corrupt("a directory must start with an unbounded page"));
+    }
+    Ok(Dir { pages })
+}
+
+/// Decodes a page stored at `key`.
+pub fn decode_node(key: &str, bytes: &[u8]) -> Result<Node> {
+    let mut r = Reader { key, bytes, at: 0 };
+    if r.byte()? != VERSION {
+        return Err(r.corrupt("unknown format version"));
+    }
+    match r.byte()? {
+        b'L' => {
+            let lo = r.bound()?;
+            let n = r.count()?;
+            let mut entries = Vec::with_capacity(n);
+            for _ in 0..n {
+                entries.push(Entry {
+                    pos: r.pos()?,
+                    rev: r.varint()?,
+                });
+            }
+            Ok(Node::Leaf { lo, entries })
+        }
+        b'S' => Ok(Node::Split(r.slots()?)),
+        b'M' => Ok(Node::Merged(r.u64()?)),
+        _ => Err(r.corrupt("unknown page kind")),
+    }
+}
+
+struct Reader<'a> {
+    key: &'a str,
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl Reader<'_> {
+    fn corrupt(&self, why: &str) -> KvError {
+        KvError::Corrupt {
+            key: self.key.to_owned(),
+            why: format!("{why} (at byte {})", self.at),
+        }
+    }
+
+    fn take(&mut self, n: usize) -> Result<&[u8]> {
+        let end = self.at.checked_add(n).filter(|&e| e <= self.bytes.len());
+        let end = end.ok_or_else(|| self.corrupt("truncated"))?;
+        let s = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(s)
+    }
+
+    fn byte(&mut self) -> Result<u8> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn header(&mut self, kind: u8) -> Result<()> {
+        if self.byte()? != VERSION || self.byte()? != kind {
+            return Err(self.corrupt("not an index directory"));
+        }
+        Ok(())
+    }
+
+    fn u64(&mut self) -> Result<u64> {
+        let b = self.take(8)?;
+        Ok(u64::from_le_bytes(b.try_into().unwrap_or_default()))
+    }
+
+    fn varint(&mut self) -> Result<u64> {
+        let mut n = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.byte()?;
+            n |= u64::from(b & 0x7f) << shift;
+            if b < 0x80 {
+                return Ok(n);
+            }
+        }
+        Err(self.corrupt("varint too long"))
+    }
+
+    fn count(&mut self) -> Result<usize> {
+        let n = self.varint()? as usize;
+        // Every item takes at least one byte: a larger count is corruption, not a reason
+        // to allocate.
+        if n > self.bytes.len() {
+            return Err(self.corrupt("count larger than the value"));
+        }
+        Ok(n)
+    }
+
+    fn text(&mut self) -> Result<String> {
+        let n = self.count()?;
+        let b = self.take(n)?.to_vec();
+        String::from_utf8(b).map_err(|_| self.corrupt("text is not UTF-8"))
+    }
+
+    fn pos(&mut self) -> Result<Pos> {
+        let key = match self.byte()? {
+            b'n' => Key::Num(f64::from_be_bytes(
+                self.take(8)?.try_into().unwrap_or_default(),
+            )),
+            b't' => Key::Text(self.text()?),
+            _ => return Err(self.corrupt("unknown key kind")),
+        };
+        Ok(Pos {
+            key,
+            id: self.text()?,
+        })
+    }
+
+    fn bound(&mut self) -> Result<Bound> {
+        match self.byte()? {
+            0 => Ok(None),
+            1 => Ok(Some(self.pos()?)),
+            _ => Err(self.corrupt("bad bound")),
+        }
+    }
+
+    fn slots(&mut self) -> Result<Vec<(Bound, u64)>> {
+        let n = self.count()?;
+        (0..n).map(|_| Ok((self.bound()?, self.u64()?))).collect()
+    }
+}
+
+#[cfg(test)]
+#[path = "codec_tests.rs"]
+mod tests;

@@ -1,0 +1,62 @@
+//! What happens inside one page of an index: applying a batch of changes to its sorted
+//! entries, and cutting an overflowing page into pieces with their lower bounds.
+
+use crate::index::{Op, HEAD_FILL, PAGE_MAX};
+use crate::pos::{Bound, Entry, Pos};
+
+/// Applies sorted `ops` to sorted `entries`; whether anything changed.
+pub(crate) fn merge(entries: &mut Vec<Entry>, ops: &[Op]) -> bool {
+    let mut changed = false;
+    for op in ops {
+        let found = entries.binary_search_by(|e| e.pos.cmp(op.pos()));
+        match (op, found) {
+            (Op::Add(e), Ok(i)) if entries[i].rev < e.rev => {
+                entries[i].rev = e.rev;
+                changed = true;
+            }
+            (Op::Add(e), Err(i)) => {
+                entries.insert(i, e.clone());
+                changed = true;
+            }
+            (Op::Remove { max_rev, .. }, Ok(i)) if entries[i].rev <= *max_rev => {
+                entries.remove(i);
+                changed = true;
+            }
+            _ => {}
+        }
+    }
+    changed
+}
+
+/// Cuts an overflowing page into pieces with their lower bounds. The top page keeps
+/// [`HEAD_FILL`] entries per lower piece (appends continue above); others split evenly.
+pub(crate) fn cut(lo: Bound, entries: Vec<Entry>, top: bool) -> Vec<(Bound, Vec<Entry>)> {
+    let n = entries.len();
+    let size = if top {
+        HEAD_FILL
+    } else {
+        n.div_ceil(n.div_ceil(PAGE_MAX / 2))
+    };
+    let mut pieces: Vec<(Bound, Vec<Entry>)> = Vec::new();
+    let mut rest = entries.into_iter().peekable();
+    let mut prev: Option<Pos> = None;
+    while rest.peek().is_some() {
+        let chunk: Vec<Entry> = rest.by_ref().take(size).collect();
+        let bound = match &prev {
+            None => lo.clone(),
+            Some(p) => Some(separator(p, &chunk[0].pos)),
+        };
+        prev = chunk.last().map(|e| e.pos.clone());
+        pieces.push((bound, chunk));
+    }
+    pieces
+}
+
+/// The shortest bound above `below` and at or under `at`: the key alone when it differs.
+fn separator(below: &Pos, at: &Pos) -> Pos {
+    if below.key < at.key {
+        Pos::new(at.key.clone(), "")
+    } else {
+        at.clone()
+    }
+}
