@@ -12,17 +12,22 @@
 //! - [`packet`], [`sio`]: the packets of both layers.
 //! - [`session`]: one session: its sockets and what each client packet does.
 //! - [`server`]: the sessions, the handshake and the HTTP entry point.
-//! - [`polling`], [`websocket`]: the two transports.
+//! - [`polling`], [`websocket`]: the two transports (a WebSocket connection's task is
+//!   `driver`).
 //!
 //! The application implements [`Handler`]: it accepts or refuses each namespace join
 //! and answers events; [`SocketRef`] is its handle on one socket.
 
+mod driver;
 pub mod packet;
 pub mod polling;
 pub mod server;
 pub mod session;
 pub mod sio;
 pub mod websocket;
+
+#[cfg(test)]
+mod tests;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -56,7 +56,7 @@ async fn heartbeat<H: Handler>(server: Arc<Server<H>>, session: Arc<Session<H>>)
         ) {
             return;
         }
-        let pinged = std::time::Instant::now();
+        let pinged = tokio::time::Instant::now();
         next = tokio::time::Instant::now() + c.ping_interval;
         let _ = session
             .queue
