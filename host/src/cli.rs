@@ -28,7 +28,7 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Command {
     /// Serve the REST API (Spin components), SSE and WebSocket push.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print a signed token.
     Token(TokenArgs),
     /// Simulate workers, queues, tasks and a batch job against a running server.
@@ -56,9 +56,15 @@ pub struct ServeArgs {
     /// HS256 secret; by default one is generated into the data directory.
     #[arg(long, env = "VIGIL_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
+    /// Token verification beyond the HS256 secret.
+    #[command(flatten)]
+    pub jwt: JwtArgs,
     /// REST requests per second per caller (token or address); 0 turns the limit off.
     #[arg(long, env = "VIGIL_REST_RATE", default_value_t = defaults::REST_RATE)]
     pub rest_rate: u32,
+    /// Limits on every connection.
+    #[command(flatten)]
+    pub connections: ConnectionArgs,
     /// Messages per second per push connection before updates are batched.
     #[arg(long, env = "VIGIL_RATE_PER_SEC", default_value_t = vigil_push::config::RATE_PER_SEC)]
     pub rate_per_sec: u32,
@@ -73,21 +79,66 @@ pub struct ServeArgs {
     pub dashboard_interval: Ttl,
 }
 
+/// Token verification beyond the HS256 secret, e.g. an identity provider's keys.
+#[derive(clap::Args)]
+pub struct JwtArgs {
+    /// The one algorithm tokens must be signed with: HS256 (default), RS256, ES256, ….
+    #[arg(long, env = "VIGIL_JWT_ALGORITHM")]
+    pub jwt_algorithm: Option<String>,
+    /// File with the identity provider's public key (PEM) or JWKS document, for RS*/ES*.
+    #[arg(long, env = "VIGIL_JWT_PUBLIC_KEY")]
+    pub jwt_public_key: Option<PathBuf>,
+    /// Required `iss` claim.
+    #[arg(long, env = "VIGIL_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// Accepted `aud` values, comma-separated.
+    #[arg(long, env = "VIGIL_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+}
+
+/// Limits on every connection.
+#[derive(clap::Args)]
+pub struct ConnectionArgs {
+    /// Longest a client may take to send request headers; also bounds an idle
+    /// keep-alive connection (e.g. 10s).
+    #[arg(long, env = "VIGIL_HEADER_READ_TIMEOUT", default_value_t = Ttl(defaults::HEADER_READ_TIMEOUT))]
+    pub header_read_timeout: Ttl,
+    /// Longest a write may make no progress before the connection is closed (e.g. 30s).
+    #[arg(long, env = "VIGIL_WRITE_TIMEOUT", default_value_t = Ttl(defaults::WRITE_TIMEOUT))]
+    pub write_timeout: Ttl,
+    /// Most connections served at once; by default 10000, or less under `ulimit -n`.
+    #[arg(long, env = "VIGIL_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+}
+
 impl ServeArgs {
     /// The configuration these arguments describe.
-    pub fn into_config(self) -> ServeConfig {
+    pub fn into_config(self) -> anyhow::Result<ServeConfig> {
         let mut config = ServeConfig::new(self.manifest, self.data_dir);
         config.listen = self.listen;
         config.runtime_config = self.runtime_config;
         config.dispatch = self.dispatch;
         config.jwt_secret = self.jwt_secret;
+        config.jwt = crate::config::JwtConfig {
+            algorithm: self.jwt.jwt_algorithm,
+            public_key: self.jwt.jwt_public_key,
+            issuer: self.jwt.jwt_issuer,
+            audience: self.jwt.jwt_audience,
+        };
         config.push.rate_per_sec = self.rate_per_sec;
         config.history = self.history.max(1);
         config.push.history_max_age = self.history_max_age.0;
         config.push.dashboard_interval = self.dashboard_interval.0;
         config.rest_rate_per_sec = self.rest_rate;
         config.rest_burst = self.rest_rate.saturating_mul(2);
-        config
+        let c = &self.connections;
+        config.connections.header_read_timeout = c.header_read_timeout.0;
+        config.connections.write_timeout = c.write_timeout.0;
+        if let Some(n) = c.max_connections {
+            anyhow::ensure!(n > 0, "--max-connections must be positive");
+            config.connections.max_connections = n;
+        }
+        Ok(config)
     }
 }
 

@@ -1,5 +1,6 @@
-//! Configuration of `vigil serve`, and the JWT secret.
+//! Configuration of `vigil serve`, the JWT secret and the rest of token verification.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -26,6 +27,13 @@ pub mod defaults {
     pub const REST_RATE: u32 = 100;
     /// Events kept in the log for resume and the feed.
     pub const HISTORY: u64 = 10_000;
+    /// Longest a client may take to send a request's headers (also the idle keep-alive
+    /// limit): long enough for a slow mobile link, short enough that slowloris
+    /// connections go before they pile up.
+    pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+    /// Longest a write may make no progress: a push client that stopped reading loses
+    /// its socket after this, well past any healthy reader's pause.
+    pub const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 }
 
 /// Everything `vigil serve` needs.
@@ -43,6 +51,8 @@ pub struct ServeConfig {
     pub dispatch: PathBuf,
     /// HS256 secret; `None` = read or create `<data-dir>/jwt_secret`.
     pub jwt_secret: Option<String>,
+    /// How tokens are verified besides the secret (algorithm, public key, iss, aud).
+    pub jwt: JwtConfig,
     /// Longest a component may run for one request before it is stopped.
     pub request_timeout: Duration,
     /// How often the relay looks for events published by components it did not run
@@ -63,6 +73,8 @@ pub struct ServeConfig {
     pub rest_burst: u32,
     /// Push tuning.
     pub push: vigil_push::config::PushConfig,
+    /// Timeouts and the cap on connections.
+    pub connections: crate::connections::ConnectionLimits,
 }
 
 impl ServeConfig {
@@ -77,6 +89,7 @@ impl ServeConfig {
             runtime_config: None,
             dispatch: PathBuf::from(defaults::DISPATCH),
             jwt_secret: None,
+            jwt: JwtConfig::default(),
             request_timeout: Duration::from_secs(30),
             outbox_poll: Duration::from_millis(200),
             outbox_sweep: Duration::from_secs(30),
@@ -85,6 +98,7 @@ impl ServeConfig {
             rest_rate_per_sec: defaults::REST_RATE,
             rest_burst: defaults::REST_RATE * 2,
             push: Default::default(),
+            connections: Default::default(),
         }
     }
 
@@ -95,6 +109,49 @@ impl ServeConfig {
             .filter(|p| !p.as_os_str().is_empty())
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
     }
+}
+
+/// Token verification settings beyond the HS256 secret. They reach the components as
+/// the `jwt_*` Spin variables, and the host verifies push connections with the same.
+#[derive(Debug, Clone, Default)]
+pub struct JwtConfig {
+    /// The one algorithm tokens must use; `None` = the manifest's default (HS256).
+    pub algorithm: Option<String>,
+    /// File holding the identity provider's public key (PEM) or JWKS document.
+    pub public_key: Option<PathBuf>,
+    /// Required `iss`.
+    pub issuer: Option<String>,
+    /// Accepted `aud` values, comma-separated.
+    pub audience: Option<String>,
+}
+
+impl JwtConfig {
+    /// The Spin variables these settings provide (the key file read).
+    pub fn variables(&self) -> anyhow::Result<HashMap<String, String>> {
+        use vigil_core::auth::KeyConfig;
+        let mut vars = HashMap::new();
+        let mut set = |name: &str, value: Option<String>| {
+            if let Some(v) = value {
+                vars.insert(name.to_owned(), v);
+            }
+        };
+        set(KeyConfig::ALGORITHM, self.algorithm.clone());
+        set(KeyConfig::ISSUER, self.issuer.clone());
+        set(KeyConfig::AUDIENCE, self.audience.clone());
+        if let Some(path) = &self.public_key {
+            let key = std::fs::read_to_string(path)
+                .with_context(|| format!("reading the JWT public key {}", path.display()))?;
+            set(KeyConfig::PUBLIC_KEY, Some(key));
+        }
+        Ok(vars)
+    }
+}
+
+/// `bytes` random bytes as hex.
+pub fn random_hex(bytes: usize) -> anyhow::Result<String> {
+    let mut buf = vec![0u8; bytes];
+    getrandom::fill(&mut buf).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// The configured secret, or the one kept in the data directory (created on first use).
@@ -108,9 +165,9 @@ pub fn jwt_secret(configured: Option<&str>, data_dir: &Path) -> anyhow::Result<S
     }
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating data directory {}", data_dir.display()))?;
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
-    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    /// Bytes of a generated secret: HS256's full strength (its hash size).
+    const SECRET_BYTES: usize = 32;
+    let secret = random_hex(SECRET_BYTES)?;
     write_private(&path, &secret).with_context(|| format!("writing {}", path.display()))?;
     Ok(secret)
 }

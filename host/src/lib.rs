@@ -4,15 +4,21 @@
 //!
 //! - [`cli`]: the command line; [`config`]: what `vigil serve` is told (defaults in
 //!   one place), and the JWT secret it signs with.
+//! - [`connections`]: accepting connections, with timeouts and a cap.
 //! - [`server`]: the axum app tying the runtime and the push side together.
 //! - [`relay`]: moves published events from the outbox into the event log.
+//! - [`refusals`]: the host's own limits, and one JSON shape for every refusal.
 //! - [`rate_limit`]: per-caller request limit on the REST routes.
+//! - [`write_timeout`]: a stream whose stalled writes fail, for clients that stop reading.
 //! - [`demo`]: `vigil demo`, a simulated deployment reporting through the ingest API.
 #![deny(missing_docs)]
 
 pub mod cli;
 pub mod config;
+pub mod connections;
 pub mod demo;
 pub mod rate_limit;
+pub mod refusals;
 pub mod relay;
 pub mod server;
+pub mod write_timeout;

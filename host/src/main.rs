@@ -17,7 +17,7 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => serve(*args).await,
         Command::Token(args) => token(args),
         Command::Demo(args) => demo(args).await,
     }
@@ -42,7 +42,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let running = vigil::server::start(args.into_config(), shutdown_signal()).await?;
+    let running = vigil::server::start(args.into_config()?, shutdown_signal()).await?;
     println!("vigil listening on http://{}", running.addr);
     running.wait().await
 }
@@ -72,12 +72,7 @@ fn token(args: TokenArgs) -> anyhow::Result<()> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_secs();
-    let claims = Claims {
-        sub: args.sub,
-        role,
-        exp: now + ttl.as_secs(),
-        iat: now,
-    };
+    let claims = Claims::new(args.sub, role, now, ttl.as_secs());
     println!("{}", auth::sign(&claims, secret.as_bytes()));
     Ok(())
 }

@@ -9,7 +9,6 @@ use anyhow::Context;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use axum::Router;
 use socketioxide::SocketIo;
 use tokio::net::TcpListener;
@@ -28,6 +27,7 @@ use vigil_runtime::manifest::Manifest;
 use crate::config::ServeConfig;
 use crate::rate_limit::RateLimiter;
 use crate::relay::{OutboxTakeOver, Relay};
+use vigil_core::auth::{KeyConfig, Verifier, HOST_TOKEN_VARIABLE};
 
 /// The Celery domain metrics `/metrics` shows, fed by every event of the log.
 pub type SharedCeleryMetrics = Arc<std::sync::Mutex<vigil_core::celery_metrics::CeleryMetrics>>;
@@ -40,6 +40,8 @@ struct Inner {
     components: Arc<Components>,
     limiter: Option<RateLimiter>,
     push: PushState,
+    /// The bearer of the host's own calls to the components (see `HOST_TOKEN_VARIABLE`).
+    host_token: String,
     /// The Celery domain metrics (Flower's names), fed by the relay.
     celery: SharedCeleryMetrics,
     /// Set once shutdown begins: `/ready` answers 503 from then on.
@@ -98,7 +100,8 @@ pub fn app(state: AppState) -> (Router, SocketIo) {
         .layer(socketio)
         .layer(axum::middleware::map_request(
             vigil_push::socketio::compact_request,
-        ));
+        ))
+        .layer(axum::middleware::from_fn(crate::refusals::json_refusals));
     (router, io)
 }
 
@@ -174,8 +177,6 @@ const PERIODIC: [&str; 2] = ["/api/v1/workers/sweep", "/api/v1/tasks/expire"];
 
 /// Runs the [`PERIODIC`] calls every `every`.
 async fn sweep_workers(app: AppState, every: std::time::Duration) {
-    /// Lifetime of the host's own token for the call.
-    const TOKEN_TTL: u64 = 60;
     let client = SocketAddr::from(([127, 0, 0, 1], 0));
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -184,14 +185,7 @@ async fn sweep_workers(app: AppState, every: std::time::Duration) {
         if app.push().hub().is_closed() {
             return;
         }
-        let now = vigil_push::now_secs();
-        let claims = vigil_core::auth::Claims {
-            sub: "vigil-host".into(),
-            role: vigil_core::auth::Role::Admin,
-            exp: now + TOKEN_TTL,
-            iat: now,
-        };
-        let token = vigil_core::auth::sign(&claims, app.push().secret());
+        let token = &app.0.host_token;
         for path in PERIODIC {
             let req = http::Request::post(path)
                 .header(http::header::HOST, "localhost")
@@ -230,6 +224,30 @@ impl Running {
     }
 }
 
+/// The application variables: the token settings and the host's credential provided
+/// by the host, `SPIN_VARIABLE_*` overriding them, manifest defaults for the rest.
+fn app_variables(
+    config: &ServeConfig,
+    manifest: &Manifest,
+) -> anyhow::Result<HashMap<String, String>> {
+    /// Bytes of the host's per-start credential.
+    const HOST_TOKEN_BYTES: usize = 32;
+    let secret = crate::config::jwt_secret(config.jwt_secret.as_deref(), &config.data_dir)?;
+    let mut provided = config.jwt.variables()?;
+    if let Some(name) = provided
+        .keys()
+        .find(|n| !manifest.variables.contains_key(*n))
+    {
+        anyhow::bail!(
+            "the manifest declares no variable `{name}`, so the components would not see it"
+        );
+    }
+    provided.insert(KeyConfig::SECRET.to_owned(), secret);
+    let host_token = crate::config::random_hex(HOST_TOKEN_BYTES)?;
+    provided.insert(HOST_TOKEN_VARIABLE.to_owned(), host_token);
+    vigil_runtime::variables::resolve_app(manifest, &provided)
+}
+
 /// Builds everything from `config` and starts serving; `signal` also stops it.
 pub async fn start(
     config: ServeConfig,
@@ -237,9 +255,13 @@ pub async fn start(
 ) -> anyhow::Result<Running> {
     let manifest = Manifest::load(&config.manifest)?;
     let app_dir = config.app_dir();
-    let secret = crate::config::jwt_secret(config.jwt_secret.as_deref(), &config.data_dir)?;
-    let provided = HashMap::from([("jwt_secret".to_owned(), secret.clone())]);
-    let app_vars = vigil_runtime::variables::resolve_app(&manifest, &provided)?;
+    let app_vars = app_variables(&config, &manifest)?;
+    let verifier = Verifier::new(&KeyConfig::from_variables(|n| app_vars.get(n).cloned()))
+        .context("token verification settings (jwt_*)")?;
+    let host_token = app_vars
+        .get(HOST_TOKEN_VARIABLE)
+        .cloned()
+        .unwrap_or_default();
     let store_config = vigil_kv::config::load(config.runtime_config.as_deref(), &config.data_dir)?;
     let stores = Stores::open(&store_config).await?;
     let store = stores
@@ -292,7 +314,7 @@ pub async fn start(
     let push = PushState::new(
         hub.clone(),
         log,
-        secret,
+        verifier,
         config.push.clone(),
         metrics,
         components.clone(),
@@ -302,6 +324,7 @@ pub async fn start(
         limiter: (config.rest_rate_per_sec > 0)
             .then(|| RateLimiter::new(config.rest_rate_per_sec, config.rest_burst)),
         push,
+        host_token,
         celery,
         draining: Default::default(),
     }));
@@ -310,31 +333,22 @@ pub async fn start(
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
-    // Push frames are small and latency-bound: without TCP_NODELAY, Nagle holds a frame
-    // while the previous one waits for the client's delayed ACK (up to ~40 ms; it made
-    // the p99 of `scripts/bench` ~25 ms instead of a few).
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not set TCP_NODELAY");
-        }
-    });
     let (tx, rx) = oneshot::channel::<()>();
     let (router, io) = app(state.clone());
-    let service = router.into_make_service_with_connect_info::<SocketAddr>();
-    let task = tokio::spawn(async move {
-        axum::serve(listener, service)
-            .with_graceful_shutdown(async move {
-                tokio::select! { _ = rx => {}, _ = signal => {} }
-                state
-                    .0
-                    .draining
-                    .store(true, std::sync::atomic::Ordering::Relaxed);
-                // Push streams never end by themselves: end them so the drain completes.
-                hub.close_all("server shutting down; reconnect").await;
-                io.close().await;
-            })
-            .await
-    });
+    let shutdown = async move {
+        tokio::select! { _ = rx => {}, _ = signal => {} }
+        state
+            .0
+            .draining
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        // Push streams never end by themselves: end them so the drain completes.
+        hub.close_all("server shutting down; reconnect").await;
+        io.close().await;
+    };
+    let limits = config.connections.clone();
+    let task = tokio::spawn(crate::connections::serve(
+        listener, router, limits, shutdown,
+    ));
     tracing::info!(%addr, "vigil listening");
     Ok(Running {
         addr,

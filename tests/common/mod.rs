@@ -145,10 +145,8 @@ pub fn token_with(sub: &str, role: Role, ttl: i64, secret: &str) -> String {
         .unwrap()
         .as_secs() as i64;
     let claims = Claims {
-        sub: sub.into(),
-        role,
         exp: (now + ttl) as u64,
-        iat: now as u64,
+        ..Claims::new(sub, role, now as u64, 0)
     };
     auth::sign(&claims, secret.as_bytes())
 }
@@ -320,6 +318,16 @@ impl TestHost {
                 .bearer_auth(token),
         )
         .await
+    }
+}
+
+/// A child process killed when dropped, so a failed test leaves no server behind.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 

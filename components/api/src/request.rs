@@ -72,23 +72,14 @@ async fn read_body(req: IncomingRequest) -> Result<Vec<u8>, ApiError> {
     Ok(body)
 }
 
-/// A path segment, percent-decoded (`celery%40w1` is the worker `celery@w1`); unlike a
-/// query value, `+` stays `+`.
-pub fn decode_segment(s: &str) -> String {
-    decode(s, false)
-}
-
+/// A query value, percent-decoded, `+` as a space (form encoding).
 fn percent_decode(s: &str) -> String {
-    decode(s, true)
-}
-
-fn decode(s: &str, plus_is_space: bool) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
-            b'+' if plus_is_space => out.push(b' '),
+            b'+' => out.push(b' '),
             b'%' if i + 2 < bytes.len() => {
                 match std::str::from_utf8(&bytes[i + 1..i + 3])
                     .ok()
@@ -184,7 +175,6 @@ pub(crate) mod tests {
         assert_eq!(r.query_param("q").as_deref(), Some("a b c"));
         assert_eq!(r.query_param("bad").as_deref(), Some("%zz"));
         assert_eq!(r.query_param("missing"), None);
-        assert_eq!(decode_segment("celery%40w1+x"), "celery@w1+x");
         assert_eq!(r.query_u64("n", 1..=10, 3).unwrap(), 7);
         assert_eq!(r.query_u64("missing", 1..=10, 3).unwrap(), 3);
         let e = r.query_u64("n", 1..=5, 3).unwrap_err();

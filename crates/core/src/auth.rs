@@ -1,14 +1,41 @@
-//! JWT (HS256) tokens: minting, verifying, and what each role may do.
+//! JWT tokens: the claims Vigil reads, what each role may do, verifying a token with the
+//! configured key ([`Verifier`]), and minting HS256 tokens for set-up ([`sign`]).
+//!
+//! The algorithm is pinned by configuration ([`KeyConfig::algorithm`]): a token signed
+//! with any other algorithm is refused, whatever its header says.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use base64::Engine;
-use hmac::{Hmac, Mac};
+mod config;
+#[cfg(test)]
+mod tests;
+mod verifier;
+
+pub use config::{KeyConfig, KeyError};
+pub use verifier::Verifier;
+
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 
 use crate::error::ApiError;
 
-type HmacSha256 = Hmac<Sha256>;
+/// How far a token's `exp` and `nbf` may be off from this server's clock and still be
+/// honoured: small, to forgive clock skew between the identity provider and Vigil
+/// without keeping an expired token alive noticeably longer.
+pub const CLOCK_LEEWAY_SECS: u64 = 5;
+
+/// Spin variable holding the host's own credential: `vigil serve` sets it to a random
+/// value at each start and presents it as the bearer of its internal calls (the worker
+/// sweep), which must work whatever `jwt_algorithm` is, even where the host cannot mint
+/// tokens. Empty (as under `spin up`): no bearer is the host's.
+pub const HOST_TOKEN_VARIABLE: &str = "host_token";
+
+/// The user id of the host's internal calls.
+pub const HOST_SUBJECT: &str = "vigil-host";
+
+/// Whether `presented` is the host's credential `configured` (compared in constant time,
+/// so response timing does not reveal it byte by byte).
+pub fn is_host_token(presented: &str, configured: &str) -> bool {
+    let (a, b) = (presented.as_bytes(), configured.as_bytes());
+    !b.is_empty() && a.len() == b.len() && a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
+}
 
 /// Who a token belongs to and what it may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,7 +80,7 @@ impl Role {
     }
 }
 
-/// The claims Vigil reads from a token.
+/// The claims Vigil reads from a token. Others (`iss`, `aud`, `jti`, …) may be present.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
     /// User id.
@@ -65,6 +92,22 @@ pub struct Claims {
     /// Issue time, seconds since the epoch.
     #[serde(default)]
     pub iat: u64,
+    /// Not valid before, seconds since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
+}
+
+impl Claims {
+    /// Claims for `sub` with `role`, issued at `now` and valid for `ttl` seconds.
+    pub fn new(sub: impl Into<String>, role: Role, now: u64, ttl: u64) -> Self {
+        Self {
+            sub: sub.into(),
+            role,
+            exp: now.saturating_add(ttl),
+            iat: now,
+            nbf: None,
+        }
+    }
 }
 
 impl Claims {
@@ -88,15 +131,35 @@ pub enum TokenError {
     /// Not three base64url parts with JSON inside.
     #[error("malformed token")]
     Malformed,
-    /// Signed with another algorithm than HS256.
-    #[error("unsupported token algorithm")]
-    UnsupportedAlgorithm,
-    /// The signature does not match the configured secret.
+    /// Signed with another algorithm than the one this server is configured for.
+    #[error("unsupported token algorithm `{got}`; this server accepts only {want}")]
+    UnsupportedAlgorithm {
+        /// The token header's `alg`.
+        got: String,
+        /// The configured algorithm.
+        want: &'static str,
+    },
+    /// The token names a key (`kid`) the configured key set does not hold.
+    #[error("unknown token key id")]
+    UnknownKey,
+    /// The signature does not match the configured key.
     #[error("invalid token signature")]
     BadSignature,
+    /// The claims are not what Vigil needs (`sub`, `role`, `exp`).
+    #[error("unusable token claims: {0}")]
+    Claims(String),
     /// Past its `exp`.
     #[error("token expired")]
     Expired,
+    /// Before its `nbf`.
+    #[error("token not valid yet")]
+    NotYetValid,
+    /// `iss` is not the configured issuer.
+    #[error("token issuer is not accepted")]
+    WrongIssuer,
+    /// `aud` names none of the configured audiences.
+    #[error("token audience is not accepted")]
+    WrongAudience,
 }
 
 impl From<TokenError> for ApiError {
@@ -105,51 +168,9 @@ impl From<TokenError> for ApiError {
     }
 }
 
-#[derive(Deserialize)]
-struct Header {
-    alg: String,
-}
-
-/// Signs `claims` with HS256.
+/// Signs `claims` with HS256 (what `vigil token` and the tests mint).
 pub fn sign(claims: &Claims, secret: &[u8]) -> String {
-    let header = B64.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
-    let body = B64.encode(serde_json::to_vec(claims).unwrap_or_default());
-    let signing_input = format!("{header}.{body}");
-    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes any key length");
-    mac.update(signing_input.as_bytes());
-    let sig = B64.encode(mac.finalize().into_bytes());
-    format!("{signing_input}.{sig}")
-}
-
-/// Verifies an HS256 token against `secret` at time `now` (seconds since the epoch).
-pub fn verify(token: &str, secret: &[u8], now: u64) -> Result<Claims, TokenError> {
-    let mut parts = token.split('.');
-    let (Some(h), Some(b), Some(s), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(TokenError::Malformed);
-    };
-    let header: Header = decode_json(h)?;
-    if header.alg != "HS256" {
-        return Err(TokenError::UnsupportedAlgorithm);
-    }
-    let sig = B64.decode(s).map_err(|_| TokenError::Malformed)?;
-    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes any key length");
-    mac.update(h.as_bytes());
-    mac.update(b".");
-    mac.update(b.as_bytes());
-    mac.verify_slice(&sig)
-        .map_err(|_| TokenError::BadSignature)?;
-    let claims: Claims = decode_json(b)?;
-    if claims.exp <= now {
-        return Err(TokenError::Expired);
-    }
-    Ok(claims)
-}
-
-fn decode_json<T: for<'de> Deserialize<'de>>(part: &str) -> Result<T, TokenError> {
-    let bytes = B64.decode(part).map_err(|_| TokenError::Malformed)?;
-    serde_json::from_slice(&bytes).map_err(|_| TokenError::Malformed)
+    verifier::sign_hmac(claims, jsonwebtoken::Algorithm::HS256, secret)
 }
 
 /// The token of an `Authorization: Bearer …` header value.
@@ -162,48 +183,23 @@ pub fn bearer(header: Option<&str>) -> Result<&str, TokenError> {
     Ok(token.trim())
 }
 
+/// Checks `exp` and `nbf` against `now`, with [`CLOCK_LEEWAY_SECS`] either way.
+fn check_times(claims: &Claims, now: u64) -> Result<(), TokenError> {
+    if claims.exp.saturating_add(CLOCK_LEEWAY_SECS) <= now {
+        return Err(TokenError::Expired);
+    }
+    if claims
+        .nbf
+        .is_some_and(|nbf| nbf > now.saturating_add(CLOCK_LEEWAY_SECS))
+    {
+        return Err(TokenError::NotYetValid);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
-mod tests {
+mod unit {
     use super::*;
-
-    fn claims(role: Role, exp: u64) -> Claims {
-        Claims {
-            sub: "alice".into(),
-            role,
-            exp,
-            iat: 0,
-        }
-    }
-
-    #[test]
-    fn signed_token_verifies() {
-        let t = sign(&claims(Role::Viewer, 100), b"s3cret");
-        assert_eq!(
-            verify(&t, b"s3cret", 99).unwrap(),
-            claims(Role::Viewer, 100)
-        );
-    }
-
-    #[test]
-    fn refuses_wrong_secret_expiry_and_garbage() {
-        let t = sign(&claims(Role::Admin, 100), b"s3cret");
-        assert_eq!(verify(&t, b"other", 1), Err(TokenError::BadSignature));
-        assert_eq!(verify(&t, b"s3cret", 100), Err(TokenError::Expired));
-        assert_eq!(verify("a.b", b"s3cret", 1), Err(TokenError::Malformed));
-        assert_eq!(verify("a.b.c", b"s3cret", 1), Err(TokenError::Malformed));
-        let tampered = t.replacen('.', ".x", 1);
-        assert!(verify(&tampered, b"s3cret", 1).is_err());
-    }
-
-    #[test]
-    fn refuses_other_algorithms() {
-        let h = B64.encode(br#"{"alg":"none"}"#);
-        let b = B64.encode(br#"{"sub":"x","role":"admin","exp":9999999999}"#);
-        assert_eq!(
-            verify(&format!("{h}.{b}."), b"s", 1),
-            Err(TokenError::UnsupportedAlgorithm)
-        );
-    }
 
     #[test]
     fn bearer_header_parsing() {
@@ -211,6 +207,15 @@ mod tests {
         assert_eq!(bearer(Some("bearer  abc ")), Ok("abc"));
         assert_eq!(bearer(None), Err(TokenError::Missing));
         assert_eq!(bearer(Some("Basic abc")), Err(TokenError::Malformed));
+        assert_eq!(bearer(Some("Bearer")), Err(TokenError::Malformed));
+    }
+
+    #[test]
+    fn host_token_matches_only_itself_and_never_when_unset() {
+        assert!(is_host_token("abc123", "abc123"));
+        assert!(!is_host_token("abc124", "abc123"));
+        assert!(!is_host_token("abc12", "abc123"));
+        assert!(!is_host_token("", ""));
     }
 
     #[test]
@@ -218,5 +223,25 @@ mod tests {
         assert!(Role::Viewer.can_read() && !Role::Viewer.can_ingest());
         assert!(Role::Producer.can_ingest() && !Role::Producer.can_read());
         assert!(Role::Admin.can_read() && Role::Admin.can_ingest());
+    }
+
+    #[test]
+    fn times_have_a_small_leeway_both_ways() {
+        let c = Claims::new("a", Role::Viewer, 100, 100);
+        assert_eq!(check_times(&c, 199), Ok(()));
+        assert_eq!(check_times(&c, 200 + CLOCK_LEEWAY_SECS - 1), Ok(()));
+        assert_eq!(
+            check_times(&c, 200 + CLOCK_LEEWAY_SECS),
+            Err(TokenError::Expired)
+        );
+        let early = Claims {
+            nbf: Some(150),
+            ..c
+        };
+        assert_eq!(check_times(&early, 150 - CLOCK_LEEWAY_SECS), Ok(()));
+        assert_eq!(
+            check_times(&early, 149 - CLOCK_LEEWAY_SECS),
+            Err(TokenError::NotYetValid)
+        );
     }
 }

@@ -104,6 +104,28 @@ impl ApiError {
         Self::new(503, "unavailable", message)
     }
 
+    /// A refusal with `status` and the code that status always carries, for refusals
+    /// made outside an endpoint (the server's own limits, method and query checks).
+    pub fn from_status(status: u16, message: impl Into<String>) -> Self {
+        let code = match status {
+            400 => "bad_request",
+            401 => "unauthorized",
+            403 => "forbidden",
+            404 => "not_found",
+            405 => "method_not_allowed",
+            408 => "request_timeout",
+            413 => "payload_too_large",
+            414 => "uri_too_long",
+            422 => "invalid_field",
+            429 => "rate_limited",
+            431 => "headers_too_large",
+            503 => "unavailable",
+            500..=599 => "internal",
+            _ => "error",
+        };
+        Self::new(status, code, message)
+    }
+
     /// The JSON body: `{"error": {"status", "code", "message", "field"?}}`.
     pub fn to_json(&self) -> String {
         serde_json::json!({ "error": self }).to_string()

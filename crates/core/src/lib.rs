@@ -11,6 +11,7 @@
 //! - [`jobs`]: seed 003's job notifications, queue status and system metrics.
 //! - [`event`]: the published event envelope every push transport carries.
 //! - [`auth`]: JWT tokens, roles and what each role may do.
+//! - [`ids`]: which ids are accepted, and how URL paths name them.
 //! - [`error`]: the one error shape every refusal is rendered with.
 //! - [`keys`]: the key-value layout shared by the components and the host.
 //! - [`worker`], [`queue`], [`breaker`]: workers, queue statistics, circuit breakers.
@@ -27,6 +28,7 @@ pub mod control;
 pub mod error;
 pub mod event;
 pub mod history;
+pub mod ids;
 pub mod ingest;
 pub mod jobs;
 pub mod keys;

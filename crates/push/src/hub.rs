@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::config::PushConfig;
 use crate::dispatch::{self, Decision, DispatchComponent, Encoding, Filter, Frame, RateState};
 use crate::metrics::Metrics;
+use crate::overflow::{self, Overflow};
 
 /// Event telling a connection it now gets latest state only (seed 001's slow consumer).
 pub const DEGRADED_EVENT: &str = "degraded";
@@ -134,6 +135,8 @@ struct Entry {
     held: Vec<Arc<Published>>,
     /// Its queue filled past [`Entry::nearly_full`]: latest state only until it drains.
     degraded: bool,
+    /// The last event of the round it was last told to `reset` in.
+    last_reset: Option<u64>,
 }
 
 impl Entry {
@@ -193,6 +196,7 @@ impl Hub {
             },
             held: Vec::new(),
             degraded: false,
+            last_reset: None,
         };
         let (done, registered) = oneshot::channel();
         self.tx
@@ -439,6 +443,7 @@ impl HubTask {
             }
         };
         let frames = payloads(plan.frames);
+        let last_seq = events.last().map_or(0, |p| p.event.seq);
         // One name per event and one count per frame, not an allocation and a metrics
         // update per delivery.
         let kinds: Vec<Arc<str>> = events
@@ -488,7 +493,7 @@ impl HubTask {
                         *slot = event.clone();
                     }
                 }
-                Decision::Drop => close(sub, "slow consumer: too many updates held", &self.metrics),
+                Decision::Drop => overflowed(sub, last_seq, &self.metrics),
             }
         }
         for (frame, &(event, n)) in frames.iter().zip(&sends) {
@@ -611,6 +616,27 @@ fn payloads(frames: Vec<Frame>) -> Vec<Arc<Payload>> {
 /// by it when the component says `conflate`.
 fn conflation_key(e: &vigil_core::event::Event) -> Option<String> {
     vigil_rules::conflation_key(&e.kind, e.key.as_deref())
+}
+
+/// Held updates overflowed: a reader is reset (once per round), a non-reader closed.
+fn overflowed(sub: &mut Entry, last_seq: u64, metrics: &Metrics) {
+    let reads = !sub.degraded && !sub.nearly_full();
+    match overflow::on_overflow(reads, sub.last_reset, last_seq) {
+        Overflow::Close => close(sub, "slow consumer: too many updates held", metrics),
+        Overflow::AlreadyReset => {}
+        Overflow::Reset => {
+            sub.held.clear();
+            sub.last_reset = Some(last_seq);
+            Metrics::inc(&metrics.overflow_resets);
+            tracing::info!(
+                subscriber = sub.id,
+                seq = last_seq,
+                "held updates overflowed; reset"
+            );
+            let body = overflow::reset_body(last_seq);
+            sub.send(control(overflow::RESET_EVENT, &body), metrics);
+        }
+    }
 }
 
 /// Marks a subscriber closed; it is removed after the current pass, which drops its

@@ -8,6 +8,7 @@
 //!   client missed.
 //! - [`state`]: what the transports share ([`PushState`]), and the [`state::Components`]
 //!   they ask for snapshots.
+//! - [`overflow`]: a burst resets a reading client rather than disconnecting it.
 //! - [`config`]: per-connection limits; [`metrics`]: Prometheus metrics of all this.
 #![deny(missing_docs)]
 
@@ -16,6 +17,7 @@ pub mod dispatch;
 pub mod follow;
 pub mod hub;
 pub mod metrics;
+pub mod overflow;
 pub mod resume;
 pub mod socketio;
 pub mod sse;
@@ -25,7 +27,7 @@ pub mod ws;
 pub use state::PushState;
 
 use serde::Deserialize;
-use vigil_core::auth::{self, Claims};
+use vigil_core::auth::{self, Claims, Verifier};
 use vigil_core::error::ApiError;
 
 use crate::dispatch::{Encoding, Filter};
@@ -84,8 +86,8 @@ impl Authorized {
 
     /// A fresh token for the same connection: valid, for the same user, and for a role
     /// that may still read. The role may change; the caller applies what it implies.
-    pub fn refresh(&self, token: &str, secret: &[u8]) -> Result<Self, ApiError> {
-        let next = verify_reader(token, secret)?;
+    pub fn refresh(&self, token: &str, verifier: &Verifier) -> Result<Self, ApiError> {
+        let next = verify_reader(token, verifier)?;
         if next.claims.sub != self.claims.sub {
             return Err(ApiError::forbidden(
                 "a refresh token must be for the same user as the connection",
@@ -99,18 +101,18 @@ impl Authorized {
 pub fn authenticate(
     header: Option<&str>,
     query: &PushQuery,
-    secret: &[u8],
+    verifier: &Verifier,
 ) -> Result<Authorized, HttpError> {
     let token = match (header, &query.access_token) {
         (Some(h), _) => auth::bearer(Some(h))?,
         (None, Some(t)) => t.as_str(),
         (None, None) => return Err(auth::TokenError::Missing.into()),
     };
-    Ok(verify_reader(token, secret)?)
+    Ok(verify_reader(token, verifier)?)
 }
 
-fn verify_reader(token: &str, secret: &[u8]) -> Result<Authorized, ApiError> {
-    let claims = auth::verify(token, secret, now_secs())?;
+fn verify_reader(token: &str, verifier: &Verifier) -> Result<Authorized, ApiError> {
+    let claims = verifier.verify(token, now_secs())?;
     if !claims.role.can_read() {
         return Err(ApiError::forbidden(
             "push endpoints need role viewer or admin",

@@ -100,6 +100,8 @@ pub struct Metrics {
     pub degraded: AtomicU64,
     /// Connections closed as slow consumers.
     pub dropped: AtomicU64,
+    /// Reading connections told to `reset` because their held updates overflowed.
+    pub overflow_resets: AtomicU64,
     /// Resumes served from the history.
     pub resume_hits: AtomicU64,
     /// Resumes too far behind, answered with `reset`.
@@ -121,6 +123,7 @@ impl Default for Metrics {
             batches: AtomicU64::new(0),
             degraded: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
+            overflow_resets: AtomicU64::new(0),
             resume_hits: AtomicU64::new(0),
             resume_misses: AtomicU64::new(0),
             expired: AtomicU64::new(0),
@@ -205,7 +208,7 @@ impl Metrics {
             "vigil_dispatch_call_seconds",
             "Duration of one dispatch component call.",
         );
-        let counters: [(&str, &str, &AtomicU64); 9] = [
+        let counters: [(&str, &str, &AtomicU64); 10] = [
             (
                 "vigil_events_published_total",
                 "Events sequenced and handed to the hub.",
@@ -235,6 +238,11 @@ impl Metrics {
                 "vigil_dropped_total",
                 "Connections closed as slow consumers.",
                 &self.dropped,
+            ),
+            (
+                "vigil_overflow_resets_total",
+                "Reading connections told to reset (refetch the snapshot) after a burst.",
+                &self.overflow_resets,
             ),
             (
                 "vigil_token_expired_total",

@@ -47,7 +47,7 @@ pub async fn events(
     let header = headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let auth = super::authenticate(header, &query, app.secret())?;
+    let auth = super::authenticate(header, &query, app.verifier())?;
     let spec = super::spec(&auth.claims, &query, false)?;
     let sub = app
         .hub()

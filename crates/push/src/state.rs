@@ -1,10 +1,11 @@
 //! What every push connection shares: the hub, the limits, the metrics, the event log
-//! it resumes from (embedded or Redis: it does not know which), the secret tokens are
+//! it resumes from (embedded or Redis: it does not know which), the verifier tokens are
 //! checked with, and the components it asks for snapshots.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use vigil_core::auth::Verifier;
 use vigil_log::EventLog;
 
 use crate::config::PushConfig;
@@ -27,7 +28,7 @@ pub struct PushState(Arc<Inner>);
 struct Inner {
     hub: Hub,
     log: Arc<dyn EventLog>,
-    secret: String,
+    verifier: Verifier,
     push: PushConfig,
     metrics: Arc<Metrics>,
     components: Arc<dyn Components>,
@@ -38,7 +39,7 @@ impl PushState {
     pub fn new(
         hub: Hub,
         log: Arc<dyn EventLog>,
-        secret: String,
+        verifier: Verifier,
         push: PushConfig,
         metrics: Arc<Metrics>,
         components: Arc<dyn Components>,
@@ -46,7 +47,7 @@ impl PushState {
         Self(Arc::new(Inner {
             hub,
             log,
-            secret,
+            verifier,
             push,
             metrics,
             components,
@@ -63,9 +64,9 @@ impl PushState {
         &self.0.log
     }
 
-    /// The HS256 secret.
-    pub fn secret(&self) -> &[u8] {
-        self.0.secret.as_bytes()
+    /// Verifies tokens as the components do (the same `jwt_*` variables).
+    pub fn verifier(&self) -> &Verifier {
+        &self.0.verifier
     }
 
     /// Push limits.

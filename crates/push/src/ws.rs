@@ -36,6 +36,9 @@ const CLOSE_SUBSCRIPTION_ENDED: u16 = 4000;
 const CLOSE_TOKEN_EXPIRED: u16 = 4001;
 /// Most values in one filter list of a `subscribe` message.
 const MAX_FILTER_VALUES: usize = 64;
+/// Heartbeats a client may leave unanswered (no pong, no message) before it counts as
+/// not reading: two, so one lost in a busy moment is forgiven.
+const MISSED_HEARTBEATS: u32 = 2;
 
 /// Authenticates, then upgrades.
 pub async fn upgrade(
@@ -47,7 +50,7 @@ pub async fn upgrade(
     let header = headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let auth = super::authenticate(header, &query, app.secret())?;
+    let auth = super::authenticate(header, &query, app.verifier())?;
     super::spec(&auth.claims, &query, true)?; // refuse bad filters before upgrading
     let ws = ws.map_err(|e| ApiError::bad_request(format!("expected a WebSocket upgrade: {e}")))?;
     Ok(ws
@@ -78,6 +81,10 @@ async fn serve(mut socket: WebSocket, app: PushState, auth: Authorized, query: P
     };
     let every = conn.app.push().heartbeat;
     let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    // Anything the client sends (a pong included) shows it reads: a client silent for
+    // MISSED_HEARTBEATS pings does not, and is closed (its socket then goes within the
+    // write timeout, however full its buffers are).
+    let mut heard = tokio::time::Instant::now();
     let expiry = tokio::time::sleep_until(conn.auth.deadline());
     tokio::pin!(expiry);
     loop {
@@ -87,7 +94,11 @@ async fn serve(mut socket: WebSocket, app: PushState, auth: Authorized, query: P
                 Some(msg) => if socket.send(to_message(&msg)).await.is_err() { return },
                 None => return close(socket, &sub).await,
             },
-            incoming = socket.recv() => match incoming {
+            incoming = socket.recv() => {
+              if matches!(incoming, Some(Ok(_))) {
+                  heard = tokio::time::Instant::now();
+              }
+              match incoming {
                 Some(Ok(Message::Text(text))) => {
                     let answer = conn.handle(&text).await.to_string();
                     expiry.as_mut().reset(conn.auth.deadline()); // a refresh may have moved it
@@ -95,9 +106,16 @@ async fn serve(mut socket: WebSocket, app: PushState, auth: Authorized, query: P
                 }
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
                 Some(Ok(_)) => {} // pings are answered by the library; binary is ignored
+              }
             },
             () = &mut expiry => return expire(socket, &conn.app).await,
             _ = heartbeat.tick() => {
+                if heard.elapsed() > every * MISSED_HEARTBEATS {
+                    let reason = "slow consumer: no answer to heartbeats";
+                    let frame = CloseFrame { code: CLOSE_SUBSCRIPTION_ENDED, reason: reason.into() };
+                    let _ = socket.send(Message::Close(Some(frame))).await;
+                    return;
+                }
                 if socket.send(Message::Ping(Default::default())).await.is_err() { return }
             }
         }
@@ -177,7 +195,7 @@ impl Session {
             .get("token")
             .and_then(Value::as_str)
             .ok_or_else(|| ApiError::invalid_field("token", "expected the new token"))?;
-        let next = self.auth.refresh(token, self.app.secret())?;
+        let next = self.auth.refresh(token, self.app.verifier())?;
         if next.claims.role != self.auth.claims.role {
             let spec = super::spec(&next.claims, &self.query, true).map_err(|e| e.0)?;
             if !self.app.hub().update_filter(self.id, spec.filter).await {

@@ -41,6 +41,11 @@ pub mod bindings {
 /// Share of the instance pool long-polls may hold, so short requests (ingest above all)
 /// always find a slot however many clients wait.
 const LONG_POLL_SHARE: f64 = 0.75;
+/// The longest wait a long-poll may ask for (the api component's `MAX_WAIT_SECS`, for
+/// the event feed and seed 000's job wait). A long-poll's deadline is this plus the
+/// short requests' deadline, so the component answers at its timeout (`pending`, or
+/// the events) instead of being cut by the host.
+const LONGEST_WAIT: Duration = Duration::from_secs(300);
 /// How long a short request waits for a free instance before it is refused with 503.
 const QUEUE_WAIT: Duration = Duration::from_secs(5);
 
@@ -198,10 +203,15 @@ impl HttpComponents {
             .find(&path)
             .ok_or_else(|| ApiError::not_found(format!("no route for {path}")))?;
         set_spin_headers(&mut req, &m, client);
-        let _slot = self.slot(is_long_poll(&req)).await?;
+        let long_poll = is_long_poll(&req);
+        let _slot = self.slot(long_poll).await?;
         let loaded = &self.components[m.component];
         let started = std::time::Instant::now();
-        let result = tokio::time::timeout(self.timeout, self.run(loaded, req)).await;
+        let deadline = match long_poll {
+            true => self.timeout + LONGEST_WAIT,
+            false => self.timeout,
+        };
+        let result = tokio::time::timeout(deadline, self.run(loaded, req, deadline)).await;
         let result = result.unwrap_or_else(|_| Err(anyhow::anyhow!("request timed out")));
         tracing::debug!(component = %loaded.info.id, %path, elapsed = ?started.elapsed(), "served");
         result.map_err(|e| {
@@ -228,6 +238,7 @@ impl HttpComponents {
         &self,
         loaded: &Loaded,
         req: http::Request<Body>,
+        deadline: Duration,
     ) -> anyhow::Result<axum::response::Response> {
         let state = ComponentState {
             table: ResourceTable::new(),
@@ -242,7 +253,7 @@ impl HttpComponents {
         };
         let mut store = Store::new(loaded.pre.engine(), state);
         store.limiter(|s| &mut s.limits);
-        store.set_epoch_deadline(crate::engine::ticks(self.timeout));
+        store.set_epoch_deadline(crate::engine::ticks(deadline));
         store.epoch_deadline_trap();
         let req = req.map(|body| body.map_err(|e| ErrorCode::InternalError(Some(e.to_string()))));
         let (sender, receiver) = tokio::sync::oneshot::channel();
@@ -273,13 +284,21 @@ impl HttpComponents {
     }
 }
 
-/// A long-poll is a GET with a non-zero `timeout` query parameter.
+/// Paths whose GET waits when no `timeout` is given: seed 000's job wait (60 s) and the
+/// event feed (30 s, as long as the short deadline: it must not race it).
+const WAITS_BY_DEFAULT: [&str; 2] = ["/wait", "/api/v1/events"];
+
+/// A long-poll is a GET with a non-zero `timeout` query parameter, or one of
+/// [`WAITS_BY_DEFAULT`] without one.
 fn is_long_poll(req: &http::Request<Body>) -> bool {
+    let query = req.uri().query().unwrap_or("");
+    let timeout = query.split('&').find_map(|p| p.strip_prefix("timeout="));
+    let path = req.uri().path();
     req.method() == http::Method::GET
-        && req.uri().query().is_some_and(|q| {
-            q.split('&')
-                .any(|p| p.strip_prefix("timeout=").is_some_and(|v| v != "0"))
-        })
+        && match timeout {
+            Some(t) => t != "0",
+            None => WAITS_BY_DEFAULT.iter().any(|w| path.ends_with(w)),
+        }
 }
 
 /// The headers Spin adds to every request it hands a component.
@@ -320,5 +339,24 @@ fn set_spin_headers(
         ) {
             headers.insert(n, v);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_polls_are_told_from_short_requests() {
+        let get = |uri: &str| http::Request::get(uri).body(Body::empty()).unwrap();
+        assert!(is_long_poll(&get("/api/v1/events?since=3&timeout=35")));
+        assert!(is_long_poll(&get("/api/v1/events?since=3")));
+        assert!(is_long_poll(&get("/api/admin/celery/jobs/j/wait")));
+        assert!(!is_long_poll(&get("/api/v1/events?timeout=0")));
+        assert!(!is_long_poll(&get("/api/v1/tasks")));
+        let post = http::Request::post("/api/v1/events")
+            .body(Body::empty())
+            .unwrap();
+        assert!(!is_long_poll(&post));
     }
 }

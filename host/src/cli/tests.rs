@@ -21,7 +21,7 @@ fn defaults_are_those_of_the_config() {
     let Command::Serve(args) = cli.command else {
         unreachable!()
     };
-    let from_cli = args.into_config();
+    let from_cli = args.into_config().unwrap();
     let plain = ServeConfig::new(defaults::MANIFEST.into(), defaults::DATA_DIR.into());
     assert_eq!(format!("{from_cli:?}"), format!("{plain:?}"));
 }

@@ -117,12 +117,7 @@ impl Producer {
     /// A producer token, signed now (cheap: an HMAC), so a long demo never expires.
     fn token(&self) -> String {
         let now = now_secs() as u64;
-        let claims = Claims {
-            sub: "vigil-demo".into(),
-            role: Role::Producer,
-            exp: now + TOKEN_TTL_SECS,
-            iat: now,
-        };
+        let claims = Claims::new("vigil-demo", Role::Producer, now, TOKEN_TTL_SECS);
         auth::sign(&claims, self.secret.as_bytes())
     }
 

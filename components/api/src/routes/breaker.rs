@@ -25,12 +25,8 @@ fn queue(req: &Req, body: Option<&serde_json::Map<String, Value>>) -> Result<Str
         (None, Some(_)) => return Err(ApiError::invalid_field("queue", "queue must be a string")),
         (None, None) => DEFAULT_QUEUE.to_owned(),
     };
-    if q.is_empty() || q.len() > vigil_core::ingest::MAX_ID_LEN {
-        return Err(ApiError::invalid_field(
-            "queue",
-            "queue must be 1–255 characters",
-        ));
-    }
+    vigil_core::ids::check(&q)
+        .map_err(|why| ApiError::invalid_field("queue", format!("queue {why}")))?;
     Ok(q)
 }
 

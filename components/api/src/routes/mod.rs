@@ -28,15 +28,25 @@ fn openapi() -> Response {
         .build()
 }
 
+/// The path's segments, each percent-decoded, so `tasks/a%2Fb` names the task `a/b`
+/// (see [`vigil_core::ids`]); 400 for a segment that is not valid percent-encoded UTF-8.
+fn segments(path: &str) -> Result<Vec<String>, ApiError> {
+    path.trim_matches('/')
+        .split('/')
+        .map(|s| {
+            vigil_core::ids::decode_segment(s).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "path segment `{s}` is not valid percent-encoded UTF-8"
+                ))
+            })
+        })
+        .collect()
+}
+
 /// Runs the handler for `req`'s path and method.
 pub fn route(req: &Req) -> Result<Response, ApiError> {
-    let decoded: Vec<String> = req
-        .path
-        .trim_matches('/')
-        .split('/')
-        .map(crate::request::decode_segment)
-        .collect();
-    let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
+    let owned = segments(&req.path)?;
+    let segments: Vec<&str> = owned.iter().map(String::as_str).collect();
     let get = matches!(req.method, Method::Get);
     let post = matches!(req.method, Method::Post);
     let wrong_method = || {

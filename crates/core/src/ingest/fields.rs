@@ -2,7 +2,6 @@
 
 use serde_json::{Map, Value};
 
-use super::MAX_ID_LEN;
 use crate::error::ApiError;
 
 /// An event object being read; `at` prefixes the blamed field (`[3].` in a batch).
@@ -41,29 +40,22 @@ impl<'a> Fields<'a> {
         }
     }
 
-    /// A required id: 1–[`MAX_ID_LEN`] printable characters.
+    /// A required id, as [`crate::ids::check`] accepts them.
     pub(super) fn id(&mut self, name: &str) -> Result<String, ApiError> {
         let id = self
             .string(name)?
             .ok_or_else(|| self.err(name, "is required"))?;
-        if !valid_id(&id) {
-            return Err(self.err(
-                name,
-                &format!("must be 1–{MAX_ID_LEN} printable characters"),
-            ));
-        }
+        crate::ids::check(&id).map_err(|why| self.err(name, &why))?;
         Ok(id)
     }
 
     /// An optional id (e.g. `parent_id`): when present, as [`Fields::id`].
     pub(super) fn optional_id(&mut self, name: &str) -> Result<Option<String>, ApiError> {
-        match self.string(name)? {
-            Some(id) if !valid_id(&id) => Err(self.err(
-                name,
-                &format!("must be 1–{MAX_ID_LEN} printable characters"),
-            )),
-            other => Ok(other),
+        let id = self.string(name)?;
+        if let Some(id) = &id {
+            crate::ids::check(id).map_err(|why| self.err(name, &why))?;
         }
+        Ok(id)
     }
 
     pub(super) fn number(
@@ -109,8 +101,4 @@ impl<'a> Fields<'a> {
             Some(_) => Err(self.err(name, "must be an object")),
         }
     }
-}
-
-fn valid_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= MAX_ID_LEN && !id.chars().any(char::is_control)
 }

@@ -26,8 +26,7 @@ pub use task::{TaskEvent, TaskFields, TASK_EVENT_TYPES};
 
 /// Largest batch one request may carry.
 pub const MAX_BATCH: usize = 1000;
-/// Longest id (task uuid, hostname, queue name) accepted; ids are key-value keys.
-pub const MAX_ID_LEN: usize = 255;
+pub use crate::ids::MAX_ID_LEN;
 
 /// The worker event types, Celery's own.
 pub const WORKER_EVENT_TYPES: [(&str, WorkerEventKind); 3] = [

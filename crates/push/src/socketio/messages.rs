@@ -116,7 +116,7 @@ async fn refresh(s: SocketRef, data: Option<Value>, ack: AckSender, app: PushSta
     let (result, end) = match (token, Session::of(&s)) {
         (None, _) => (Err(r#"expected {"token": "<jwt>"}"#.to_owned()), false),
         (_, None) => (Err("no session".to_owned()), false),
-        (Some(token), Some(session)) => match session.auth().refresh(&token, app.secret()) {
+        (Some(token), Some(session)) => match session.auth().refresh(&token, app.verifier()) {
             Err(e) => {
                 emit_when_connected(&s, AUTH_ERROR_EVENT, &crate::auth_error(&e)).await;
                 (Err(e.message), false)

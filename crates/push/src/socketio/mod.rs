@@ -210,7 +210,7 @@ async fn connect(
         access_token: hs.token.clone(),
         ..PushQuery::default()
     };
-    let authorized = super::authenticate(None, &query, app.secret()).map_err(|e| e.0)?;
+    let authorized = super::authenticate(None, &query, app.verifier()).map_err(|e| e.0)?;
     let claims = &authorized.claims;
     if scope == Scope::Admin && claims.role != Role::Admin {
         return Err(ApiError::forbidden(format!(
