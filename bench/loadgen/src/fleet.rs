@@ -6,6 +6,7 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::client::{self, Clock, Received, Target};
+use crate::net::Sources;
 
 /// The connected clients.
 pub struct Fleet {
@@ -19,13 +20,14 @@ pub struct Fleet {
 
 impl Fleet {
     /// Connects `clients` clients, spread over `targets` in turn (several hosts of one
-    /// deployment), `concurrency` handshakes at a time, and returns once every one has
-    /// subscribed or failed.
+    /// deployment) and over loopback `sources`, `concurrency` handshakes at a time, and
+    /// returns once every one has subscribed or failed.
     pub async fn connect(
         targets: &[Target],
         clients: usize,
         concurrency: usize,
         clock: &Arc<Clock>,
+        sources: Sources,
     ) -> Self {
         let (stop, stop_rx) = watch::channel(false);
         let (ready, mut ready_rx) = mpsc::channel::<bool>(clients.max(1));
@@ -41,11 +43,11 @@ impl Fleet {
                 );
                 tokio::spawn(async move {
                     let permit = limit.acquire_owned().await.expect("never closed");
-                    let ws = client::connect(&target).await;
+                    let conn = client::connect(&target, sources.of(i)).await;
                     drop(permit);
-                    let _ = ready.send(ws.is_ok()).await;
-                    match ws {
-                        Ok(ws) => client::receive(ws, clock, stop_rx).await,
+                    let _ = ready.send(conn.is_ok()).await;
+                    match conn {
+                        Ok(conn) => client::receive(conn, clock, stop_rx).await,
                         Err(e) => {
                             eprintln!("client failed to connect: {e:#}");
                             Received::default()

@@ -1,32 +1,79 @@
-//! The server's CPU time and memory, from `/proc/<pid>`.
+//! The server's CPU time and memory, from `/proc`. A server may be several processes
+//! (Pushpin runs a connection manager, a proxy and a handler under one runner): every
+//! reading is summed over the process and all its descendants.
 
 use anyhow::Context;
 
-/// User + system CPU seconds the process has used, all threads.
+/// User + system CPU seconds the server's processes have used, all threads.
 pub fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .with_context(|| format!("reading /proc/{pid}/stat"))?;
-    // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    Ok((ticks(11) + ticks(12)) as f64 / clock_ticks() as f64)
+    let mut ticks = 0;
+    for p in tree(pid)? {
+        // A process may end between listing and reading; it has nothing left to count.
+        if let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) {
+            // After the parenthesised command name: utime is field 14, stime 15.
+            let fields = stat_fields(&stat);
+            ticks += field(&fields, 11) + field(&fields, 12);
+        }
+    }
+    Ok(ticks as f64 / clock_ticks() as f64)
 }
 
-/// A `/proc/<pid>/status` memory line (`VmRSS`, `VmHWM`) in KiB.
-pub fn status_kib(pid: u32, field: &str) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .with_context(|| format!("reading /proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .with_context(|| format!("no {field} in /proc/{pid}/status"))
+/// A `/proc/<pid>/status` memory line (`VmRSS`, `VmHWM`) in KiB, summed over the tree.
+pub fn status_kib(pid: u32, name: &str) -> anyhow::Result<u64> {
+    let mut total = 0;
+    for p in tree(pid)? {
+        let Ok(status) = std::fs::read_to_string(format!("/proc/{p}/status")) else {
+            continue;
+        };
+        total += status
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+            .with_context(|| format!("no {name} in /proc/{p}/status"))?;
+    }
+    Ok(total)
+}
+
+/// `pid` and every process descended from it.
+fn tree(pid: u32) -> anyhow::Result<Vec<u32>> {
+    std::fs::metadata(format!("/proc/{pid}")).with_context(|| format!("no process {pid}"))?;
+    let mut parents = Vec::new();
+    for entry in std::fs::read_dir("/proc")?.flatten() {
+        let Some(p) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) {
+            // Field 4, the parent, is the second after the command name.
+            parents.push((p, field(&stat_fields(&stat), 1) as u32));
+        }
+    }
+    let mut out = vec![pid];
+    let mut i = 0;
+    while i < out.len() {
+        let parent = out[i];
+        out.extend(
+            parents
+                .iter()
+                .filter(|(_, pp)| *pp == parent)
+                .map(|(p, _)| *p),
+        );
+        i += 1;
+    }
+    Ok(out)
+}
+
+/// The fields of a `stat` line after the command name (field 3, the state, first).
+fn stat_fields(stat: &str) -> Vec<&str> {
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    after.split_whitespace().collect()
+}
+
+fn field(fields: &[&str], i: usize) -> u64 {
+    fields.get(i).and_then(|f| f.parse().ok()).unwrap_or(0)
 }
 
 /// `getconf CLK_TCK`, the unit of `/proc/<pid>/stat` times (100 on Linux).
@@ -37,4 +84,25 @@ fn clock_ticks() -> u64 {
         .ok()
         .and_then(|o| String::from_utf8(o.stdout).ok()?.trim().parse().ok())
         .unwrap_or(100)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_and_a_child_are_counted() {
+        let me = std::process::id();
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let procs = tree(me).unwrap();
+        assert_eq!(procs[0], me);
+        assert!(procs.contains(&child.id()), "{procs:?}");
+        assert!(status_kib(me, "VmRSS").unwrap() > 0);
+        assert!(cpu_seconds(me).unwrap() >= 0.0);
+        child.kill().unwrap();
+        let _ = child.wait();
+    }
 }

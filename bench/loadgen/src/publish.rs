@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
 use crate::client::Clock;
-use crate::eio::id_of;
+use crate::ids::id_of;
 
 /// Publish requests in flight at once; more means the server is not keeping up.
 const IN_FLIGHT: usize = 32;
@@ -22,12 +22,16 @@ pub enum Flavor {
     Vigil,
     /// The reference servers: `POST /publish` with `[{room, event, data}]`.
     Reference,
+    /// Pushpin's HTTP control API: `POST /publish/` with `{items: [{channel, formats:
+    /// {http-stream: {content}}}]}`, each content one whole SSE message.
+    Pushpin,
 }
 
 /// Where events go.
 #[derive(Debug, Clone)]
 pub struct Sink {
-    /// HTTP base, e.g. `http://127.0.0.1:3000`.
+    /// HTTP base of the publish endpoint, e.g. `http://127.0.0.1:3000` (Pushpin: its
+    /// control API's).
     pub base: String,
     /// Which contract.
     pub flavor: Flavor,
@@ -96,6 +100,7 @@ async fn post(http: &reqwest::Client, sink: &Sink, body: Value) -> bool {
             .post(format!("{}/api/v1/events", sink.base))
             .bearer_auth(&sink.token),
         Flavor::Reference => http.post(format!("{}/publish", sink.base)),
+        Flavor::Pushpin => http.post(format!("{}/publish/", sink.base)),
     };
     match request.json(&body).send().await {
         Ok(r) if r.status().is_success() => true,
@@ -123,8 +128,16 @@ fn body(sink: &Sink, ids: std::ops::Range<u64>) -> Value {
         Flavor::Reference => json!({
             "room": sink.room, "event": "task_update", "data": reference_payload(n, ts),
         }),
+        Flavor::Pushpin => {
+            let content = format!("event: task_update\ndata: {}\n\n", reference_payload(n, ts));
+            json!({ "channel": sink.room, "formats": { "http-stream": { "content": content } } })
+        }
     });
-    Value::Array(items.collect())
+    let items = Value::Array(items.collect());
+    match sink.flavor {
+        Flavor::Pushpin => json!({ "items": items }),
+        _ => items,
+    }
 }
 
 /// What the reference servers emit: the shape and about the size of Vigil's

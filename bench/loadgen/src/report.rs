@@ -1,6 +1,9 @@
-//! The numbers of one run and their markdown rows.
+//! The numbers of one run: computed once, printed as a markdown row and kept as a JSON
+//! record (see [`crate::results`]).
 
-use crate::client::Received;
+use serde_json::{json, Value};
+
+use crate::client::{Received, Transport};
 
 /// Header of the load table; one [`LoadRow`] per (scenario, server).
 pub const LOAD_HEADER: &str = "| scenario | server | delivered / expected | p50 ms | p99 ms | max ms | deliveries/s | server CPU s | deliveries per CPU-s | peak RSS MB |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |";
@@ -8,10 +11,14 @@ pub const LOAD_HEADER: &str = "| scenario | server | delivered / expected | p50 
 /// Header of the idle-connection table.
 pub const IDLE_HEADER: &str = "| server | idle connections | RSS before MB | RSS after MB | KB per connection |\n| --- | ---: | ---: | ---: | ---: |";
 
-/// One scenario against one server.
+/// One scenario against one server, as measured.
 pub struct LoadRow {
-    /// e.g. `100 × 200/s`.
-    pub scenario: String,
+    /// The transport.
+    pub transport: Transport,
+    /// Clients.
+    pub clients: usize,
+    /// Events per second.
+    pub rate: u64,
     /// Server name.
     pub server: String,
     /// Deliveries expected: clients × events.
@@ -26,8 +33,8 @@ pub struct LoadRow {
 }
 
 impl LoadRow {
-    /// The markdown row for what the clients `received`.
-    pub fn render(&self, received: &[Received]) -> String {
+    /// The JSON record of what the clients `received`.
+    pub fn record(&self, received: &[Received]) -> Value {
         let mut lat: Vec<u32> = received
             .iter()
             .flat_map(|r| r.latencies_us.iter().copied())
@@ -35,29 +42,95 @@ impl LoadRow {
         lat.sort_unstable();
         let delivered = lat.len() as u64;
         let ms = |p: f64| match lat.len() {
-            0 => "-".to_owned(),
-            n => format!(
-                "{:.1}",
-                f64::from(lat[((n as f64 * p) as usize).min(n - 1)]) / 1000.0
-            ),
+            0 => Value::Null,
+            n => json!(f64::from(lat[((n as f64 * p) as usize).min(n - 1)]) / 1000.0),
         };
-        let per_s = delivered as f64 / self.span_s.max(1e-9);
-        let per_cpu = match self.cpu_s {
-            Some(cpu) if cpu > 0.0 => format!("{:.0}", delivered as f64 / cpu),
-            _ => "-".into(),
-        };
-        let cpu = self.cpu_s.map_or("-".into(), |c| format!("{c:.2}"));
-        format!(
-            "| {} | {} | {delivered} / {} | {} | {} | {} | {per_s:.0} | {cpu} | {per_cpu} | {:.0} |",
-            self.scenario,
-            self.server,
-            self.expected,
-            ms(0.5),
-            ms(0.99),
-            ms(1.0),
-            self.peak_kib as f64 / 1024.0,
-        )
+        let per_cpu = self
+            .cpu_s
+            .filter(|&c| c > 0.0)
+            .map(|c| (delivered as f64 / c).round());
+        json!({
+            "kind": "load",
+            "transport": self.transport.name(),
+            "clients": self.clients,
+            "rate": self.rate,
+            "server": self.server,
+            "delivered": delivered,
+            "expected": self.expected,
+            "p50_ms": ms(0.5),
+            "p99_ms": ms(0.99),
+            "max_ms": ms(1.0),
+            "deliveries_per_s": (delivered as f64 / self.span_s.max(1e-9)).round(),
+            "cpu_s": self.cpu_s,
+            "deliveries_per_cpu_s": per_cpu,
+            "peak_rss_mb": self.peak_kib as f64 / 1024.0,
+        })
     }
+}
+
+/// The markdown row of a load record.
+pub fn load_row(r: &Value) -> String {
+    format!(
+        "| {} × {}/s | {} | {} / {} | {} | {} | {} | {} | {} | {} | {} |",
+        r["clients"],
+        r["rate"],
+        text(&r["server"]),
+        r["delivered"],
+        r["expected"],
+        number(&r["p50_ms"], 1),
+        number(&r["p99_ms"], 1),
+        number(&r["max_ms"], 1),
+        number(&r["deliveries_per_s"], 0),
+        number(&r["cpu_s"], 2),
+        number(&r["deliveries_per_cpu_s"], 0),
+        number(&r["peak_rss_mb"], 0),
+    )
+}
+
+/// The JSON record of an idle measurement.
+pub fn idle_record(
+    transport: Transport,
+    server: &str,
+    clients: usize,
+    before_kib: u64,
+    after_kib: u64,
+) -> Value {
+    let per = after_kib.saturating_sub(before_kib) as f64 / clients.max(1) as f64;
+    // Nothing connected: no per-connection figure.
+    let per = (clients > 0).then(|| (per * 10.0).round() / 10.0);
+    json!({
+        "kind": "idle",
+        "transport": transport.name(),
+        "server": server,
+        "connections": clients,
+        "rss_before_mb": before_kib as f64 / 1024.0,
+        "rss_after_mb": after_kib as f64 / 1024.0,
+        // KiB, as /proc reports it; the tables call it KB as issue 4's did.
+        "kb_per_connection": per,
+    })
+}
+
+/// The markdown row of an idle record.
+pub fn idle_row(r: &Value) -> String {
+    format!(
+        "| {} | {} | {} | {} | {} |",
+        text(&r["server"]),
+        r["connections"],
+        number(&r["rss_before_mb"], 0),
+        number(&r["rss_after_mb"], 0),
+        number(&r["kb_per_connection"], 1),
+    )
+}
+
+/// A string field, or `-`.
+pub fn text(v: &Value) -> &str {
+    v.as_str().unwrap_or("-")
+}
+
+/// A number with `decimals` decimals, or `-` when missing.
+pub fn number(v: &Value, decimals: usize) -> String {
+    v.as_f64()
+        .map_or_else(|| "-".to_owned(), |x| format!("{x:.decimals$}"))
 }
 
 /// Duplicates and ids that were never published, summed over all clients.
@@ -79,12 +152,41 @@ pub fn last_delivery_ns(received: &[Received]) -> u64 {
     received.iter().map(|r| r.last_ns).max().unwrap_or(0)
 }
 
-/// The idle-connection row.
-pub fn idle_row(server: &str, clients: usize, before_kib: u64, after_kib: u64) -> String {
-    let per = after_kib.saturating_sub(before_kib) as f64 / clients.max(1) as f64;
-    format!(
-        "| {server} | {clients} | {:.0} | {:.0} | {per:.1} |",
-        before_kib as f64 / 1024.0,
-        after_kib as f64 / 1024.0,
-    )
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_renders_as_the_row_it_always_was() {
+        let got = Received {
+            latencies_us: vec![1000, 2000, 3000, 4000],
+            last_ns: 2_000_000_000,
+            ..Received::default()
+        };
+        let row = LoadRow {
+            transport: Transport::Sse,
+            clients: 2,
+            rate: 2,
+            server: "floor".into(),
+            expected: 4,
+            cpu_s: Some(0.5),
+            peak_kib: 2048,
+            span_s: 2.0,
+        };
+        let r = row.record(&[got]);
+        assert_eq!(r["transport"], "SSE");
+        assert_eq!(
+            load_row(&r),
+            "| 2 × 2/s | floor | 4 / 4 | 3.0 | 4.0 | 4.0 | 2 | 0.50 | 8 | 2 |"
+        );
+        let part = LoadRow { cpu_s: None, ..row };
+        assert_eq!(
+            load_row(&part.record(&[])),
+            "| 2 × 2/s | floor | 0 / 4 | - | - | - | 0 | - | - | 2 |"
+        );
+        let idle = idle_record(Transport::Ws, "node", 2000, 10 * 1024, 50 * 1024);
+        assert_eq!(idle_row(&idle), "| node | 2000 | 10 | 50 | 20.5 |");
+        let none = idle_record(Transport::Sse, "pushpin", 0, 1024, 2048);
+        assert_eq!(idle_row(&none), "| pushpin | 0 | 1 | 2 | - |");
+    }
 }

@@ -1,13 +1,20 @@
-//! `vigil-bench-floor`: the floor of `scripts/bench`'s Socket.IO push benchmark, the
-//! least CPU any server must spend per delivery on this machine, measured with the
-//! benchmark's own clients, protocol and contract. A lower bound, not a product.
+//! `vigil-bench-floor`: the floor of `scripts/bench`'s push benchmark, the least CPU
+//! any server must spend per delivery on this machine, measured with the benchmark's
+//! own clients, protocols and contract, for each transport. A lower bound, not a
+//! product.
 //!
-//! Just enough Engine.IO v4 / Socket.IO v5 over WebSocket: the open packet, the
-//! server's heartbeat, CONNECT to `/` with an HS256 JWT in `auth.token` (refused with
-//! CONNECT_ERROR), `subscribe {room}` → `subscribed {room}`, and `POST /publish`
-//! `[{room, event, data}]` as the Node reference takes it. Each event is encoded once
-//! into a complete WebSocket frame whose bytes are queued for every socket in the room;
-//! each socket's writer sends all it has queued with one `writev`.
+//! - Socket.IO ([`socketio`]): just enough Engine.IO v4 / Socket.IO v5 over WebSocket:
+//!   the open packet, the server's heartbeat, CONNECT to `/` with an HS256 JWT in
+//!   `auth.token` (refused with CONNECT_ERROR), `subscribe {room}` → `subscribed {room}`.
+//! - Native WebSocket ([`ws`]): `GET /ws?access_token=…&topics=<room>`, then one text
+//!   message per event.
+//! - SSE ([`sse`]): `GET /events?access_token=…&topics=<room>`, then one SSE message per
+//!   event, on a body that ends with the connection (no chunk framing).
+//!
+//! `POST /publish` `[{room, event, data}]`, as the Node reference takes it, encodes each
+//! event once per transport into bytes ready for the wire and queues them for every
+//! member of the room ([`hub`]); each connection's writer sends all it has queued with
+//! one `writev` ([`writer`]).
 //!
 //! Skipped: the polling transport and upgrades, acks, binary packets, namespaces
 //! other than `/`, leaving rooms (except by disconnecting), compression, and the
@@ -15,9 +22,13 @@
 //!
 //! Environment: PORT (0 = any free port), JWT_SECRET. Prints `listening on <port>`.
 
-mod conn;
 mod frame;
+mod hub;
 mod jwt;
+mod socketio;
+mod sse;
+mod writer;
+mod ws;
 
 use std::convert::Infallible;
 use std::net::Ipv4Addr;
@@ -36,7 +47,7 @@ use serde_json::{json, Value};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
-use conn::Hub;
+use hub::Hub;
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
@@ -60,6 +71,9 @@ async fn main() -> std::io::Result<()> {
         let _ = stream.set_nodelay(true);
         let hub = hub.clone();
         tokio::spawn(async move {
+            if sse::is_sse(&stream).await {
+                return sse::serve(hub, stream).await;
+            }
             let service = service_fn(move |req| handle(hub.clone(), req));
             let _ = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
@@ -77,6 +91,8 @@ async fn handle(hub: Arc<Hub>, req: Request<Incoming>) -> Result<Answer, Infalli
         publish(&hub, req).await
     } else if req.method() == Method::GET && matches!(path, "/socket.io/" | "/socket.io") {
         upgrade(hub, req)
+    } else if req.method() == Method::GET && path == "/ws" {
+        upgrade_ws(hub, req)
     } else {
         respond(StatusCode::NOT_FOUND, "")
     })
@@ -97,40 +113,48 @@ async fn publish(hub: &Hub, req: Request<Incoming>) -> Answer {
         let event = item.get("event").and_then(Value::as_str);
         if let (Some(room), Some(event)) = (room, event) {
             let data = item.get("data").unwrap_or(&Value::Null);
-            hub.publish(room, &event_frame(event, data));
+            hub.publish(room, event, data);
         }
     }
     let accepted = json!({ "accepted": items.len() });
     respond(StatusCode::ACCEPTED, &accepted.to_string())
 }
 
-/// `42["event",data]` as one complete server WebSocket text frame.
-fn event_frame(event: &str, data: &Value) -> Bytes {
-    let mut packet = Vec::with_capacity(512);
-    packet.extend_from_slice(b"42[");
-    let _ = serde_json::to_writer(&mut packet, event);
-    packet.push(b',');
-    let _ = serde_json::to_writer(&mut packet, data);
-    packet.push(b']');
-    frame::encode(frame::TEXT, &packet)
-}
-
 /// The Engine.IO WebSocket endpoint: `/socket.io/?EIO=4&transport=websocket`.
-fn upgrade(hub: Arc<Hub>, mut req: Request<Incoming>) -> Answer {
+fn upgrade(hub: Arc<Hub>, req: Request<Incoming>) -> Answer {
     let query = req.uri().query().unwrap_or("");
-    let param = |name: &str| {
-        query
-            .split('&')
-            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
-    };
-    if param("EIO") != Some("4") {
+    if param(query, "EIO") != Some("4") {
         let why = r#"{"code":5,"message":"Unsupported protocol version"}"#;
         return respond(StatusCode::BAD_REQUEST, why);
     }
-    if param("transport") != Some("websocket") {
+    if param(query, "transport") != Some("websocket") {
         let why = r#"{"code":0,"message":"Transport unknown"}"#;
         return respond(StatusCode::BAD_REQUEST, why);
     }
+    switch(req, |stream, read_buf| {
+        socketio::serve(hub, stream, read_buf)
+    })
+}
+
+/// The native WebSocket endpoint: `/ws?access_token=…&topics=a,b`.
+fn upgrade_ws(hub: Arc<Hub>, req: Request<Incoming>) -> Answer {
+    let query = req.uri().query().unwrap_or("");
+    let token = param(query, "access_token").unwrap_or("");
+    if !jwt::verify(&hub.secret, token) {
+        return respond(StatusCode::UNAUTHORIZED, r#"{"error":"401 unauthorized"}"#);
+    }
+    let rooms = rooms(query);
+    switch(req, |stream, read_buf| {
+        ws::serve(hub, stream, read_buf, rooms)
+    })
+}
+
+/// Answers a WebSocket upgrade and hands the upgraded stream to `serve`.
+fn switch<F, Fut>(mut req: Request<Incoming>, serve: F) -> Answer
+where
+    F: FnOnce(TcpStream, Bytes) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
     let headers = req.headers();
     let websocket = headers
         .get(UPGRADE)
@@ -144,7 +168,7 @@ fn upgrade(hub: Arc<Hub>, mut req: Request<Incoming>) -> Answer {
     let on_upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
         match on_upgrade.await.map(|u| u.downcast::<TokioIo<TcpStream>>()) {
-            Ok(Ok(parts)) => conn::serve(hub, parts.io.into_inner(), parts.read_buf).await,
+            Ok(Ok(parts)) => serve(parts.io.into_inner(), parts.read_buf).await,
             _ => eprintln!("floor: a WebSocket upgrade failed"),
         }
     });
@@ -155,6 +179,23 @@ fn upgrade(hub: Arc<Hub>, mut req: Request<Incoming>) -> Answer {
         .header(SEC_WEBSOCKET_ACCEPT, accept)
         .body(Full::default())
         .expect("a valid response")
+}
+
+/// The value of query parameter `name` (the benchmark's values need no decoding).
+pub fn param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
+    query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+}
+
+/// The rooms of a `topics=a,b` query parameter.
+pub fn rooms(query: &str) -> Vec<String> {
+    param(query, "topics")
+        .unwrap_or("")
+        .split(',')
+        .filter(|r| !r.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 fn respond(status: StatusCode, json: &str) -> Answer {

@@ -1,128 +1,39 @@
-//! The rooms, and one upgraded connection: Engine.IO v4 and Socket.IO v5 text packets
-//! over the WebSocket frames of [`crate::frame`].
+//! One upgraded Socket.IO connection: Engine.IO v4 and Socket.IO v5 text packets over
+//! the WebSocket frames of [`crate::frame`].
 //!
 //! Each connection has two tasks: the reader (handshake, heartbeat, `subscribe`) and
-//! the writer, which alone owns the write half and drains its bounded queue of
-//! ready-made frames into one `writev` per wake-up.
+//! the writer ([`crate::writer`]), which alone owns the write half.
 
-use std::collections::hash_map::RandomState;
-use std::collections::HashMap;
-use std::hash::{BuildHasher, Hasher};
-use std::io::IoSlice;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use base64::Engine;
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::AsyncReadExt;
+use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
-use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio::sync::mpsc;
 use tokio::time::{self, Instant};
 
 use crate::frame::{self, Frame, TooBig, CLOSE, CONTINUATION, PING, PONG, TEXT};
+use crate::hub::{Hub, Kind, QUEUE};
 use crate::jwt;
 
 /// What the open packet announces.
 const PING_INTERVAL: Duration = Duration::from_millis(25_000);
 const PING_TIMEOUT: Duration = Duration::from_millis(20_000);
-const MAX_PAYLOAD: usize = 1_000_000;
-/// Frames queued per connection before publishing drops frames for it.
-const QUEUE: usize = 4096;
-/// Frames per `writev` at most.
-const MAX_BATCH: usize = 64;
+pub const MAX_PAYLOAD: usize = 1_000_000;
 /// Engine.IO ping `2` as a text frame.
 const PING_FRAME: &[u8] = b"\x81\x012";
-
-/// Every room's sockets: the queue of each.
-pub struct Hub {
-    secret: Vec<u8>,
-    rooms: Mutex<HashMap<String, Vec<Member>>>,
-    next_id: AtomicU64,
-    dropped: AtomicU64,
-}
-
-struct Member {
-    id: u64,
-    tx: mpsc::Sender<Bytes>,
-}
-
-impl Hub {
-    /// A hub verifying tokens with `secret`.
-    pub fn new(secret: Vec<u8>) -> Self {
-        Self {
-            secret,
-            rooms: Mutex::default(),
-            next_id: AtomicU64::new(1),
-            dropped: AtomicU64::new(0),
-        }
-    }
-
-    /// Queues the same `frame` for every socket in `room`.
-    pub fn publish(&self, room: &str, frame: &Bytes) {
-        let rooms = self.rooms();
-        let Some(members) = rooms.get(room) else {
-            return;
-        };
-        for member in members {
-            if let Err(TrySendError::Full(_)) = member.tx.try_send(frame.clone()) {
-                // A client this far behind loses the frame; say so once.
-                if self.dropped.fetch_add(1, Ordering::Relaxed) == 0 {
-                    eprintln!("floor: a client's queue is full ({QUEUE} frames); dropping frames");
-                }
-            }
-        }
-    }
-
-    fn rooms(&self) -> MutexGuard<'_, HashMap<String, Vec<Member>>> {
-        self.rooms.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn join(&self, room: &str, id: u64, tx: mpsc::Sender<Bytes>) {
-        let mut rooms = self.rooms();
-        rooms
-            .entry(room.to_owned())
-            .or_default()
-            .push(Member { id, tx });
-    }
-
-    fn leave(&self, room: &str, id: u64) {
-        let mut rooms = self.rooms();
-        if let Some(members) = rooms.get_mut(room) {
-            if let Some(i) = members.iter().position(|m| m.id == id) {
-                members.swap_remove(i);
-            }
-            if members.is_empty() {
-                rooms.remove(room);
-            }
-        }
-    }
-
-    /// A fresh session id.
-    fn sid(&self) -> String {
-        let n = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let mut raw = [0; 16];
-        for (i, half) in raw.chunks_mut(8).enumerate() {
-            let mut h = RandomState::new().build_hasher();
-            h.write_u64(n);
-            h.write_usize(i);
-            half.copy_from_slice(&h.finish().to_le_bytes());
-        }
-        B64.encode(raw)
-    }
-}
 
 /// Serves one upgraded WebSocket until either side ends it; `read_buf` is what the
 /// client sent after its upgrade request.
 pub async fn serve(hub: Arc<Hub>, stream: TcpStream, read_buf: Bytes) {
     let (rd, wr) = stream.into_split();
     let (tx, rx) = mpsc::channel(QUEUE);
-    tokio::spawn(write_loop(wr, rx));
+    tokio::spawn(crate::writer::write_loop(wr, rx));
     let mut conn = Conn {
-        id: hub.next_id.fetch_add(1, Ordering::Relaxed),
+        id: hub.next_id(),
         hub,
         tx,
         connected: false,
@@ -141,48 +52,6 @@ pub async fn serve(hub: Arc<Hub>, stream: TcpStream, read_buf: Bytes) {
     conn.read_loop(rd, buf).await;
     conn.leave_all();
     // Dropping `conn.tx`, the last sender, lets the writer flush and close.
-}
-
-/// The writer: everything queued since the last wake-up goes out in one `writev`.
-async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Bytes>) {
-    let mut batch = Vec::new();
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        if write_all(&mut wr, &mut batch).await.is_err() {
-            return;
-        }
-    }
-}
-
-/// Writes and empties `batch`, one `writev` per call unless the socket takes less.
-async fn write_all(wr: &mut OwnedWriteHalf, batch: &mut Vec<Bytes>) -> std::io::Result<()> {
-    let mut start = 0;
-    while start < batch.len() {
-        let mut written = if start + 1 == batch.len() {
-            wr.write(&batch[start]).await?
-        } else {
-            let mut slices = [IoSlice::new(&[]); MAX_BATCH];
-            let n = batch.len() - start;
-            for (slice, b) in slices.iter_mut().zip(&batch[start..]) {
-                *slice = IoSlice::new(b);
-            }
-            wr.write_vectored(&slices[..n]).await?
-        };
-        if written == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
-        }
-        while written > 0 {
-            let b = &mut batch[start];
-            if written >= b.len() {
-                written -= b.len();
-                start += 1;
-            } else {
-                b.advance(written);
-                written = 0;
-            }
-        }
-    }
-    batch.clear();
-    Ok(())
 }
 
 struct Conn {
@@ -351,7 +220,8 @@ impl Conn {
             return;
         };
         if !self.rooms.iter().any(|r| r == room) {
-            self.hub.join(room, self.id, self.tx.clone());
+            self.hub
+                .join(room, self.id, Kind::Socketio, self.tx.clone());
             self.rooms.push(room.to_owned());
         }
         let reply = json!(["subscribed", { "room": room }]);

@@ -1,0 +1,151 @@
+//! A session's Socket.IO sockets: joining a namespace (the application decides on its
+//! own task; the client gets CONNECT or CONNECT_ERROR), events, and leaving.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde_json::{json, Value};
+
+use super::{Session, Slot, Transport, MAX_NAMESPACES};
+use crate::conn::Outgoing;
+use crate::eio::sio::{self, Kind};
+use crate::eio::{AckSender, Event, Handler, Refusal, Server, SocketRef};
+
+impl<H: Handler> Session<H> {
+    /// A CONNECT: reserves a slot, and lets the application decide on its own task.
+    pub(super) fn join(self: &Arc<Self>, server: &Arc<Server<H>>, ns: String, auth: Option<Value>) {
+        let ns: Arc<str> = ns.into();
+        let slot = {
+            let mut s = self.lock();
+            let taken = s.slots.iter().any(|slot| match slot {
+                Slot::Joining(n) | Slot::Joined(SocketRef { ns: n, .. }, _) => *n == ns,
+                Slot::Free => false,
+            });
+            if taken {
+                return; // a second CONNECT to the same namespace changes nothing
+            }
+            let free = s.slots.iter().position(|slot| matches!(slot, Slot::Free));
+            let slot = free.unwrap_or(s.slots.len());
+            if slot >= MAX_NAMESPACES {
+                drop(s);
+                self.refuse(
+                    &ns,
+                    &Refusal {
+                        message: format!("at most {MAX_NAMESPACES} namespaces per connection"),
+                        data: None,
+                    },
+                );
+                return;
+            }
+            if slot == s.slots.len() {
+                s.slots.push(Slot::Free);
+            }
+            s.slots[slot] = Slot::Joining(ns.clone());
+            slot
+        };
+        let socket = SocketRef {
+            queue: self.queue.clone(),
+            ns: ns.clone(),
+            slot: slot as u8,
+            sid: crate::eio::server::new_id().into(),
+        };
+        let (session, server) = (self.clone(), server.clone());
+        tokio::spawn(async move {
+            let decided = server.handler.connect(&socket, auth).await;
+            session.joined(&server, socket, decided);
+        });
+    }
+
+    /// The application decided on a join.
+    fn joined(&self, server: &Server<H>, socket: SocketRef, decided: Result<H::Socket, Refusal>) {
+        let slot = usize::from(socket.slot);
+        let mut s = self.lock();
+        let closed = s.transport == Transport::Closed;
+        match decided {
+            Ok(state) if !closed => {
+                let state = Arc::new(state);
+                let accepted = json!({ "sid": socket.id() }).to_string();
+                let packet = sio::encode(Kind::Connect, &socket.ns, None, &accepted);
+                s.slots[slot] = Slot::Joined(socket.clone(), state);
+                s.prefixes = s
+                    .slots
+                    .iter()
+                    .map(|slot| match slot {
+                        Slot::Joined(sock, _) => sio::ns_prefix(&sock.ns).into(),
+                        _ => Arc::from(""),
+                    })
+                    .collect();
+                drop(s);
+                let _ = self.queue.push_control(Outgoing::Text(packet));
+            }
+            Ok(state) => {
+                drop(s);
+                server
+                    .handler
+                    .disconnect(&socket, &state, "the session closed while joining");
+            }
+            Err(refusal) => {
+                s.slots[slot] = Slot::Free;
+                drop(s);
+                self.refuse(&socket.ns, &refusal);
+            }
+        }
+    }
+
+    fn refuse(&self, ns: &str, refusal: &Refusal) {
+        let mut body = json!({ "message": refusal.message });
+        if let Some(data) = &refusal.data {
+            body["data"] = data.clone();
+        }
+        let packet = sio::encode(Kind::ConnectError, ns, None, &body.to_string());
+        let _ = self.queue.push_control(Outgoing::Text(packet));
+    }
+
+    /// The socket of `ns`, if joined.
+    fn socket(&self, ns: &str) -> Option<(SocketRef, Arc<H::Socket>)> {
+        self.lock().slots.iter().find_map(|slot| match slot {
+            Slot::Joined(sock, state) if &*sock.ns == ns => Some((sock.clone(), state.clone())),
+            _ => None,
+        })
+    }
+
+    pub(super) fn event(&self, server: &Arc<Server<H>>, p: sio::Packet, attachments: Vec<Bytes>) {
+        let Some((socket, state)) = self.socket(&p.ns) else {
+            return; // not joined: Socket.IO ignores it
+        };
+        let Some(Value::Array(mut args)) = p.data else {
+            return; // sio::decode checked the shape
+        };
+        let name = match args.remove(0) {
+            Value::String(name) => name,
+            _ => return,
+        };
+        let ack = p.id.map(|id| AckSender {
+            socket: socket.clone(),
+            id,
+        });
+        let event = Event {
+            name,
+            args,
+            attachments,
+            ack,
+        };
+        let server = server.clone();
+        tokio::spawn(async move { server.handler.event(socket, state, event).await });
+    }
+
+    /// Frees the slot of `ns` and tells the application.
+    pub(super) fn leave(&self, server: &Server<H>, ns: &str, reason: &str) {
+        let left = {
+            let mut s = self.lock();
+            let i = s
+                .slots
+                .iter()
+                .position(|slot| matches!(slot, Slot::Joined(sock, _) if &*sock.ns == ns));
+            i.map(|i| std::mem::replace(&mut s.slots[i], Slot::Free))
+        };
+        if let Some(Slot::Joined(socket, state)) = left {
+            server.handler.disconnect(&socket, &state, reason);
+        }
+    }
+}

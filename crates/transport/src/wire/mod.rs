@@ -1,0 +1,8 @@
+//! The byte formats of the push transports, without I/O: what a connection writes is
+//! a framing of bytes shared by every connection that gets the same message.
+//!
+//! - [`ws`]: WebSocket frames (the native WebSocket and Socket.IO's WebSocket transport).
+//! - [`sse`]: Server-Sent Events messages.
+
+pub mod sse;
+pub mod ws;
