@@ -33,11 +33,22 @@ pub enum Watched {
     Missed,
 }
 
+/// What a caller holds between its first operation on a store and
+/// [`KvBackend::sync`]: it tells whether something the caller did may have been lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SyncToken(pub u64);
+
 /// A key-value backend. Keys are strings, values bytes.
 ///
 /// The batch and atomic operations are those of `wasi:keyvalue` (batch, atomics); each
 /// backend makes `set_many` and `write_batch` all-or-nothing and `compare_and_swap`
 /// atomic against every other writer of the same store, other processes included.
+///
+/// Every operation is visible to every later operation at once, but it is only
+/// *durable* (it survives the process being killed) once [`KvBackend::sync`] has
+/// returned: a backend may commit writes in groups. A caller that answers someone on
+/// the strength of what it did — a request acknowledging events — takes a
+/// [`KvBackend::sync_token`] before its first operation and syncs before answering.
 #[async_trait]
 pub trait KvBackend: Send + Sync + 'static {
     /// The value of `key`.
@@ -89,6 +100,18 @@ pub trait KvBackend: Send + Sync + 'static {
     /// polls with [`KvBackend::scan_prefix`]). Starts with [`Watched::Missed`].
     fn watch_prefix(&self, _prefix: &str) -> Option<mpsc::Receiver<Watched>> {
         None
+    }
+    /// A token to pass to [`KvBackend::sync`]; take it before the first operation it
+    /// is to cover.
+    fn sync_token(&self) -> SyncToken {
+        SyncToken::default()
+    }
+    /// Makes every operation that returned before this call durable. Fails if an
+    /// operation made since `token` was taken may have been lost (its group's commit
+    /// failed): the caller must not acknowledge it. Backends that make each operation
+    /// durable before it returns (Redis with `appendfsync always`) have nothing to do.
+    async fn sync(&self, _token: SyncToken) -> anyhow::Result<()> {
+        Ok(())
     }
 }
 

@@ -49,6 +49,7 @@ impl EventLog for KvLog {
         consumed: Option<&str>,
     ) -> anyhow::Result<Option<Vec<Arc<Published>>>> {
         let mut seq = self.seq.lock().await;
+        let token = self.kv.sync_token();
         if let Some(key) = consumed {
             // Only this host moves outbox entries of this store (see the module docs).
             if !self.kv.exists(key).await? {
@@ -73,6 +74,10 @@ impl EventLog for KvLog {
             .collect();
         deletes.extend(consumed.map(str::to_owned));
         self.kv.write_batch(sets, deletes).await?;
+        // Durable before anyone hears of it: a follower never hands out a number that a
+        // crash could give to another event (and the writes before it, the records the
+        // events announce, commit with it).
+        self.kv.sync(token).await?;
         *seq = head;
         self.recent.insert(&out);
         self.heads.send_replace(head);

@@ -56,6 +56,10 @@ fn base_config() -> Config {
     let mut config = Config::new();
     config.wasm_component_model(true);
     config.epoch_interruption(true);
+    // Profiling: names the components' compiled functions for `perf` (/tmp/perf-<pid>.map).
+    if std::env::var("VIGIL_PERFMAP").is_ok() {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     config
 }
 

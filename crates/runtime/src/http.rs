@@ -18,7 +18,7 @@ use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use crate::key_value::KeyValue;
+use crate::key_value::{KeyValue, Opened};
 use crate::manifest::Manifest;
 use crate::routes::{Route, Router};
 use vigil_core::error::ApiError;
@@ -72,6 +72,8 @@ pub struct ComponentState {
     limits: StoreLimits,
     pub(crate) kv: Arc<KeyValue>,
     pub(crate) component: Arc<ComponentInfo>,
+    /// The stores this request opened, synced before it is answered.
+    pub(crate) opened: Arc<Opened>,
 }
 
 impl WasiView for ComponentState {
@@ -240,6 +242,7 @@ impl HttpComponents {
         req: http::Request<Body>,
         deadline: Duration,
     ) -> anyhow::Result<axum::response::Response> {
+        let opened = Arc::new(Opened::default());
         let state = ComponentState {
             table: ResourceTable::new(),
             wasi: WasiCtx::builder().inherit_stderr().build(),
@@ -250,6 +253,7 @@ impl HttpComponents {
                 .build(),
             kv: self.kv.clone(),
             component: loaded.info.clone(),
+            opened: opened.clone(),
         };
         let mut store = Store::new(loaded.pre.engine(), state);
         store.limiter(|s| &mut s.limits);
@@ -273,7 +277,14 @@ impl HttpComponents {
                 .await
         });
         match receiver.await {
-            Ok(Ok(resp)) => Ok(resp.map(Body::new)),
+            Ok(Ok(resp)) => {
+                // What the answer acknowledges is durable before it leaves.
+                opened
+                    .sync()
+                    .await
+                    .context("syncing the request's writes")?;
+                Ok(resp.map(Body::new))
+            }
             Ok(Err(e)) => Err(anyhow::anyhow!("component returned an error: {e:?}")),
             Err(_) => match task.await {
                 Ok(Ok(())) => Err(anyhow::anyhow!("component sent no response")),

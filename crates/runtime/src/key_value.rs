@@ -3,10 +3,10 @@
 //! the embedding host handles writes under a prefix itself. `wasi:keyvalue` is in
 //! [`crate::wasi_keyvalue`].
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use vigil_kv::{KvBackend, Stores};
+use vigil_kv::{KvBackend, Stores, SyncToken};
 use wasmtime::component::Resource;
 
 use crate::http::bindings::fermyon::spin::key_value::{Error, Host, HostStore};
@@ -114,6 +114,39 @@ impl KeyValue {
     }
 }
 
+/// The stores one request opened, each with the [`SyncToken`] taken when it was first
+/// opened (before any operation on it). Backends may commit writes in groups: before
+/// the request is answered, [`Opened::sync`] makes everything it did durable, or fails
+/// if some of it may have been lost, and then the answer must not claim it.
+#[derive(Default)]
+pub struct Opened(Mutex<Vec<(Arc<dyn KvBackend>, SyncToken)>>);
+
+impl Opened {
+    pub(crate) fn note(&self, backend: &Arc<dyn KvBackend>) {
+        let mut opened = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !opened.iter().any(|(b, _)| Arc::ptr_eq(b, backend)) {
+            opened.push((backend.clone(), backend.sync_token()));
+        }
+    }
+
+    /// Syncs every store the request opened.
+    pub async fn sync(&self) -> anyhow::Result<()> {
+        let opened = std::mem::take(
+            &mut *self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for (backend, token) in opened {
+            backend.sync(token).await?;
+        }
+        Ok(())
+    }
+}
+
 /// Why a store could not be opened (both key-value interfaces have these two cases).
 pub(crate) enum Refusal {
     AccessDenied,
@@ -151,7 +184,10 @@ impl HostStore for ComponentState {
         label: String,
     ) -> wasmtime::Result<Result<Resource<OpenStore>, Error>> {
         match self.kv.open(&self.component.key_value_stores, &label) {
-            Ok(store) => Ok(Ok(self.table.push(store)?)),
+            Ok(store) => {
+                self.opened.note(&store.backend);
+                Ok(Ok(self.table.push(store)?))
+            }
             Err(Refusal::AccessDenied) => Ok(Err(Error::AccessDenied)),
             Err(Refusal::NoSuchStore) => Ok(Err(Error::NoSuchStore)),
         }

@@ -30,7 +30,10 @@ impl store::Host for ComponentState {
         identifier: String,
     ) -> wasmtime::Result<Result<Resource<OpenStore>, store::Error>> {
         match self.kv.open(&self.component.key_value_stores, &identifier) {
-            Ok(s) => Ok(Ok(self.table.push(s)?)),
+            Ok(s) => {
+                self.opened.note(&s.backend);
+                Ok(Ok(self.table.push(s)?))
+            }
             Err(Refusal::AccessDenied) => Ok(Err(store::Error::AccessDenied)),
             Err(Refusal::NoSuchStore) => Ok(Err(store::Error::NoSuchStore)),
         }
