@@ -10,16 +10,20 @@ const TASKS = 20_000;
 const BATCH = 1000;
 const CATCH_UP_MS = 120_000;
 
-/** The snapshot a `reset` asks for: every task, page by page. */
+/** The snapshot a `reset` asks for: every task, page by page with `next_cursor`
+ * (offsets stop at 10 000; the cursor, URL-safe, pages on without gaps). */
 async function snapshot(prefix, seen) {
-  for (let offset = 0; ; offset += BATCH) {
-    const res = await fetch(`${URL}/api/v1/tasks?limit=${BATCH}&offset=${offset}`, {
+  let cursor = null;
+  for (;;) {
+    const page = cursor === null ? '' : `&cursor=${cursor}`;
+    const res = await fetch(`${URL}/api/v1/tasks?limit=${BATCH}${page}`, {
       headers: { authorization: `Bearer ${TOKENS.admin}` },
     });
     assert.equal(res.status, 200);
-    const { tasks } = await res.json();
+    const { tasks, next_cursor: next } = await res.json();
     for (const t of tasks) if (t.id.startsWith(prefix)) seen.add(t.id);
-    if (tasks.length < BATCH) return;
+    if (!next || tasks.length === 0) return;
+    cursor = next;
   }
 }
 

@@ -12,26 +12,38 @@
 //!
 //! When the token expires: `{"type":"auth-error","code":"token_expired",…}`, then close
 //! code 4001. Resume with `?since=<seq>`.
+//!
+//! The connection is `vigil_transport`'s WebSocket driver on the upgraded stream: what
+//! the hub queues leaves with one `writev` per wake-up; pings come from the hub's one
+//! heartbeat timer, and a client that answers none for [`MISSED_HEARTBEATS`] is closed.
 
-use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{Query, State};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use axum::extract::{Query, Request, State};
 use axum::response::Response;
-use http::HeaderMap;
+use bytes::Bytes;
+use http::{header, HeaderMap, StatusCode};
+use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
+use tokio::sync::watch;
+use tokio::time::Instant;
 use vigil_core::error::ApiError;
+use vigil_transport::conn::framing::{Framing, WebSocket};
+use vigil_transport::conn::writer::with_gather;
+use vigil_transport::eio::websocket::accept_key;
+use vigil_transport::stream::websocket::{self as driver, Config, Messages};
 
 use super::resume::Catchup;
 use super::{Authorized, PushQuery};
-use crate::hub::{Outgoing, Subscription};
+use crate::hub::{Queue, Subscription, Wire};
 use crate::metrics::{Metrics, Transport};
 use crate::PushState;
 use vigil_runtime::error::HttpError;
 
 /// Largest message a client may send; client messages are small control messages.
 const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
-/// Close code for "the server ended this subscription" (application range).
-const CLOSE_SUBSCRIPTION_ENDED: u16 = 4000;
 /// Close code for "the token expired": reconnect with a fresh one and `?since=`.
 const CLOSE_TOKEN_EXPIRED: u16 = 4001;
 /// Most values in one filter list of a `subscribe` message.
@@ -45,80 +57,146 @@ pub async fn upgrade(
     State(app): State<PushState>,
     headers: HeaderMap,
     Query(query): Query<PushQuery>,
-    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    mut req: Request,
 ) -> Result<Response, HttpError> {
     let header = headers
-        .get(http::header::AUTHORIZATION)
+        .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let auth = super::authenticate(header, &query, app.verifier())?;
     super::spec(&auth.claims, &query, true)?; // refuse bad filters before upgrading
-    let ws = ws.map_err(|e| ApiError::bad_request(format!("expected a WebSocket upgrade: {e}")))?;
-    Ok(ws
-        .max_message_size(MAX_CLIENT_MESSAGE)
-        .on_upgrade(move |socket| serve(socket, app, auth, query)))
+    let key = websocket_key(&headers)
+        .map_err(|e| ApiError::bad_request(format!("expected a WebSocket upgrade: {e}")))?;
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => serve(TokioIo::new(upgraded), app, auth, query).await,
+            Err(e) => tracing::debug!(error = %e, "WebSocket upgrade failed"),
+        }
+    });
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONNECTION, "upgrade")
+        .header(header::UPGRADE, "websocket")
+        .header(header::SEC_WEBSOCKET_ACCEPT, accept_key(key.as_bytes()))
+        .body(axum::body::Body::empty())
+        .map_err(|e| ApiError::internal(format!("building the upgrade: {e}")).into())
 }
 
-async fn serve(mut socket: WebSocket, app: PushState, auth: Authorized, query: PushQuery) {
+/// The client's `Sec-WebSocket-Key`, if the request is a WebSocket upgrade (RFC 6455).
+fn websocket_key(headers: &HeaderMap) -> Result<String, &'static str> {
+    let has = |name: header::HeaderName, token: &str| {
+        headers.get_all(name).iter().any(|v| {
+            v.to_str()
+                .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+        })
+    };
+    if !has(header::CONNECTION, "upgrade") || !has(header::UPGRADE, "websocket") {
+        return Err("`Connection: upgrade` and `Upgrade: websocket` headers needed");
+    }
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .is_none_or(|v| v != "13")
+    {
+        return Err("`Sec-WebSocket-Version: 13` needed");
+    }
+    headers
+        .get(header::SEC_WEBSOCKET_KEY)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .ok_or("`Sec-WebSocket-Key` header needed")
+}
+
+async fn serve(
+    io: TokioIo<hyper::upgrade::Upgraded>,
+    app: PushState,
+    auth: Authorized,
+    query: PushQuery,
+) {
     let Ok(spec) = super::spec(&auth.claims, &query, true) else {
         return;
     };
-    let Some(mut sub) = app.hub().subscribe(spec).await else {
+    let Some(sub) = app.hub().subscribe(spec).await else {
         return;
     };
     let _guard = app.metrics().connected(Transport::WebSocket);
-    let hello = json!({ "type": "connected", "subscriber": sub.id }).to_string();
-    if socket.send(Message::Text(hello.into())).await.is_err() {
-        return;
-    }
-    let Some(upto) = catch_up(&mut socket, &app, &sub, query.since).await else {
+    let Some(first) = first_frames(&app, &sub, query.since).await else {
         return;
     };
-    let mut conn = Session {
+    let (deadline, at) = watch::channel(auth.deadline());
+    let watcher = tokio::spawn(watch_expiry(app.clone(), sub.queue.clone(), at));
+    let config = Config {
+        missed: MISSED_HEARTBEATS,
+        max_message: MAX_CLIENT_MESSAGE,
+    };
+    let session = Session {
         app,
         auth,
         query,
         id: sub.id,
+        queue: sub.queue.clone(),
+        deadline,
     };
-    let every = conn.app.push().heartbeat;
-    let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-    // Anything the client sends (a pong included) shows it reads: a client silent for
-    // MISSED_HEARTBEATS pings does not, and is closed (its socket then goes within the
-    // write timeout, however full its buffers are).
-    let mut heard = tokio::time::Instant::now();
-    let expiry = tokio::time::sleep_until(conn.auth.deadline());
-    tokio::pin!(expiry);
-    loop {
-        tokio::select! {
-            msg = sub.rx.recv() => match msg {
-                Some(msg) if super::replayed(msg.seq, upto) => {}
-                Some(msg) => if socket.send(to_message(&msg)).await.is_err() { return },
-                None => return close(socket, &sub).await,
-            },
-            incoming = socket.recv() => {
-              if matches!(incoming, Some(Ok(_))) {
-                  heard = tokio::time::Instant::now();
-              }
-              match incoming {
-                Some(Ok(Message::Text(text))) => {
-                    let answer = conn.handle(&text).await.to_string();
-                    expiry.as_mut().reset(conn.auth.deadline()); // a refresh may have moved it
-                    if socket.send(Message::Text(answer.into())).await.is_err() { return }
-                }
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
-                Some(Ok(_)) => {} // pings are answered by the library; binary is ignored
-              }
-            },
-            () = &mut expiry => return expire(socket, &conn.app).await,
-            _ = heartbeat.tick() => {
-                if heard.elapsed() > every * MISSED_HEARTBEATS {
-                    let reason = "slow consumer: no answer to heartbeats";
-                    let frame = CloseFrame { code: CLOSE_SUBSCRIPTION_ENDED, reason: reason.into() };
-                    let _ = socket.send(Message::Close(Some(frame))).await;
-                    return;
-                }
-                if socket.send(Message::Ping(Default::default())).await.is_err() { return }
+    let why = driver::run(io, &first, sub.queue.clone(), session, config).await;
+    watcher.abort();
+    tracing::debug!(subscriber = sub.id, why, "WebSocket connection ended");
+}
+
+/// `connected`, then what a resuming client missed (or a `reset`), as WebSocket frames;
+/// `None` if the log cannot be read.
+async fn first_frames(app: &PushState, sub: &Subscription, since: Option<u64>) -> Option<Vec<u8>> {
+    let hello = json!({ "type": "connected", "subscriber": sub.id }).to_string();
+    let mut first = vec![Wire::Text(hello.into())];
+    if let Some(since) = since {
+        match super::resume::catch_up(app, sub, since).await {
+            Ok(Catchup::Replay { frames, .. }) => {
+                first.extend(
+                    frames
+                        .into_iter()
+                        .map(|payload| Wire::Payload { ns: 0, payload }),
+                );
+            }
+            Ok(Catchup::Reset { seq }) => {
+                let reset = json!({ "type": "reset", "seq": seq }).to_string();
+                first.push(Wire::Text(reset.into()));
+            }
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "reading the event log failed");
+                return None;
             }
         }
+    }
+    Some(with_gather(|g| {
+        first.iter().for_each(|m| WebSocket.frame(m, g));
+        g.concat()
+    }))
+}
+
+/// Ends the connection when its token expires; a refresh moves the deadline.
+async fn watch_expiry(app: PushState, queue: Arc<Queue>, mut deadline: watch::Receiver<Instant>) {
+    loop {
+        let at = *deadline.borrow_and_update();
+        tokio::select! {
+            () = tokio::time::sleep_until(at) => return expire(&app, &queue),
+            changed = deadline.changed() => if changed.is_err() { return },
+        }
+    }
+}
+
+/// The token ran out: `auth-error`, then close (code 4001).
+fn expire(app: &PushState, queue: &Queue) {
+    Metrics::inc(&app.metrics().expired);
+    let mut body = super::auth_error(&super::token_expired());
+    body["type"] = json!("auth-error");
+    let end = Wire::End {
+        ns: 0,
+        code: CLOSE_TOKEN_EXPIRED,
+        reason: "token expired".into(),
+    };
+    if queue
+        .push_all_control([Wire::Text(body.to_string().into()), end])
+        .is_err()
+    {
+        queue.close("token expired");
     }
 }
 
@@ -129,13 +207,32 @@ struct Session {
     /// The filters it connected with, kept so a role change can rebuild them.
     query: PushQuery,
     id: u64,
+    queue: Arc<Queue>,
+    /// Tells the expiry watcher when a refresh moved the deadline.
+    deadline: watch::Sender<Instant>,
+}
+
+impl Messages for Session {
+    fn text(mut self, text: Bytes) -> Pin<Box<dyn Future<Output = Self> + Send>> {
+        Box::pin(async move {
+            let answer = self.handle(&text).await.to_string();
+            self.deadline.send_if_modified(|at| {
+                let next = self.auth.deadline();
+                std::mem::replace(at, next) != next
+            });
+            if self.queue.push_control(Wire::Text(answer.into())).is_err() {
+                self.queue.close("slow consumer: answers are not read");
+            }
+            self
+        })
+    }
 }
 
 impl Session {
     /// The answer to one client message; `id`, when the client sent one, is echoed so
     /// the client can match answers to requests (its acknowledgement).
-    async fn handle(&mut self, text: &str) -> Value {
-        let Ok(msg) = serde_json::from_str::<Value>(text) else {
+    async fn handle(&mut self, text: &[u8]) -> Value {
+        let Ok(msg) = serde_json::from_slice::<Value>(text) else {
             return error(None, &ApiError::bad_request("malformed JSON"));
         };
         let id = msg.get("id").cloned();
@@ -236,73 +333,6 @@ fn error(id: Option<Value>, e: &ApiError) -> Value {
         obj.insert("id".into(), id);
     }
     v
-}
-
-/// The token ran out: `auth-error`, then close (code 4001).
-async fn expire(mut socket: WebSocket, app: &PushState) {
-    Metrics::inc(&app.metrics().expired);
-    let e = super::token_expired();
-    let mut body = super::auth_error(&e);
-    body["type"] = json!("auth-error");
-    let _ = socket.send(Message::Text(body.to_string().into())).await;
-    let frame = CloseFrame {
-        code: CLOSE_TOKEN_EXPIRED,
-        reason: "token expired".into(),
-    };
-    let _ = socket.send(Message::Close(Some(frame))).await;
-}
-
-/// Sends what a resuming client missed (or a `reset`); returns the sequence number up
-/// to which live messages are duplicates, or `None` if the socket is gone.
-async fn catch_up(
-    socket: &mut WebSocket,
-    app: &PushState,
-    sub: &Subscription,
-    since: Option<u64>,
-) -> Option<u64> {
-    let Some(since) = since else { return Some(0) };
-    match super::resume::catch_up(app, sub, since).await {
-        Ok(Catchup::Replay { frames, upto }) => {
-            for f in &frames {
-                socket.send(to_message(f)).await.ok()?;
-            }
-            Some(upto)
-        }
-        Ok(Catchup::Reset { seq }) => {
-            let reset = json!({ "type": "reset", "seq": seq }).to_string();
-            socket.send(Message::Text(reset.into())).await.ok()?;
-            Some(0)
-        }
-        Err(e) => {
-            tracing::error!(error = %format!("{e:#}"), "reading the event log failed");
-            None
-        }
-    }
-}
-
-fn to_message(msg: &Outgoing) -> Message {
-    if msg.frame.binary {
-        Message::Binary(msg.frame.bytes.clone())
-    } else {
-        // The shared bytes, not a copy per connection; JSON frames are UTF-8.
-        let text = Utf8Bytes::try_from(msg.frame.bytes.clone()).unwrap_or_else(|_| {
-            Utf8Bytes::from(String::from_utf8_lossy(&msg.frame.bytes).into_owned())
-        });
-        Message::Text(text)
-    }
-}
-
-async fn close(mut socket: WebSocket, sub: &Subscription) {
-    let reason = sub
-        .closed
-        .get()
-        .cloned()
-        .unwrap_or_else(|| "server closed".into());
-    let frame = CloseFrame {
-        code: CLOSE_SUBSCRIPTION_ENDED,
-        reason: reason.into(),
-    };
-    let _ = socket.send(Message::Close(Some(frame))).await;
 }
 
 #[cfg(test)]

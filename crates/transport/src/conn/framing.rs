@@ -30,7 +30,14 @@ impl Framing for Sse {
             Outgoing::Payload { payload, .. } => g.shared(payload.sse()),
             Outgoing::Text(b) | Outgoing::Raw(b) => g.shared(b),
             Outgoing::Heartbeat => g.constant(wire::sse::KEEP_ALIVE),
-            // SSE is text only; the end is the connection's.
+            // The stream ends with the connection; a reason is told first.
+            Outgoing::End { reason, .. } if !reason.is_empty() => {
+                let mut out = Vec::new();
+                let data = serde_json::json!({ "reason": &**reason }).to_string();
+                wire::sse::message(&mut out, DISCONNECT_EVENT, None, data.as_bytes());
+                g.shared(&out.into());
+            }
+            // SSE is text only.
             Outgoing::Binary(_) | Outgoing::End { .. } => {}
         }
     }
@@ -55,6 +62,9 @@ impl Framing for WebSocket {
         }
     }
 }
+
+/// SSE event telling the client why the server ends its stream.
+pub const DISCONNECT_EVENT: &str = "disconnect";
 
 /// An empty WebSocket ping.
 const PING_FRAME: &[u8] = &[0x80 | ws::PING, 0];
@@ -202,7 +212,16 @@ mod tests {
             reason: "slow".into(),
         };
         assert_eq!(framed(&Sse, &Outgoing::Heartbeat), b": keep-alive\n\n");
-        assert!(framed(&Sse, &end).is_empty());
+        assert_eq!(
+            framed(&Sse, &end),
+            b"event: disconnect\ndata: {\"reason\":\"slow\"}\n\n"
+        );
+        let silent = Outgoing::End {
+            ns: 0,
+            code: 4001,
+            reason: "".into(),
+        };
+        assert!(framed(&Sse, &silent).is_empty());
         assert_eq!(framed(&WebSocket, &Outgoing::Heartbeat), b"\x89\x00");
         assert_eq!(framed(&WebSocket, &end), b"\x88\x06\x0f\xa0slow");
         let sio = SocketIo {

@@ -86,6 +86,12 @@ impl<T> Queue<T> {
         self.push_within(std::iter::once(item), self.capacity + CONTROL_SLACK, false)
     }
 
+    /// Queues several of the connection's own messages in order (all or, past the
+    /// [`CONTROL_SLACK`], up to the first that does not fit).
+    pub fn push_all_control(&self, items: impl IntoIterator<Item = T>) -> Result<usize, Full> {
+        self.push_within(items, self.capacity + CONTROL_SLACK, false)
+    }
+
     /// Queues `item` whatever the capacity (only a closed queue refuses): for a bounded
     /// amount of catching up, e.g. a resumed client's replay, which the messages
     /// queued after it must not be refused for.
@@ -213,6 +219,14 @@ impl<T> Queue<T> {
     /// because its session upgrades).
     pub fn wake(&self) {
         self.waker.wake();
+    }
+
+    /// Keeps only the queued messages `keep` accepts (e.g. live messages a resumed
+    /// client's replay already holds).
+    pub fn retain(&self, keep: impl FnMut(&T) -> bool) {
+        let mut s = self.lock();
+        s.items.retain(keep);
+        s.exempt = s.exempt.min(s.items.len());
     }
 
     /// Moves what is queued without waiting: `Some(n)` when something was moved or the

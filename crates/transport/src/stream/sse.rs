@@ -47,7 +47,7 @@ impl Gzip {
 }
 
 /// Frames what the queue holds into `g`; `true` once the stream is over (an End was
-/// taken, or the queue closed).
+/// taken, or the queue closed: its reason is told as an End's).
 fn gather(queue: &Queue<Outgoing>, gzip: Option<&mut Gzip>, g: &mut Gather) -> bool {
     let ended = with_drained(queue, |batch| {
         let end = batch.iter().position(|m| matches!(m, Outgoing::End { .. }));
@@ -56,6 +56,15 @@ fn gather(queue: &Queue<Outgoing>, gzip: Option<&mut Gzip>, g: &mut Gather) -> b
         }
         end.is_some()
     });
+    if ended.is_none() {
+        let reason = queue.closed().unwrap_or_default();
+        let end = Outgoing::End {
+            ns: 0,
+            code: 0,
+            reason: reason.into(),
+        };
+        Sse.frame(&end, g);
+    }
     if let Some(gz) = gzip.filter(|_| !g.is_empty()) {
         let compressed = gz.compress(&g.concat());
         g.replace(compressed);
@@ -143,15 +152,18 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
 /// An SSE stream as an HTTP response body: one chunk per wake-up.
 pub struct SseBody {
     queue: Arc<Queue<Outgoing>>,
+    /// Messages made before the stream started (e.g. `connected`, a replay), sent first.
+    head: Option<Bytes>,
     gzip: Option<Box<Gzip>>,
     ended: bool,
 }
 
 impl SseBody {
-    /// The body of a stream fed by `queue`.
-    pub fn new(queue: Arc<Queue<Outgoing>>, gzip: bool) -> Self {
+    /// The body of a stream that sends `head`, then what comes from `queue`.
+    pub fn new(queue: Arc<Queue<Outgoing>>, head: Bytes, gzip: bool) -> Self {
         Self {
             queue,
+            head: Some(head).filter(|h| !h.is_empty()),
             gzip: gzip.then(Box::default),
             ended: false,
         }
@@ -167,6 +179,13 @@ impl http_body::Body for SseBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
         let me = &mut *self;
+        if let Some(head) = me.head.take() {
+            let head = match me.gzip.as_deref_mut() {
+                Some(gz) => gz.compress(&head),
+                None => head,
+            };
+            return Poll::Ready(Some(Ok(http_body::Frame::data(head))));
+        }
         loop {
             if me.ended {
                 return Poll::Ready(None);
@@ -246,13 +265,22 @@ mod tests {
     async fn as_a_body_each_wake_up_is_one_chunk_and_gzip_decodes_so_far() {
         use std::io::Read;
         let queue = Arc::new(Queue::new(16));
-        let mut body = SseBody::new(queue.clone(), true);
+        let mut body = SseBody::new(queue.clone(), Bytes::from_static(b": hi\n\n"), true);
         queue.push_all([update(1), update(2)]).unwrap();
-        let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        let mut first = body
+            .frame()
+            .await
+            .unwrap()
+            .unwrap()
+            .into_data()
+            .unwrap()
+            .to_vec();
+        first.extend(body.frame().await.unwrap().unwrap().into_data().unwrap());
         let mut raw = Vec::new();
         // A sync flush: everything so far decodes before the stream ends.
         let _ = flate2::read::GzDecoder::new(&first[..]).read_to_end(&mut raw);
         let text = String::from_utf8(raw).unwrap();
+        assert!(text.starts_with(": hi\n\nid: 1\n"), "{text:?}");
         assert!(text.ends_with("data: {\"seq\":2}\n\n"), "{text:?}");
         queue.push(end()).unwrap();
         assert!(body.frame().await.is_none(), "the End ends the body");

@@ -6,18 +6,17 @@
 //! next is not read until the last was handled, so answers keep the requests' order and
 //! a client that floods gets back-pressure, not a growing buffer. Heartbeats come
 //! through the queue ([`Outgoing::Heartbeat`]): the connection has no timer of its own.
-//! A client that sent nothing (a pong included) for [`Config::missed`] heartbeats does
+//! A client that sent nothing (a pong included) before [`Config::missed`] heartbeats in
+//! a row does
 //! not read, and is closed.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::time::Instant;
 
 use super::MAX_ROUNDS;
 use crate::conn::framing::{Framing, WebSocket};
@@ -42,8 +41,6 @@ pub trait Messages: Send + Sized + 'static {
 /// A connection's limits.
 #[derive(Debug, Clone, Copy)]
 pub struct Config {
-    /// How often heartbeats come (the hub's interval).
-    pub heartbeat: Duration,
     /// Heartbeats a client may leave unanswered (no pong, no message) before it counts
     /// as not reading.
     pub missed: u32,
@@ -51,21 +48,31 @@ pub struct Config {
     pub max_message: usize,
 }
 
-/// Serves `io` as a WebSocket whose messages come from `queue`; returns why it ended.
-pub async fn run<IO, M>(io: IO, queue: Arc<Queue<Outgoing>>, messages: M, config: Config) -> String
+/// Serves `io` as a WebSocket: `first` (frames made before it started, e.g. a
+/// resumed client's replay), then what comes from `queue`; returns why it ended.
+pub async fn run<IO, M>(
+    io: IO,
+    first: &[u8],
+    queue: Arc<Queue<Outgoing>>,
+    messages: M,
+    config: Config,
+) -> String
 where
     IO: AsyncRead + AsyncWrite + Unpin,
     M: Messages,
 {
+    let mut writer = Writer::default();
+    writer.queue_after(first);
     let mut d = Driver {
         io,
         queue,
         buf: BytesMut::new(),
         reader: Reader::default(),
-        writer: Writer::default(),
+        writer,
         idle: Some(messages),
         busy: None,
-        heard: Instant::now(),
+        heard: false,
+        unanswered: 0,
         config,
         ending: None,
     };
@@ -82,8 +89,10 @@ struct Driver<IO, M> {
     /// The handler, while no message is being handled.
     idle: Option<M>,
     busy: Option<Pin<Box<dyn Future<Output = M> + Send>>>,
-    /// When the client last sent anything.
-    heard: Instant,
+    /// The client sent something (a pong included) since the last heartbeat.
+    heard: bool,
+    /// Heartbeats in a row with nothing heard before them.
+    unanswered: u32,
     config: Config,
     /// Set once the connection is to end (after what is being written): why.
     ending: Option<String>,
@@ -145,7 +154,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin, M: Messages> Driver<IO, M> {
             Poll::Ready(Err(e)) => return Err(format!("read failed: {e}")),
             Poll::Ready(Ok(())) => self.buf.extend_from_slice(rb.filled()),
         }
-        self.heard = Instant::now();
+        self.heard = true;
         self.handle_buffered(cx)?;
         Ok(true)
     }
@@ -190,17 +199,27 @@ impl<IO: AsyncRead + AsyncWrite + Unpin, M: Messages> Driver<IO, M> {
     /// Writes what the queue holds: up to an End, after which the connection ends; a
     /// heartbeat of a client that answers none closes it instead.
     fn write_queued(&mut self, cx: &mut Context<'_>) -> Result<(), String> {
-        let silent = self.heard.elapsed() > self.config.heartbeat * self.config.missed;
+        let missed = self.config.missed;
         let (io, writer) = (&mut self.io, &mut self.writer);
+        let (heard, unanswered) = (&mut self.heard, &mut self.unanswered);
         let ending = with_drained(&self.queue, |batch| {
             let mut ending = None;
             let r = with_gather(|g| {
                 for item in batch {
                     match item {
-                        Outgoing::Heartbeat if silent => {
-                            let why = "slow consumer: no answer to heartbeats";
-                            g.head(&ws::close_frame(CLOSE_SUBSCRIPTION_ENDED, why));
-                            ending = Some(why.to_owned());
+                        Outgoing::Heartbeat => {
+                            *unanswered = if std::mem::take(heard) {
+                                0
+                            } else {
+                                *unanswered + 1
+                            };
+                            if *unanswered < missed {
+                                WebSocket.frame(item, g);
+                            } else {
+                                let why = "slow consumer: no answer to heartbeats";
+                                g.head(&ws::close_frame(CLOSE_SUBSCRIPTION_ENDED, why));
+                                ending = Some(why.to_owned());
+                            }
                         }
                         Outgoing::End { reason, .. } => {
                             WebSocket.frame(item, g);

@@ -25,7 +25,6 @@ impl Messages for Count {
 
 fn config() -> Config {
     Config {
-        heartbeat: Duration::from_millis(100),
         missed: 2,
         max_message: 1000,
     }
@@ -64,6 +63,7 @@ fn start(queue: &Arc<Queue<Outgoing>>) -> (DuplexStream, tokio::task::JoinHandle
     let (client, server) = tokio::io::duplex(1 << 16);
     let task = tokio::spawn(run(
         server,
+        b"",
         queue.clone(),
         Count(0, queue.clone()),
         config(),
@@ -105,17 +105,22 @@ async fn an_end_closes_with_its_code_after_what_came_before() {
     assert_eq!(task.await.unwrap(), "token expired");
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_client_silent_for_two_heartbeats_is_closed() {
+#[tokio::test]
+async fn a_client_silent_for_two_heartbeats_in_a_row_is_closed() {
     let queue = Arc::new(Queue::new(16));
     let (mut client, task) = start(&queue);
     queue.push(Outgoing::Heartbeat).unwrap();
-    assert_eq!(frame(&mut client).await, (ws::PING, vec![]));
+    assert_eq!(frame(&mut client).await, (ws::PING, vec![]), "one missed");
     client.write_all(&masked(ws::PONG, b"")).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    tokio::time::sleep(Duration::from_millis(50)).await; // the pong read
     queue.push(Outgoing::Heartbeat).unwrap();
-    assert_eq!(frame(&mut client).await.0, ws::PING, "answered recently");
-    tokio::time::sleep(Duration::from_millis(250)).await;
+    assert_eq!(
+        frame(&mut client).await.0,
+        ws::PING,
+        "answered: none missed"
+    );
+    queue.push(Outgoing::Heartbeat).unwrap();
+    assert_eq!(frame(&mut client).await.0, ws::PING, "one missed");
     queue.push(Outgoing::Heartbeat).unwrap();
     let (op, body) = frame(&mut client).await;
     assert_eq!((op, &body[..2]), (ws::CLOSE, &4000u16.to_be_bytes()[..]));
