@@ -17,37 +17,35 @@
 //! the hub queues leaves with one `writev` per wake-up; pings come from the hub's one
 //! heartbeat timer, and a client that answers none for [`MISSED_HEARTBEATS`] is closed.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::extract::{Query, Request, State};
 use axum::response::Response;
-use bytes::Bytes;
 use http::{header, HeaderMap, StatusCode};
 use hyper_util::rt::TokioIo;
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use vigil_core::error::ApiError;
 use vigil_transport::conn::framing::{Framing, WebSocket};
 use vigil_transport::conn::writer::with_gather;
 use vigil_transport::eio::websocket::accept_key;
-use vigil_transport::stream::websocket::{self as driver, Config, Messages};
+use vigil_transport::stream::websocket::{self as driver, Config};
 
 use super::resume::Catchup;
 use super::{Authorized, PushQuery};
 use crate::hub::{Queue, Subscription, Wire};
 use crate::metrics::{Metrics, Transport};
 use crate::PushState;
+use messages::Session;
 use vigil_runtime::error::HttpError;
+
+mod messages;
 
 /// Largest message a client may send; client messages are small control messages.
 const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
 /// Close code for "the token expired": reconnect with a fresh one and `?since=`.
 const CLOSE_TOKEN_EXPIRED: u16 = 4001;
-/// Most values in one filter list of a `subscribe` message.
-const MAX_FILTER_VALUES: usize = 64;
 /// Heartbeats a client may leave unanswered (no pong, no message) before it counts as
 /// not reading: two, so one lost in a busy moment is forgiven.
 const MISSED_HEARTBEATS: u32 = 2;
@@ -197,176 +195,5 @@ fn expire(app: &PushState, queue: &Queue) {
         .is_err()
     {
         queue.close("token expired");
-    }
-}
-
-/// What one connection knows about itself between client messages.
-struct Session {
-    app: PushState,
-    auth: Authorized,
-    /// The filters it connected with, kept so a role change can rebuild them.
-    query: PushQuery,
-    id: u64,
-    queue: Arc<Queue>,
-    /// Tells the expiry watcher when a refresh moved the deadline.
-    deadline: watch::Sender<Instant>,
-}
-
-impl Messages for Session {
-    fn text(mut self, text: Bytes) -> Pin<Box<dyn Future<Output = Self> + Send>> {
-        Box::pin(async move {
-            let answer = self.handle(&text).await.to_string();
-            self.deadline.send_if_modified(|at| {
-                let next = self.auth.deadline();
-                std::mem::replace(at, next) != next
-            });
-            if self.queue.push_control(Wire::Text(answer.into())).is_err() {
-                self.queue.close("slow consumer: answers are not read");
-            }
-            self
-        })
-    }
-}
-
-impl Session {
-    /// The answer to one client message; `id`, when the client sent one, is echoed so
-    /// the client can match answers to requests (its acknowledgement).
-    async fn handle(&mut self, text: &[u8]) -> Value {
-        let Ok(msg) = serde_json::from_slice::<Value>(text) else {
-            return error(None, &ApiError::bad_request("malformed JSON"));
-        };
-        let id = msg.get("id").cloned();
-        let answer = match msg.get("type").and_then(Value::as_str) {
-            Some("ping") => Ok(json!({ "type": "pong", "timestamp": msg.get("timestamp") })),
-            Some("subscribe") => self.subscribe(&msg).await,
-            Some("refresh") => self.refresh(&msg).await,
-            Some(other) => Err(ApiError::bad_request(format!(
-                "unknown message type `{other}` (ping, subscribe, refresh)"
-            ))),
-            None => Err(ApiError::bad_request("message needs a `type`")),
-        };
-        match answer {
-            Ok(mut v) => {
-                if let (Some(obj), Some(id)) = (v.as_object_mut(), id) {
-                    obj.insert("id".into(), id);
-                }
-                v
-            }
-            Err(e) => error(id, &e),
-        }
-    }
-
-    /// `{"type":"subscribe","topics":[…],"queues":[…],"states":[…],"ids":[…]}` replaces
-    /// the filter; once answered, every later event is decided with the new one.
-    async fn subscribe(&mut self, msg: &Value) -> Result<Value, ApiError> {
-        let mut query = PushQuery {
-            encoding: self.query.encoding.clone(),
-            ..PushQuery::default()
-        };
-        for (field, slot) in [
-            ("topics", &mut query.topics),
-            ("queues", &mut query.queues),
-            ("states", &mut query.states),
-            ("ids", &mut query.ids),
-        ] {
-            *slot = string_list(msg, field)?;
-        }
-        let spec = super::spec(&self.auth.claims, &query, true).map_err(|e| e.0)?;
-        let Some(f) = spec.filter else {
-            return Err(ApiError::internal("no filter"));
-        };
-        if !self.app.hub().update_filter(self.id, Some(f.clone())).await {
-            return Err(ApiError::unavailable("the subscription has ended"));
-        }
-        self.query = query;
-        Ok(json!({
-            "type": "subscribed",
-            "topics": f.topics, "queues": f.queues, "states": f.states, "ids": f.keys,
-        }))
-    }
-
-    /// `{"type":"refresh","token":…}`: keeps the connection alive past the old token's
-    /// expiry; a changed role changes what it receives from now on.
-    async fn refresh(&mut self, msg: &Value) -> Result<Value, ApiError> {
-        let token = msg
-            .get("token")
-            .and_then(Value::as_str)
-            .ok_or_else(|| ApiError::invalid_field("token", "expected the new token"))?;
-        let next = self.auth.refresh(token, self.app.verifier())?;
-        if next.claims.role != self.auth.claims.role {
-            let spec = super::spec(&next.claims, &self.query, true).map_err(|e| e.0)?;
-            if !self.app.hub().update_filter(self.id, spec.filter).await {
-                return Err(ApiError::unavailable("the subscription has ended"));
-            }
-        }
-        self.auth = next;
-        Ok(json!({
-            "type": "refreshed",
-            "exp": self.auth.claims.exp,
-            "role": self.auth.claims.role.as_str(),
-        }))
-    }
-}
-
-/// A comma-joined list from a JSON array of strings (at most [`MAX_FILTER_VALUES`]).
-fn string_list(msg: &Value, field: &str) -> Result<Option<String>, ApiError> {
-    let Some(v) = msg.get(field) else {
-        return Ok(None);
-    };
-    let items = v
-        .as_array()
-        .filter(|a| a.len() <= MAX_FILTER_VALUES)
-        .and_then(|a| a.iter().map(Value::as_str).collect::<Option<Vec<_>>>())
-        .filter(|a| a.iter().all(|s| !s.contains(',')))
-        .ok_or_else(|| {
-            ApiError::invalid_field(
-                field,
-                format!("expected an array of at most {MAX_FILTER_VALUES} strings"),
-            )
-        })?;
-    Ok(Some(items.join(",")))
-}
-
-fn error(id: Option<Value>, e: &ApiError) -> Value {
-    let mut v = json!({ "type": "error", "code": e.code, "error": e.message });
-    if let (Some(obj), Some(id)) = (v.as_object_mut(), id) {
-        obj.insert("id".into(), id);
-    }
-    v
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn filter_lists_must_be_short_arrays_of_strings() {
-        let ok = json!({ "topics": ["celery:tasks", "workers"] });
-        assert_eq!(
-            string_list(&ok, "topics").unwrap().as_deref(),
-            Some("celery:tasks,workers")
-        );
-        assert_eq!(string_list(&ok, "queues").unwrap(), None);
-        for bad in [
-            json!({ "topics": "x" }),
-            json!({ "topics": [1] }),
-            json!({ "topics": ["a,b"] }),
-        ] {
-            assert_eq!(
-                string_list(&bad, "topics").unwrap_err().code,
-                "invalid_field"
-            );
-        }
-        let many: Vec<String> = (0..=MAX_FILTER_VALUES).map(|i| i.to_string()).collect();
-        assert!(string_list(&json!({ "ids": many }), "ids").is_err());
-    }
-
-    #[test]
-    fn errors_echo_the_request_id() {
-        let e = error(Some(json!(7)), &ApiError::bad_request("nope"));
-        assert_eq!(
-            e,
-            json!({ "type": "error", "code": "bad_request", "error": "nope", "id": 7 })
-        );
     }
 }
