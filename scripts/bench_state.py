@@ -178,12 +178,15 @@ def reads(admin, viewer):
     ]
 
 
-def run(base, admin, viewer, producer, pid, n):
-    secs, events, errors = fill(base, producer, n)
-    if errors:
-        raise SystemExit(f"{len(errors)} ingest requests failed, first: {errors[0]}")
-    print(f"\nN = {n}: filled {events} events in {secs:.1f} s ({events / secs:.0f} events/s, "
-          f"{n / secs:.0f} tasks/s); host RSS {rss_mib(pid)[0]:.0f} MiB\n")
+def run(base, admin, viewer, producer, pid, n, reads_only):
+    if reads_only:
+        print(f"\nN = {n} (already stored); host RSS {rss_mib(pid)[0]:.0f} MiB\n")
+    else:
+        secs, events, errors = fill(base, producer, n)
+        if errors:
+            raise SystemExit(f"{len(errors)} ingest requests failed, first: {errors[0]}")
+        print(f"\nN = {n}: filled {events} events in {secs:.1f} s ({events / secs:.0f} events/s, "
+              f"{n / secs:.0f} tasks/s); host RSS {rss_mib(pid)[0]:.0f} MiB\n")
     print("| read | p50 ms | p99 ms | response KiB |")
     print("| --- | ---: | ---: | ---: |")
     client = Client(base, admin)
@@ -210,8 +213,10 @@ def main():
     p.add_argument("--producer", required=True)
     p.add_argument("--pid", type=int, required=True)
     p.add_argument("--tasks", type=int, required=True)
+    p.add_argument("--reads-only", action="store_true",
+                   help="time the reads of a host already filled with --tasks tasks")
     a = p.parse_args()
-    run(a.base, a.admin, a.viewer, a.producer, a.pid, a.tasks)
+    run(a.base, a.admin, a.viewer, a.producer, a.pid, a.tasks, a.reads_only)
 
 
 if __name__ == "__main__":

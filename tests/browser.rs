@@ -81,6 +81,8 @@ fn dashboard_in_headless_chromium() {
     let out = Command::new("node")
         .current_dir(&dir)
         .args(["--test", "--test-concurrency=1", "--test-reporter=spec"])
+        // A failed test that leaves a client open must not keep node running forever.
+        .arg("--test-force-exit")
         .args(&files)
         .env("VIGIL_URL", &base)
         .env("VIGIL_SHORT_HISTORY_URL", &short.base)

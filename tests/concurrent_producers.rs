@@ -6,8 +6,10 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use serde_json::{json, Value};
+use vigil::config::ServeConfig;
 
 const TASKS: usize = 12;
 const PRODUCERS: usize = 8;
@@ -94,11 +96,29 @@ async fn send_concurrently(hosts: &[common::TestHost], events: &[Value]) {
     futures::future::join_all(producers).await;
 }
 
+/// The hosts' settings: no REST rate limit (many producers on one token), and a day of
+/// worker silence allowed. Whether a worker is offline is derived from the reader's
+/// clock (and the host's periodic sweep), not from the events: the last heartbeats are
+/// 15 s old when sent, and a loaded machine may take longer than the default 30 s to
+/// read both results.
+fn settings(manifest_dir: &Path) -> impl Fn(&mut ServeConfig) {
+    let manifest =
+        common::manifest_with_defaults(manifest_dir, &[("worker_offline_after_secs", "86400")]);
+    let root = common::manifest().parent().unwrap().canonicalize().unwrap();
+    move |c| {
+        c.manifest = manifest.clone();
+        c.dispatch = root.join(&c.dispatch);
+        c.rest_rate_per_sec = 0;
+    }
+}
+
 async fn sequential_reference(events: &[Value]) -> BTreeMap<String, Value> {
-    let dir = tempfile::tempdir().unwrap();
-    let host = common::start_on(dir.path(), common::TestStore::default(), |c| {
-        c.rest_rate_per_sec = 0
-    })
+    let (dir, manifest) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let host = common::start_on(
+        dir.path(),
+        common::TestStore::default(),
+        settings(manifest.path()),
+    )
     .await;
     for e in events {
         assert_eq!(host.ingest(&e.to_string()).await.0, 202);
@@ -123,7 +143,8 @@ fn assert_same(got: &BTreeMap<String, Value>, want: &BTreeMap<String, Value>) {
 async fn across_three_redis_hosts(progress: bool) {
     let events = events(progress);
     let want = sequential_reference(&events).await;
-    let (_redis, hosts) = common::start_cluster(3, |c| c.rest_rate_per_sec = 0).await;
+    let manifest = tempfile::tempdir().unwrap();
+    let (_redis, hosts) = common::start_cluster(3, settings(manifest.path())).await;
     send_concurrently(&hosts, &shuffled(events)).await;
     assert_same(&records(&hosts[1]).await, &want);
 }
@@ -131,10 +152,12 @@ async fn across_three_redis_hosts(progress: bool) {
 async fn on_one_sqlite_host(progress: bool) {
     let events = events(progress);
     let want = sequential_reference(&events).await;
-    let dir = tempfile::tempdir().unwrap();
-    let host = common::start_on(dir.path(), common::TestStore::default(), |c| {
-        c.rest_rate_per_sec = 0
-    })
+    let (dir, manifest) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let host = common::start_on(
+        dir.path(),
+        common::TestStore::default(),
+        settings(manifest.path()),
+    )
     .await;
     send_concurrently(std::slice::from_ref(&host), &shuffled(events)).await;
     assert_same(&records(&host).await, &want);

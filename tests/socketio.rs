@@ -60,6 +60,8 @@ fn official_client_suite_passes() {
         .current_dir(&dir)
         // One file at a time: each file's sockets see the others' events otherwise.
         .args(["--test", "--test-concurrency=1", "--test-reporter=spec"])
+        // A failed test that leaves a client open must not keep node running forever.
+        .arg("--test-force-exit")
         .args(&files)
         .env("VIGIL_URL", &host.base)
         .env("VIGIL_ADMIN_TOKEN", common::admin())

@@ -11,18 +11,17 @@ const BATCH = 1000;
 const CATCH_UP_MS = 120_000;
 
 /** The snapshot a `reset` asks for: every task, page by page with `next_cursor`
- * (offsets stop at 10 000; the cursor, URL-safe, pages on without gaps). */
+ * (offsets stop at 10 000; the cursor pages on without gaps). */
 async function snapshot(prefix, seen) {
-  let cursor = null;
-  for (;;) {
-    const page = cursor === null ? '' : `&cursor=${cursor}`;
+  for (let cursor = null; ;) {
+    const page = cursor ? `&cursor=${cursor}` : '';
     const res = await fetch(`${URL}/api/v1/tasks?limit=${BATCH}${page}`, {
       headers: { authorization: `Bearer ${TOKENS.admin}` },
     });
-    assert.equal(res.status, 200);
+    assert.equal(res.status, 200, await res.clone().text());
     const { tasks, next_cursor: next } = await res.json();
     for (const t of tasks) if (t.id.startsWith(prefix)) seen.add(t.id);
-    if (!next || tasks.length === 0) return;
+    if (tasks.length === 0 || !next) return;
     cursor = next;
   }
 }
@@ -51,12 +50,17 @@ test('a reading client gets every task of a 20 000-update burst without a discon
     assert.equal(res.status, 202);
   }
   const deadline = Date.now() + CATCH_UP_MS;
-  while (seen.size < TASKS && Date.now() < deadline && !disconnected) {
-    await new Promise((r) => setTimeout(r, 200));
-    await snapshots;
+  let lost;
+  try {
+    while (seen.size < TASKS && Date.now() < deadline && !disconnected) {
+      await new Promise((r) => setTimeout(r, 200));
+      await snapshots;
+    }
+  } finally {
+    lost = disconnected; // before our own close() sets it
+    // Closed whatever happens: a client left open would keep the test process alive.
+    socket.close();
   }
-  const lost = disconnected;
-  socket.close();
   assert.equal(lost, null, `disconnected: ${lost}`);
   assert.equal(seen.size, TASKS, `${seen.size} of ${TASKS} tasks (${resets} resets)`);
 });

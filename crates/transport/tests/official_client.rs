@@ -166,7 +166,12 @@ async fn the_official_client_speaks_with_this_server() {
     });
     let out = tokio::process::Command::new("node")
         .current_dir(&dir)
-        .args(["--test", "--test-reporter=spec", "eio/"])
+        .args([
+            "--test",
+            "--test-reporter=spec",
+            "--test-force-exit",
+            "eio/",
+        ])
         .env("EIO_URL", &url)
         .output()
         .await
