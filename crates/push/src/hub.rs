@@ -2,11 +2,10 @@
 //! what each of them receives. Connections only read their bounded queue; a
 //! connection that cannot keep up is closed with a reason and never slows the others.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
-use serde_json::value::RawValue;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::PushConfig;
@@ -25,59 +24,15 @@ const COMMAND_QUEUE: usize = 1024;
 /// An event as the log hands it over: the envelope and its JSON, made once.
 pub use vigil_log::Published;
 
-/// One message for one connection.
-#[derive(Debug, Clone)]
-pub struct Outgoing {
-    /// Event name (`task_update`, `batch_update`, …), shared by all its deliveries.
-    pub kind: Arc<str>,
-    /// Sequence number of the (last) event inside.
-    pub seq: u64,
-    /// The encoded bytes, shared with every connection that gets the same encoding.
-    pub frame: Arc<Payload>,
-}
+/// One message as every connection that gets it shares it (kind, seq, bytes).
+pub use vigil_transport::conn::payload::Payload;
+/// What a connection's queue holds: shared payloads, replies, heartbeats, its end.
+pub use vigil_transport::conn::Outgoing as Wire;
+/// A connection's bounded queue, written from by its one write path.
+pub type Queue = vigil_transport::conn::queue::Queue<Wire>;
 
-/// A frame the dispatch component encoded, as connections send it: one copy of the
-/// bytes for every connection that gets it, and for Socket.IO, which embeds the payload
-/// in each socket's packet, its JSON checked once rather than per socket.
-#[derive(Debug)]
-pub struct Payload {
-    /// The encoded bytes.
-    pub bytes: Bytes,
-    /// MessagePack (possibly gzipped) rather than JSON text.
-    pub binary: bool,
-    json: OnceLock<Option<Box<RawValue>>>,
-}
-
-impl Payload {
-    /// The frame as a JSON value; `None` for a binary frame, or if the component
-    /// produced text that is not JSON (logged once).
-    pub fn json(&self) -> Option<&RawValue> {
-        self.json
-            .get_or_init(|| {
-                if self.binary {
-                    return None;
-                }
-                let raw = std::str::from_utf8(&self.bytes)
-                    .ok()
-                    .and_then(|t| RawValue::from_string(t.to_owned()).ok());
-                if raw.is_none() {
-                    tracing::error!("dispatch produced a text frame that is not JSON; not sent");
-                }
-                raw
-            })
-            .as_deref()
-    }
-}
-
-impl From<Frame> for Payload {
-    fn from(f: Frame) -> Self {
-        Self {
-            bytes: f.bytes.into(),
-            binary: f.binary,
-            json: OnceLock::new(),
-        }
-    }
-}
+/// Close code telling a WebSocket client the server ended its subscription.
+pub const CLOSE_SUBSCRIPTION_ENDED: u16 = 4000;
 
 /// What a connection subscribes to and how it wants it.
 #[derive(Debug, Clone)]
@@ -89,17 +44,27 @@ pub struct Spec {
     pub encoding: Encoding,
     /// Gzip frames over 1 KiB.
     pub gzip: bool,
+    /// Gets [`Wire::Heartbeat`]s every heartbeat interval (SSE, the native WebSocket;
+    /// Socket.IO has its own).
+    pub heartbeat: bool,
 }
 
 /// A connection's end of its subscription; dropping it unsubscribes.
 pub struct Subscription {
     /// Subscriber id.
     pub id: u64,
-    /// The connection's queue.
-    pub rx: mpsc::Receiver<Outgoing>,
-    /// Set when the hub closed the subscription, saying why.
-    pub closed: Arc<OnceLock<String>>,
+    /// The connection's queue; closed (with the reason) when the hub ends it.
+    pub queue: Arc<Queue>,
+    /// Sequence number of the newest event queued for it.
+    pub last_seq: Arc<AtomicU64>,
     hub: mpsc::Sender<Command>,
+}
+
+impl Subscription {
+    /// Why the hub ended it, once it did.
+    pub fn closed(&self) -> Option<String> {
+        self.queue.closed()
+    }
 }
 
 impl Drop for Subscription {
@@ -113,7 +78,7 @@ enum Command {
     Unsubscribe(u64),
     UpdateFilter(u64, Option<Filter>, oneshot::Sender<bool>),
     Publish(Vec<Arc<Published>>),
-    Replay(u64, Vec<Arc<Published>>, oneshot::Sender<Vec<Outgoing>>),
+    Replay(Box<ReplayRequest>),
     CloseAll(String),
 }
 
@@ -125,11 +90,23 @@ pub struct Hub {
     next_id: Arc<std::sync::atomic::AtomicU64>,
 }
 
+/// A resumed subscriber's missed events, up to the head the log had.
+struct ReplayRequest {
+    id: u64,
+    events: Vec<Arc<Published>>,
+    upto: u64,
+    done: oneshot::Sender<Vec<Arc<Payload>>>,
+}
+
 struct Entry {
     id: u64,
     spec: Spec,
-    out: mpsc::Sender<Outgoing>,
-    closed: Arc<OnceLock<String>>,
+    out: Arc<Queue>,
+    last_seq: Arc<AtomicU64>,
+    /// Ended by the hub (its queue closed); removed after the current pass.
+    closed: bool,
+    /// Live events up to here were replayed to it already (a resumed connection).
+    replayed_upto: u64,
     rate: RateState,
     /// Updates over the rate, waiting for the next `batch_update`; at most one per key.
     held: Vec<Arc<Published>>,
@@ -142,17 +119,31 @@ struct Entry {
 impl Entry {
     /// Fewer than a quarter of the queue's slots are free.
     fn nearly_full(&self) -> bool {
-        self.out.capacity() < self.out.max_capacity() / 4
+        self.out.nearly_full()
     }
 
-    /// Queues `msg`; a full queue closes the subscriber as a slow consumer.
-    fn send(&mut self, msg: Outgoing, metrics: &Metrics) {
-        if self.out.try_send(msg).is_err() {
+    /// Queues `msg` unless the connection's replay held it; a full queue closes the
+    /// subscriber as a slow consumer.
+    fn send(&mut self, msg: Arc<Payload>, metrics: &Metrics) {
+        if crate::replayed(msg.seq, self.replayed_upto) {
+            return;
+        }
+        let seq = msg.seq;
+        if self
+            .out
+            .push(Wire::Payload {
+                ns: 0,
+                payload: msg,
+            })
+            .is_err()
+        {
             close(
                 self,
                 "slow consumer: the connection's queue is full",
                 metrics,
             );
+        } else if seq != 0 {
+            self.last_seq.store(seq, Ordering::Relaxed);
         }
     }
 }
@@ -183,13 +174,15 @@ impl Hub {
             .next_id
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
             + 1;
-        let (out, rx) = mpsc::channel(self.config.queue_capacity);
-        let closed = Arc::new(OnceLock::new());
+        let out = Arc::new(Queue::new(self.config.queue_capacity));
+        let last_seq = Arc::new(AtomicU64::new(0));
         let entry = Entry {
             id,
             spec,
-            out,
-            closed: closed.clone(),
+            out: out.clone(),
+            last_seq: last_seq.clone(),
+            closed: false,
+            replayed_upto: 0,
             rate: RateState {
                 tokens_milli: u64::from(self.config.rate_per_sec) * 1000,
                 last_refill_ms: now_ms(),
@@ -206,8 +199,8 @@ impl Hub {
         registered.await.ok()?;
         Some(Subscription {
             id,
-            rx,
-            closed,
+            queue: out,
+            last_seq,
             hub: self.tx.clone(),
         })
     }
@@ -241,12 +234,25 @@ impl Hub {
 
     /// Decides and encodes missed `events` for subscriber `id`, as for live ones but
     /// without the rate limit (a resuming client wants its gap filled at once). The
-    /// frames come back to the caller, which sends them before anything live.
-    pub async fn replay(&self, id: u64, events: Vec<Arc<Published>>) -> Vec<Outgoing> {
+    /// payloads come back to the caller, which sends them before anything live; live
+    /// events up to `upto` (the log's head the replay was read to) are not sent again,
+    /// whether queued already or still to come.
+    pub async fn replay(
+        &self,
+        id: u64,
+        events: Vec<Arc<Published>>,
+        upto: u64,
+    ) -> Vec<Arc<Payload>> {
         let (done, frames) = oneshot::channel();
+        let request = ReplayRequest {
+            id,
+            events,
+            upto,
+            done,
+        };
         if self
             .tx
-            .send(Command::Replay(id, events, done))
+            .send(Command::Replay(Box::new(request)))
             .await
             .is_err()
         {
@@ -314,6 +320,9 @@ impl HubTask {
     async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
         let mut flush = tokio::time::interval(self.config.flush_interval);
         flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let every = self.config.heartbeat;
+        let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 cmd = rx.recv() => match cmd {
@@ -339,14 +348,14 @@ impl HubTask {
                         let _ = done.send(found);
                     }
                     Some(Command::Publish(events)) => self.publish(&events).await,
-                    Some(Command::Replay(id, events, done)) => {
-                        let _ = done.send(self.replay(id, &events).await);
+                    Some(Command::Replay(r)) => {
+                        let ReplayRequest { id, events, upto, done } = *r;
+                        let _ = done.send(self.replay(id, &events, upto).await);
                     }
                     Some(Command::CloseAll(reason)) => {
                         for sub in &mut self.subs {
-                            if sub.closed.set(reason.clone()).is_ok() {
-                                tracing::debug!(subscriber = sub.id, "closing subscriber");
-                            }
+                            tracing::debug!(subscriber = sub.id, "closing subscriber");
+                            end(sub, &reason);
                         }
                         self.subs.clear();
                         self.roster.stale = true;
@@ -354,6 +363,7 @@ impl HubTask {
                     None => return,
                 },
                 _ = flush.tick() => self.flush().await,
+                _ = heartbeat.tick() => self.heartbeat(),
             }
         }
     }
@@ -389,11 +399,18 @@ impl HubTask {
         plan
     }
 
-    async fn replay(&mut self, id: u64, events: &[Arc<Published>]) -> Vec<Outgoing> {
-        let Some(s) = self.subs.iter().find(|s| s.id == id) else {
+    /// A resumed subscriber's missed events as payloads; live ones up to `upto` are
+    /// dropped from its queue and will not be queued.
+    async fn replay(&mut self, id: u64, events: &[Arc<Published>], upto: u64) -> Vec<Arc<Payload>> {
+        let Some(i) = self.subs.iter().position(|s| s.id == id) else {
             return Vec::new();
         };
-        let Some(filter) = s.spec.filter.clone() else {
+        self.subs[i].replayed_upto = upto;
+        let s = &self.subs[i];
+        s.out.retain(
+            |m| !matches!(m, Wire::Payload { payload, .. } if crate::replayed(payload.seq, upto)),
+        );
+        let Some(filter) = s.spec.filter.clone().filter(|_| !events.is_empty()) else {
             return Vec::new();
         };
         let mut sub = self.subscriber(s, filter);
@@ -407,17 +424,17 @@ impl HubTask {
                 return Vec::new();
             }
         };
-        let frames = payloads(plan.frames);
+        let mut frames = Frames::new(plan.frames);
         plan.deliveries
             .iter()
             .filter(|d| d.decision == Decision::Send)
             .filter_map(|d| {
                 let event = events.get(d.event as usize)?;
-                Some(Outgoing {
-                    kind: event.event.kind.as_str().into(),
-                    seq: event.event.seq,
-                    frame: frames.get(d.frame as usize)?.clone(),
-                })
+                frames.payload(
+                    d.frame as usize,
+                    &event.event.kind.as_str().into(),
+                    event.event.seq,
+                )
             })
             .collect()
     }
@@ -442,7 +459,7 @@ impl HubTask {
                 return;
             }
         };
-        let frames = payloads(plan.frames);
+        let mut frames = Frames::new(plan.frames);
         let last_seq = events.last().map_or(0, |p| p.event.seq);
         // One name per event and one count per frame, not an allocation and a metrics
         // update per delivery.
@@ -466,16 +483,12 @@ impl HubTask {
             let sub = &mut self.subs[si];
             match d.decision {
                 Decision::Send => {
-                    let Some(frame) = frames.get(d.frame as usize) else {
+                    let kind = &kinds[d.event as usize];
+                    let Some(msg) = frames.payload(d.frame as usize, kind, event.event.seq) else {
                         tracing::error!("dispatch planned a frame out of range; ignored");
                         continue;
                     };
                     sends[d.frame as usize] = (d.event as usize, sends[d.frame as usize].1 + 1);
-                    let msg = Outgoing {
-                        kind: kinds[d.event as usize].clone(),
-                        seq: event.event.seq,
-                        frame: frame.clone(),
-                    };
                     sub.send(msg, &self.metrics);
                 }
                 Decision::Hold => {
@@ -496,8 +509,8 @@ impl HubTask {
                 Decision::Drop => overflowed(sub, last_seq, &self.metrics),
             }
         }
-        for (frame, &(event, n)) in frames.iter().zip(&sends) {
-            self.metrics.sent(&kinds[event], frame.bytes.len(), n);
+        for (len, &(event, n)) in frames.lens().zip(&sends) {
+            self.metrics.sent(&kinds[event], len, n);
         }
         self.remove_closed();
     }
@@ -539,7 +552,7 @@ impl HubTask {
     /// Removes the subscribers closed during the last pass.
     fn remove_closed(&mut self) {
         let before = self.subs.len();
-        self.subs.retain(|s| s.closed.get().is_none());
+        self.subs.retain(|s| !s.closed);
         if self.subs.len() != before {
             self.roster.stale = true;
         }
@@ -566,12 +579,19 @@ impl HubTask {
         }
     }
 
+    /// Queues a heartbeat for every subscriber that wants them: one timer for all.
+    fn heartbeat(&mut self) {
+        for sub in self.subs.iter().filter(|s| s.spec.heartbeat) {
+            let _ = sub.out.push_control(Wire::Heartbeat);
+        }
+    }
+
     /// Sends each subscriber's held updates as `batch_update`s of at most `batch_max`;
     /// a degraded subscriber only while its queue has room, and it recovers once drained.
     async fn flush(&mut self) {
         for i in 0..self.subs.len() {
             let sub = &mut self.subs[i];
-            if sub.degraded && sub.out.capacity() == sub.out.max_capacity() && sub.held.is_empty() {
+            if sub.degraded && sub.out.is_empty() && sub.held.is_empty() {
                 sub.degraded = false;
                 let marker = serde_json::json!({ "type": RECOVERED_EVENT });
                 sub.send(control(RECOVERED_EVENT, &marker), &self.metrics);
@@ -594,22 +614,56 @@ impl HubTask {
                     continue;
                 }
             };
-            let msg = Outgoing {
-                kind: "batch_update".into(),
-                seq: batch.last().map_or(0, |p| p.event.seq),
-                frame: Arc::new(frame.into()),
-            };
+            let seq = batch.last().map_or(0, |p| p.event.seq);
+            let msg = Arc::new(Payload::new(
+                "batch_update".into(),
+                seq,
+                frame.bytes.into(),
+                frame.binary,
+            ));
             Metrics::inc(&self.metrics.batches);
-            self.metrics.sent(&msg.kind, msg.frame.bytes.len(), 1);
+            self.metrics.sent(&msg.kind, msg.bytes.len(), 1);
             self.subs[i].send(msg, &self.metrics);
         }
         self.remove_closed();
     }
 }
 
-/// The plan's frames, shared by the deliveries that point at them.
-fn payloads(frames: Vec<Frame>) -> Vec<Arc<Payload>> {
-    frames.into_iter().map(|f| Arc::new(f.into())).collect()
+/// The plan's frames, each made a shared payload on its first delivery (a frame is
+/// one event in one encoding: its kind and seq are that event's).
+struct Frames {
+    frames: Vec<(bytes::Bytes, bool)>,
+    made: Vec<Option<Arc<Payload>>>,
+}
+
+impl Frames {
+    fn new(frames: Vec<Frame>) -> Self {
+        Self {
+            made: vec![None; frames.len()],
+            frames: frames
+                .into_iter()
+                .map(|f| (f.bytes.into(), f.binary))
+                .collect(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.frames.len()
+    }
+
+    /// Each frame's size in bytes.
+    fn lens(&self) -> impl Iterator<Item = usize> + '_ {
+        self.frames.iter().map(|(b, _)| b.len())
+    }
+
+    /// Frame `i` as the payload of an event `kind` numbered `seq`.
+    fn payload(&mut self, i: usize, kind: &Arc<str>, seq: u64) -> Option<Arc<Payload>> {
+        let (bytes, binary) = self.frames.get(i)?;
+        let made = self.made[i].get_or_insert_with(|| {
+            Arc::new(Payload::new(kind.clone(), seq, bytes.clone(), *binary))
+        });
+        Some(made.clone())
+    }
 }
 
 /// The dispatch component's conflation identity of an event: held updates are matched
@@ -639,25 +693,29 @@ fn overflowed(sub: &mut Entry, last_seq: u64, metrics: &Metrics) {
     }
 }
 
-/// Marks a subscriber closed; it is removed after the current pass, which drops its
-/// sender so the connection drains what it has and then ends with `reason`.
+/// Marks a slow subscriber closed; it is removed after the current pass, and its
+/// connection sends what was queued, then ends telling `reason`.
 fn close(sub: &mut Entry, reason: &str, metrics: &Metrics) {
-    if sub.closed.set(reason.to_owned()).is_ok() {
+    if !sub.closed {
         Metrics::inc(&metrics.dropped);
         tracing::warn!(subscriber = sub.id, reason, "closing subscriber");
     }
+    end(sub, reason);
+}
+
+/// Ends `sub`'s queue with `reason` (the connection drains it first).
+fn end(sub: &mut Entry, reason: &str) {
+    sub.closed = true;
+    let _ = sub.out.push_control(Wire::End {
+        ns: 0,
+        code: CLOSE_SUBSCRIPTION_ENDED,
+        reason: reason.into(),
+    });
+    sub.out.close(reason);
 }
 
 /// A message the host itself makes (markers): JSON whatever the encoding, like every
 /// transport's other control messages, and no sequence number of its own.
-pub fn control(kind: &str, body: &serde_json::Value) -> Outgoing {
-    Outgoing {
-        kind: kind.into(),
-        seq: 0,
-        frame: Arc::new(Payload {
-            bytes: body.to_string().into(),
-            binary: false,
-            json: OnceLock::new(),
-        }),
-    }
+pub fn control(kind: &str, body: &serde_json::Value) -> Arc<Payload> {
+    Arc::new(Payload::control(kind, body))
 }

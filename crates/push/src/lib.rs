@@ -170,6 +170,7 @@ pub fn spec(claims: &Claims, query: &PushQuery, binary_ok: bool) -> Result<Spec,
         }),
         encoding,
         gzip: false,
+        heartbeat: true,
     })
 }
 

@@ -2,7 +2,9 @@
 //! `?since=`) gets every event it missed from the log, in order and without
 //! duplicates, or a `reset` when it is further behind than the kept history.
 
-use crate::hub::{Outgoing, Subscription};
+use std::sync::Arc;
+
+use crate::hub::{Payload, Subscription};
 use crate::metrics::Metrics;
 use crate::PushState;
 
@@ -10,8 +12,8 @@ use crate::PushState;
 pub enum Catchup {
     /// The missed events, then live messages after `upto`.
     Replay {
-        /// The missed events' frames, in order.
-        frames: Vec<Outgoing>,
+        /// The missed events' payloads, in order.
+        frames: Vec<Arc<Payload>>,
         /// Live messages up to here duplicate the replay: skip them.
         upto: u64,
     },
@@ -50,11 +52,8 @@ pub async fn catch_up(app: &PushState, sub: &Subscription, since: u64) -> anyhow
         }
     }
     Metrics::inc(&app.metrics().resume_hits);
-    let frames = if missed.is_empty() {
-        Vec::new()
-    } else {
-        app.hub().replay(sub.id, missed).await
-    };
+    // Also when nothing was missed: live events up to the head are not sent again.
+    let frames = app.hub().replay(sub.id, missed, head).await;
     Ok(Catchup::Replay { frames, upto: head })
 }
 

@@ -229,6 +229,7 @@ async fn connect(
         encoding: Encoding::Socketio,
         // For Socket.IO this means "binary chosen": see the `socketio` encoding.
         gzip: hs.binary,
+        heartbeat: false,
     };
     let sub = app
         .hub()

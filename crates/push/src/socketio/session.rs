@@ -1,7 +1,7 @@
 //! One Socket.IO socket's place in the hub: its subscription, its rooms, and the task
 //! that forwards what the hub sends it.
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use socketioxide::extract::SocketRef;
@@ -10,7 +10,7 @@ use socketioxide::{SendError, SocketError};
 use tokio::sync::Notify;
 
 use super::rooms::{RoomError, Rooms};
-use crate::hub::{Hub, Outgoing, Subscription};
+use crate::hub::{Hub, Payload, Queue, Subscription, Wire};
 use crate::metrics::{ConnectionGuard, Metrics};
 use crate::resume::Catchup;
 use crate::Authorized;
@@ -155,7 +155,7 @@ impl Session {
     pub async fn forward(self, s: SocketRef) {
         let taken = self.pending.lock().ok().and_then(|mut p| p.take());
         let Some(Start {
-            mut sub,
+            sub,
             catchup,
             guard: _guard,
         }) = taken
@@ -166,7 +166,7 @@ impl Session {
         match catchup {
             Some(Catchup::Replay { frames, upto: head }) => {
                 for f in &frames {
-                    if let Err(reason) = deliver(&s, f, &sub.closed).await {
+                    if let Err(reason) = deliver(&s, f, &sub.queue).await {
                         return close(s, &reason).await;
                     }
                 }
@@ -187,17 +187,20 @@ impl Session {
             // Biased: the queue first, so a busy socket's wake-up polls nothing else.
             tokio::select! {
                 biased;
-                n = sub.rx.recv_many(&mut batch, FORWARD_BATCH) => {
+                n = sub.queue.recv_many(&mut batch, FORWARD_BATCH) => {
                     if n == 0 {
-                        let reason = sub.closed.get().cloned().unwrap_or_else(|| "server closed".into());
+                        let reason = sub.closed().unwrap_or_else(|| "server closed".into());
                         return close(s, &reason).await;
                     }
                     for msg in batch.drain(..) {
-                        if crate::replayed(msg.seq, upto) {
-                            continue;
-                        }
-                        if let Err(reason) = deliver(&s, &msg, &sub.closed).await {
-                            return close(s, &reason).await;
+                        match msg {
+                            Wire::Payload { payload, .. } if !crate::replayed(payload.seq, upto) => {
+                                if let Err(reason) = deliver(&s, &payload, &sub.queue).await {
+                                    return close(s, &reason).await;
+                                }
+                            }
+                            Wire::End { reason, .. } => return close(s, &reason).await,
+                            _ => {} // Engine.IO has its own heartbeat
                         }
                     }
                 }
@@ -220,13 +223,13 @@ impl Session {
 /// full: the hub's bounded queue behind it decides when a socket is too slow (degraded,
 /// then closed), so a burst or a starved writer never costs the client events. `Err`
 /// with the reason once the hub closed the subscription, or the socket went away.
-async fn deliver(s: &SocketRef, msg: &Outgoing, sub: &OnceLock<String>) -> Result<(), String> {
+async fn deliver(s: &SocketRef, msg: &Payload, queue: &Queue) -> Result<(), String> {
     loop {
         match emit(s, msg) {
             Emitted::Done => return Ok(()),
             Emitted::Full => {
-                if let Some(reason) = sub.get() {
-                    return Err(reason.clone());
+                if let Some(reason) = queue.closed() {
+                    return Err(reason);
                 }
                 if !s.connected() {
                     return Err("disconnected".into());
@@ -246,11 +249,11 @@ enum Emitted {
 
 /// Emits one hub message under its event name; the frame is already the payload's JSON
 /// (the dispatch component's `socketio` encoding), so it is passed through unparsed.
-fn emit(s: &SocketRef, msg: &Outgoing) -> Emitted {
-    let result = if msg.frame.binary {
-        s.emit(&*msg.kind, &msg.frame.bytes)
+fn emit(s: &SocketRef, msg: &Payload) -> Emitted {
+    let result = if msg.binary {
+        s.emit(&*msg.kind, &msg.bytes)
     } else {
-        match msg.frame.json() {
+        match msg.raw_json() {
             Some(raw) => s.emit(&*msg.kind, raw),
             None => return Emitted::Done,
         }

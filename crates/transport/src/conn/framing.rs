@@ -11,6 +11,7 @@ use bytes::Bytes;
 use super::writer::Gather;
 use super::Outgoing;
 use crate::eio::sio;
+use crate::wire;
 use crate::wire::ws::{self, BINARY, MAX_HEADER, TEXT};
 
 /// Turns queued messages into bytes on the wire.
@@ -28,7 +29,16 @@ impl Framing for Sse {
         match msg {
             Outgoing::Payload { payload, .. } => g.shared(payload.sse()),
             Outgoing::Text(b) | Outgoing::Raw(b) => g.shared(b),
-            Outgoing::Binary(_) => {} // SSE is text only
+            Outgoing::Heartbeat => g.constant(wire::sse::KEEP_ALIVE),
+            // The stream ends with the connection; a reason is told first.
+            Outgoing::End { reason, .. } if !reason.is_empty() => {
+                let mut out = Vec::new();
+                let data = serde_json::json!({ "reason": &**reason }).to_string();
+                wire::sse::message(&mut out, DISCONNECT_EVENT, None, data.as_bytes());
+                g.shared(&out.into());
+            }
+            // SSE is text only.
+            Outgoing::Binary(_) | Outgoing::End { .. } => {}
         }
     }
 }
@@ -47,9 +57,17 @@ impl Framing for WebSocket {
             Outgoing::Text(b) => ws_message(g, TEXT, &[], b, b""),
             Outgoing::Binary(b) => ws_message(g, BINARY, &[], b, b""),
             Outgoing::Raw(b) => g.shared(b),
+            Outgoing::Heartbeat => g.constant(PING_FRAME),
+            Outgoing::End { code, reason, .. } => g.head(&ws::close_frame(*code, reason)),
         }
     }
 }
+
+/// SSE event telling the client why the server ends its stream.
+pub const DISCONNECT_EVENT: &str = "disconnect";
+
+/// An empty WebSocket ping.
+const PING_FRAME: &[u8] = &[0x80 | ws::PING, 0];
 
 /// Socket.IO over WebSocket: a payload is an EVENT packet of the namespace in its
 /// slot; [`Outgoing::Text`] is a whole Engine.IO packet (`2`, `40{…}`, `43[…]`).
@@ -82,6 +100,18 @@ impl Framing for SocketIo {
             Outgoing::Text(b) => ws_message(g, TEXT, &[], b, b""),
             Outgoing::Binary(b) => ws_message(g, BINARY, &[], b, b""),
             Outgoing::Raw(b) => g.shared(b),
+            // The session's driver frees the slot; the client gets the DISCONNECT.
+            Outgoing::End { ns, .. } => {
+                let prefix = self.namespaces.get(usize::from(*ns)).map_or("", |p| p);
+                ws_message(
+                    g,
+                    TEXT,
+                    b"41",
+                    &Bytes::copy_from_slice(prefix.as_bytes()),
+                    b"",
+                );
+            }
+            Outgoing::Heartbeat => {} // Engine.IO pings on its own
         }
     }
 }
@@ -172,6 +202,33 @@ mod tests {
             framed(&WebSocket, &payload("batch_update", b"\x93\x01", true)),
             b"\x82\x02\x93\x01"
         );
+    }
+
+    #[test]
+    fn heartbeats_and_ends_in_each_framing() {
+        let end = Outgoing::End {
+            ns: 1,
+            code: 4000,
+            reason: "slow".into(),
+        };
+        assert_eq!(framed(&Sse, &Outgoing::Heartbeat), b": keep-alive\n\n");
+        assert_eq!(
+            framed(&Sse, &end),
+            b"event: disconnect\ndata: {\"reason\":\"slow\"}\n\n"
+        );
+        let silent = Outgoing::End {
+            ns: 0,
+            code: 4001,
+            reason: "".into(),
+        };
+        assert!(framed(&Sse, &silent).is_empty());
+        assert_eq!(framed(&WebSocket, &Outgoing::Heartbeat), b"\x89\x00");
+        assert_eq!(framed(&WebSocket, &end), b"\x88\x06\x0f\xa0slow");
+        let sio = SocketIo {
+            namespaces: vec!["".into(), "/a,".into()].into(),
+        };
+        assert_eq!(framed(&sio, &end), b"\x81\x0541/a,");
+        assert!(framed(&sio, &Outgoing::Heartbeat).is_empty());
     }
 
     #[test]

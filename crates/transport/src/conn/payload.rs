@@ -29,6 +29,8 @@ pub struct Payload {
     /// The WebSocket frame header and `42["<kind>",` of its Socket.IO event packet in
     /// the default namespace, made on first use.
     sio_ws_head: OnceLock<Bytes>,
+    /// The bytes as a JSON value, for libraries that embed one (made on first use).
+    raw: OnceLock<Option<Box<serde_json::value::RawValue>>>,
 }
 
 impl Payload {
@@ -42,6 +44,7 @@ impl Payload {
             sse: OnceLock::new(),
             json: OnceLock::new(),
             sio_ws_head: OnceLock::new(),
+            raw: OnceLock::new(),
         }
     }
 
@@ -74,6 +77,18 @@ impl Payload {
             out.extend_from_slice(packet_head.as_bytes());
             out.into()
         })
+    }
+
+    /// The bytes as a JSON value, checked once; `None` when binary or not JSON.
+    pub fn raw_json(&self) -> Option<&serde_json::value::RawValue> {
+        self.raw
+            .get_or_init(|| {
+                let text = std::str::from_utf8(&self.bytes)
+                    .ok()
+                    .filter(|_| self.is_json())?;
+                serde_json::value::RawValue::from_string(text.to_owned()).ok()
+            })
+            .as_deref()
     }
 
     /// Whether the bytes are JSON a packet may embed as they are (checked once; a

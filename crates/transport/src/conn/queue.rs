@@ -35,8 +35,18 @@ pub struct Queue<T> {
 #[derive(Debug)]
 struct State<T> {
     items: VecDeque<T>,
+    /// Items queued with [`Queue::push_exempt`] not yet drained: they do not count
+    /// against the capacity (a resumed client's replay may be longer than it).
+    exempt: usize,
     /// Set once closed, with the reason the connection tells its client.
     closed: Option<String>,
+}
+
+impl<T> State<T> {
+    /// Items that count against the capacity.
+    fn counted(&self) -> usize {
+        self.items.len() - self.exempt.min(self.items.len())
+    }
 }
 
 impl<T> Queue<T> {
@@ -45,6 +55,7 @@ impl<T> Queue<T> {
         Self {
             state: Mutex::new(State {
                 items: VecDeque::new(),
+                exempt: 0,
                 closed: None,
             }),
             waker: AtomicWaker::new(),
@@ -57,30 +68,69 @@ impl<T> Queue<T> {
     }
 
     /// Queues `item`; `Err(Full)` when `capacity` messages wait already. A closed queue
-    /// takes nothing (and says so as if full: the connection is ending).
-    pub fn push(&self, item: T) -> Result<(), Full> {
-        self.push_within(item, self.capacity)
+    /// takes nothing (and says so as if full: the connection is ending). `Ok` says how
+    /// many messages count against the capacity now.
+    pub fn push(&self, item: T) -> Result<usize, Full> {
+        self.push_all(std::iter::once(item))
+    }
+
+    /// Queues `items` in order under one lock, waking the writer at most once; stops
+    /// at the first that does not fit (`Err(Full)`, the rest dropped).
+    pub fn push_all(&self, items: impl IntoIterator<Item = T>) -> Result<usize, Full> {
+        self.push_within(items, self.capacity, false)
     }
 
     /// Queues one of the connection's own replies, which may use [`CONTROL_SLACK`]
     /// slots beyond the capacity.
-    pub fn push_control(&self, item: T) -> Result<(), Full> {
-        self.push_within(item, self.capacity + CONTROL_SLACK)
+    pub fn push_control(&self, item: T) -> Result<usize, Full> {
+        self.push_within(std::iter::once(item), self.capacity + CONTROL_SLACK, false)
     }
 
-    fn push_within(&self, item: T, limit: usize) -> Result<(), Full> {
-        let was_empty = {
+    /// Queues several of the connection's own messages in order (all or, past the
+    /// [`CONTROL_SLACK`], up to the first that does not fit).
+    pub fn push_all_control(&self, items: impl IntoIterator<Item = T>) -> Result<usize, Full> {
+        self.push_within(items, self.capacity + CONTROL_SLACK, false)
+    }
+
+    /// Queues `item` whatever the capacity (only a closed queue refuses): for a bounded
+    /// amount of catching up, e.g. a resumed client's replay, which the messages
+    /// queued after it must not be refused for.
+    pub fn push_exempt(&self, item: T) -> Result<usize, Full> {
+        self.push_within(std::iter::once(item), usize::MAX, true)
+    }
+
+    fn push_within(
+        &self,
+        items: impl IntoIterator<Item = T>,
+        limit: usize,
+        exempt: bool,
+    ) -> Result<usize, Full> {
+        let (was_empty, result) = {
             let mut s = self.lock();
-            if s.closed.is_some() || s.items.len() >= limit {
+            if s.closed.is_some() {
                 return Err(Full);
             }
-            s.items.push_back(item);
-            s.items.len() == 1
+            let was_empty = s.items.is_empty();
+            let mut result = Ok(0);
+            for item in items {
+                if s.counted() >= limit {
+                    result = Err(Full);
+                    break;
+                }
+                s.items.push_back(item);
+                if exempt {
+                    s.exempt += 1;
+                }
+            }
+            (
+                was_empty && !s.items.is_empty(),
+                result.map(|_| s.counted()),
+            )
         };
         if was_empty {
             self.waker.wake();
         }
-        Ok(())
+        result
     }
 
     /// Messages waiting.
@@ -100,7 +150,13 @@ impl<T> Queue<T> {
 
     /// Fewer than a quarter of its slots are free: the connection is falling behind.
     pub fn nearly_full(&self) -> bool {
-        self.len() > self.capacity - self.capacity / 4
+        Self::is_nearly_full(self.lock().counted(), self.capacity)
+    }
+
+    /// Whether `counted` messages (as [`Queue::push`] reports) make a queue of
+    /// `capacity` nearly full.
+    pub fn is_nearly_full(counted: usize, capacity: usize) -> bool {
+        counted > capacity - capacity / 4
     }
 
     /// Closes the queue with `reason` (the first reason wins); the writer still gets
@@ -165,6 +221,14 @@ impl<T> Queue<T> {
         self.waker.wake();
     }
 
+    /// Keeps only the queued messages `keep` accepts (e.g. live messages a resumed
+    /// client's replay already holds).
+    pub fn retain(&self, keep: impl FnMut(&T) -> bool) {
+        let mut s = self.lock();
+        s.items.retain(keep);
+        s.exempt = s.exempt.min(s.items.len());
+    }
+
     /// Moves what is queued without waiting: `Some(n)` when something was moved or the
     /// queue is closed and empty (`Some(0)`), `None` when there is nothing yet.
     pub fn try_drain(&self, out: &mut Vec<T>, max: usize) -> Option<usize> {
@@ -174,6 +238,7 @@ impl<T> Queue<T> {
         }
         let n = s.items.len().min(max.max(1));
         out.extend(s.items.drain(..n));
+        s.exempt = s.exempt.saturating_sub(n);
         if s.items.is_empty() && s.items.capacity() > KEEP_SLOTS {
             s.items.shrink_to(KEEP_SLOTS);
         }
@@ -224,10 +289,31 @@ mod tests {
         }
         assert!(q.nearly_full());
         assert_eq!(q.push(4), Err(Full));
+        assert_eq!(q.push_all([4, 5]), Err(Full));
         for i in 0..CONTROL_SLACK {
             q.push_control(i).unwrap();
         }
         assert_eq!(q.push_control(99), Err(Full));
+    }
+
+    #[test]
+    fn a_replay_pushed_exempt_does_not_count_against_the_capacity() {
+        let q = Queue::new(4);
+        for i in 0..10 {
+            q.push_exempt(i).unwrap();
+        }
+        assert!(!q.nearly_full(), "the replay is not counted");
+        assert_eq!(q.push_all([10, 11]), Ok(2), "live messages still fit");
+        let mut out = Vec::new();
+        q.try_drain(&mut out, 6);
+        assert_eq!(
+            q.push_all([12, 13, 14]),
+            Err(Full),
+            "2 counted: two more fit"
+        );
+        assert_eq!(q.len(), 8);
+        q.close("done");
+        assert_eq!(q.push_exempt(99), Err(Full), "a closed queue takes nothing");
     }
 
     #[test]

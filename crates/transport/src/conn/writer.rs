@@ -88,6 +88,12 @@ impl Gather {
         self.parts.clear();
     }
 
+    /// Replaces everything gathered by `bytes` (e.g. their compressed form).
+    pub fn replace(&mut self, bytes: Bytes) {
+        self.clear();
+        self.shared(&bytes);
+    }
+
     /// Everything gathered, as one buffer (for transports that hand a body to an HTTP
     /// library rather than write to a socket, and for tests).
     pub fn concat(&self) -> Vec<u8> {

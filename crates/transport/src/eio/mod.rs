@@ -105,6 +105,17 @@ pub trait Handler: Send + Sync + 'static {
         auth: Option<Value>,
     ) -> impl Future<Output = Result<Self::Socket, Refusal>> + Send;
 
+    /// The client was sent its `connect` for `socket` (queued): what the socket is sent
+    /// first may be queued now, after it.
+    fn connected(
+        &self,
+        socket: &SocketRef,
+        state: &Arc<Self::Socket>,
+    ) -> impl Future<Output = ()> + Send {
+        let _ = (socket, state);
+        async {}
+    }
+
     /// An event from a connected socket.
     fn event(
         &self,
@@ -152,22 +163,26 @@ impl SocketRef {
     /// Emits `event` with `data` (made by the connection, not shared: replies, pongs).
     pub fn emit(&self, event: &str, data: &Value) -> Result<(), Full> {
         let body = serde_json::json!([event, data]).to_string();
-        self.queue.push_control(Outgoing::Text(sio::encode(
-            sio::Kind::Event,
-            &self.ns,
-            None,
-            &body,
-        )))
+        self.queue
+            .push_control(Outgoing::Text(sio::encode(
+                sio::Kind::Event,
+                &self.ns,
+                None,
+                &body,
+            )))
+            .map(drop)
     }
 
-    /// Ends the socket from the server's side: the client gets a DISCONNECT.
+    /// Ends the socket from the server's side once what was queued for it is sent:
+    /// the client gets a DISCONNECT, the application its `disconnect`.
     pub fn disconnect(&self) -> Result<(), Full> {
-        self.queue.push_control(Outgoing::Text(sio::encode(
-            sio::Kind::Disconnect,
-            &self.ns,
-            None,
-            "",
-        )))
+        self.queue
+            .push_control(Outgoing::End {
+                ns: self.slot,
+                code: crate::wire::ws::CLOSE_NORMAL,
+                reason: "server namespace disconnect".into(),
+            })
+            .map(drop)
     }
 }
 
@@ -183,6 +198,9 @@ impl AckSender {
     pub fn send(self, data: &Value) -> Result<(), Full> {
         let body = serde_json::json!([data]).to_string();
         let packet = sio::encode(sio::Kind::Ack, &self.socket.ns, Some(self.id), &body);
-        self.socket.queue.push_control(Outgoing::Text(packet))
+        self.socket
+            .queue
+            .push_control(Outgoing::Text(packet))
+            .map(drop)
     }
 }

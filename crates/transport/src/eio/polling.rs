@@ -126,6 +126,11 @@ fn drain<H: Handler>(server: &Server<H>, session: &Session<H>) -> Bytes {
     for item in &items {
         encode(&mut body, item, &prefixes);
     }
+    for item in &items {
+        if let Outgoing::End { ns, reason, .. } = item {
+            session.leave_slot(server, *ns, reason);
+        }
+    }
     body.into()
 }
 
@@ -147,7 +152,12 @@ fn encode(body: &mut Vec<u8>, item: &Outgoing, prefixes: &[Arc<str>]) {
         }
         Outgoing::Text(t) => packet::append(body, t),
         Outgoing::Binary(b) => packet::append_binary(body, b),
-        Outgoing::Raw(_) => {} // WebSocket-only bytes
+        Outgoing::End { ns, .. } => {
+            let prefix = prefixes.get(usize::from(*ns)).map_or("", |p| p);
+            packet::append(body, format!("41{prefix}").as_bytes());
+        }
+        // WebSocket-only bytes; Engine.IO pings on its own.
+        Outgoing::Raw(_) | Outgoing::Heartbeat => {}
     }
 }
 

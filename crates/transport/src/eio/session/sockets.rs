@@ -52,12 +52,19 @@ impl<H: Handler> Session<H> {
         let (session, server) = (self.clone(), server.clone());
         tokio::spawn(async move {
             let decided = server.handler.connect(&socket, auth).await;
-            session.joined(&server, socket, decided);
+            if let Some(state) = session.joined(&server, &socket, decided) {
+                server.handler.connected(&socket, &state).await;
+            }
         });
     }
 
-    /// The application decided on a join.
-    fn joined(&self, server: &Server<H>, socket: SocketRef, decided: Result<H::Socket, Refusal>) {
+    /// The application decided on a join; the socket's state if it joined.
+    fn joined(
+        &self,
+        server: &Server<H>,
+        socket: &SocketRef,
+        decided: Result<H::Socket, Refusal>,
+    ) -> Option<Arc<H::Socket>> {
         let slot = usize::from(socket.slot);
         let mut s = self.lock();
         let closed = s.transport == Transport::Closed;
@@ -66,7 +73,7 @@ impl<H: Handler> Session<H> {
                 let state = Arc::new(state);
                 let accepted = json!({ "sid": socket.id() }).to_string();
                 let packet = sio::encode(Kind::Connect, &socket.ns, None, &accepted);
-                s.slots[slot] = Slot::Joined(socket.clone(), state);
+                s.slots[slot] = Slot::Joined(socket.clone(), state.clone());
                 s.prefixes = s
                     .slots
                     .iter()
@@ -77,17 +84,20 @@ impl<H: Handler> Session<H> {
                     .collect();
                 drop(s);
                 let _ = self.queue.push_control(Outgoing::Text(packet));
+                Some(state)
             }
             Ok(state) => {
                 drop(s);
                 server
                     .handler
-                    .disconnect(&socket, &state, "the session closed while joining");
+                    .disconnect(socket, &state, "the session closed while joining");
+                None
             }
             Err(refusal) => {
                 s.slots[slot] = Slot::Free;
                 drop(s);
                 self.refuse(&socket.ns, &refusal);
+                None
             }
         }
     }
@@ -136,15 +146,27 @@ impl<H: Handler> Session<H> {
 
     /// Frees the slot of `ns` and tells the application.
     pub(super) fn leave(&self, server: &Server<H>, ns: &str, reason: &str) {
+        let slot = self
+            .lock()
+            .slots
+            .iter()
+            .position(|slot| matches!(slot, Slot::Joined(sock, _) if &*sock.ns == ns));
+        if let Some(slot) = slot {
+            self.leave_slot(server, slot as u8, reason);
+        }
+    }
+
+    /// Frees `slot` (the server ended its socket: the DISCONNECT is on its way) and
+    /// tells the application.
+    pub fn leave_slot(&self, server: &Server<H>, slot: u8, reason: &str) {
         let left = {
             let mut s = self.lock();
-            let i = s
-                .slots
-                .iter()
-                .position(|slot| matches!(slot, Slot::Joined(sock, _) if &*sock.ns == ns));
-            i.map(|i| std::mem::replace(&mut s.slots[i], Slot::Free))
+            match s.slots.get_mut(usize::from(slot)) {
+                Some(joined @ Slot::Joined(..)) => std::mem::replace(joined, Slot::Free),
+                _ => return,
+            }
         };
-        if let Some(Slot::Joined(socket, state)) = left {
+        if let Slot::Joined(socket, state) = left {
             server.handler.disconnect(&socket, &state, reason);
         }
     }
