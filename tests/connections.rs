@@ -107,19 +107,41 @@ async fn past_the_cap_the_server_still_answers_and_refuses_cleanly() {
 #[tokio::test]
 async fn a_push_client_that_stops_reading_loses_its_socket_after_the_write_timeout() {
     let write_timeout = Duration::from_secs(2);
-    let host = common::start_with(|c| c.connections.write_timeout = write_timeout).await;
-    let mut tcp = TcpStream::connect(host.running.addr).await.unwrap();
+    let host = common::start_with(|c| {
+        c.connections.write_timeout = write_timeout;
+        // Only the write timeout may close it here, not the heartbeat check.
+        c.push.heartbeat = Duration::from_secs(600);
+    })
+    .await;
+    // A tiny receive buffer, so the server's writes really stall (loopback's default
+    // buffers would take the few MB below, and only the heartbeat check would close it).
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut tcp = socket.connect(host.running.addr).await.unwrap();
     let req = format!(
         "GET /ws?access_token={} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
         common::admin()
     );
     tcp.write_all(req.as_bytes()).await.unwrap();
-    // The client never reads again; producers keep the server writing to it.
+    // The client never reads again; producers keep the server writing to it until the
+    // server lets it go (the gauge drops), which must be well before the heartbeat check
+    // could (turned off here).
     let big = "x".repeat(4000);
     let started = Instant::now();
+    while websocket_gauge(&host).await == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "never connected"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let mut sent = 0;
-    while started.elapsed() < Duration::from_secs(8) {
+    while websocket_gauge(&host).await != 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "still served after 30 s of writes it does not read"
+        );
         let batch: Vec<serde_json::Value> = (0..200)
             .map(|i| serde_json::json!({"type": "task-received", "uuid": format!("t{sent}-{i}"), "name": big}))
             .collect();
@@ -127,17 +149,21 @@ async fn a_push_client_that_stops_reading_loses_its_socket_after_the_write_timeo
             .await;
         sent += 1;
     }
-    let took = read_until_closed(&mut tcp, write_timeout + Duration::from_secs(20)).await;
-    println!("closed {took:?} after the producers stopped");
+    println!("let go after {:?} of writes", started.elapsed());
+    // And its socket is really gone: what was buffered, then the end.
+    read_until_closed(&mut tcp, write_timeout + Duration::from_secs(10)).await;
+}
+
+/// Open native WebSocket connections, from `/metrics`.
+async fn websocket_gauge(host: &common::TestHost) -> u64 {
     let metrics = reqwest::get(host.url("/metrics"))
         .await
         .unwrap()
         .text()
         .await
         .unwrap();
-    let open = metrics
+    metrics
         .lines()
-        .find(|l| l.starts_with("vigil_connections{transport=\"websocket\"}"))
-        .unwrap_or("none 0");
-    assert!(open.ends_with(" 0"), "{open}");
+        .find_map(|l| l.strip_prefix("vigil_connections{transport=\"websocket\"} "))
+        .map_or(0, |n| n.trim().parse().unwrap())
 }
