@@ -51,7 +51,8 @@ impl Gzip {
 fn gather(queue: &Queue<Outgoing>, gzip: Option<&mut Gzip>, g: &mut Gather) -> bool {
     let ended = with_drained(queue, |batch| {
         let end = batch.iter().position(|m| matches!(m, Outgoing::End { .. }));
-        for item in &batch[..end.unwrap_or(batch.len())] {
+        // Up to and with the End: its reason, if it has one, is the last message.
+        for item in &batch[..end.map_or(batch.len(), |e| e + 1)] {
             Sse.frame(item, g);
         }
         end.is_some()
@@ -244,7 +245,8 @@ mod tests {
         assert_eq!(
             all,
             "HTTP/1.1 200 OK\r\n\r\nid: 1\nevent: task_update\ndata: {\"seq\":1}\n\n\
-             : keep-alive\n\nid: 2\nevent: task_update\ndata: {\"seq\":2}\n\n"
+             : keep-alive\n\nid: 2\nevent: task_update\ndata: {\"seq\":2}\n\n\
+             event: disconnect\ndata: {\"reason\":\"done\"}\n\n"
         );
     }
 
@@ -283,6 +285,15 @@ mod tests {
         assert!(text.starts_with(": hi\n\nid: 1\n"), "{text:?}");
         assert!(text.ends_with("data: {\"seq\":2}\n\n"), "{text:?}");
         queue.push(end()).unwrap();
+        let last = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        first.extend(last);
+        let mut raw = Vec::new();
+        let _ = flate2::read::GzDecoder::new(&first[..]).read_to_end(&mut raw);
+        let text = String::from_utf8(raw).unwrap();
+        assert!(
+            text.ends_with("event: disconnect\ndata: {\"reason\":\"done\"}\n\n"),
+            "the End's reason is the last message: {text:?}"
+        );
         assert!(body.frame().await.is_none(), "the End ends the body");
     }
 }
