@@ -50,15 +50,10 @@ fn events(progress: bool) -> Vec<Value> {
     out
 }
 
-/// A fixed shuffle (a linear congruential generator), so a failure can be replayed.
+/// The events in a fixed shuffled order (the common deterministic shuffle), so a
+/// failure can be replayed.
 fn shuffled(mut v: Vec<Value>) -> Vec<Value> {
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    for i in (1..v.len()).rev() {
-        x = x
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        v.swap(i, (x >> 33) as usize % (i + 1));
-    }
+    common::shuffle(&mut v, 0x9e37_79b9_7f4a_7c15);
     v
 }
 

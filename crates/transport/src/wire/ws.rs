@@ -212,27 +212,30 @@ fn take_frame(buf: &mut BytesMut, max: usize) -> Result<Option<(bool, u8, BytesM
     Ok(Some((b0 & 0x80 != 0, b0 & 0x0F, payload)))
 }
 
+/// A client frame with first byte `first` (FIN and opcode): masked, as browsers send
+/// them. For the tests of this module and of the stream driver.
+#[cfg(test)]
+pub(crate) fn masked(first: u8, payload: &[u8]) -> BytesMut {
+    use bytes::BufMut;
+    let key = [0x12, 0x34, 0x56, 0x78];
+    let mut out = BytesMut::new();
+    out.put_u8(first);
+    match payload.len() {
+        n @ 0..=125 => out.put_u8(0x80 | n as u8),
+        n => {
+            out.put_u8(0x80 | 126);
+            out.put_u16(n as u16);
+        }
+    }
+    out.put_slice(&key);
+    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i & 3]));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use bytes::BufMut;
-
-    /// A client frame: masked, as browsers send them.
-    fn masked(first: u8, payload: &[u8]) -> BytesMut {
-        let key = [0x12, 0x34, 0x56, 0x78];
-        let mut out = BytesMut::new();
-        out.put_u8(first);
-        match payload.len() {
-            n @ 0..=125 => out.put_u8(0x80 | n as u8),
-            n => {
-                out.put_u8(0x80 | 126);
-                out.put_u16(n as u16);
-            }
-        }
-        out.put_slice(&key);
-        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i & 3]));
-        out
-    }
 
     #[test]
     fn headers_take_the_shortest_length_form() {

@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use bytes::{BufMut, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
 use super::*;
@@ -30,20 +29,9 @@ fn config() -> Config {
     }
 }
 
+/// A masked client frame, final, with `opcode`.
 fn masked(opcode: u8, payload: &[u8]) -> Vec<u8> {
-    let key = [9, 8, 7, 6];
-    let mut out = BytesMut::new();
-    out.put_u8(0x80 | opcode);
-    match payload.len() {
-        n @ 0..=125 => out.put_u8(0x80 | n as u8),
-        n => {
-            out.put_u8(0x80 | 126);
-            out.put_u16(n as u16);
-        }
-    }
-    out.put_slice(&key);
-    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i & 3]));
-    out.to_vec()
+    ws::masked(0x80 | opcode, payload).to_vec()
 }
 
 /// The next server frame: (opcode, payload).
