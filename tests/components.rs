@@ -110,6 +110,46 @@ async fn api_component_ingests_and_reads_through_the_spin_key_value_store() {
     assert_eq!(s, 403);
 }
 
+/// Without a host that parks long-polls (as under `spin up`), the component waits by
+/// itself: it sees a job finish while it waits, and answers its timeout with the
+/// timeout answer, never with a park answer.
+#[tokio::test]
+async fn without_parking_the_component_waits_by_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let (c, _stores, _store) = load_components(dir.path()).await;
+    let admin = common::admin();
+    let (s, job) = call(&c, "POST", "/api/admin/celery/jobs/j", &admin, "{}").await;
+    assert_eq!(s, 202, "{job}");
+    let id = job["job_id"].as_str().unwrap().to_owned();
+    let wait = format!("/api/admin/celery/jobs/{id}/wait?timeout=20");
+    let started = std::time::Instant::now();
+    let finish = async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let done = format!(r#"{{"type":"task-succeeded","uuid":"{id}","result":"7"}}"#);
+        call(&c, "POST", "/api/v1/events", &common::producer(), &done).await
+    };
+    let ((s, body), (ingested, _)) = tokio::join!(call(&c, "GET", &wait, &admin, ""), finish);
+    assert_eq!(
+        (ingested, s, body["status"].as_str()),
+        (202, 200, Some("completed"))
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+
+    let started = std::time::Instant::now();
+    let feed = "/api/v1/events?timeout=1&topics=nothing";
+    let (s, body) = call(&c, "GET", feed, &admin, "").await;
+    assert_eq!(
+        (s, &body["events"]),
+        (200, &serde_json::json!([])),
+        "{body}"
+    );
+    assert!(started.elapsed() >= Duration::from_secs(1));
+}
+
 fn event(seq: u64, key: &str) -> Event {
     Event {
         seq,

@@ -23,6 +23,7 @@ use vigil_push::PushState;
 use vigil_runtime::http::HttpComponents;
 use vigil_runtime::key_value::KeyValue;
 use vigil_runtime::manifest::Manifest;
+use vigil_runtime::park::ParkingLot;
 
 use crate::config::ServeConfig;
 use crate::rate_limit::RateLimiter;
@@ -44,6 +45,8 @@ struct Inner {
     host_token: String,
     /// The Celery domain metrics (Flower's names), fed by the relay.
     celery: SharedCeleryMetrics,
+    /// Long-polls waiting with no component instance (for `/metrics`).
+    lot: Arc<ParkingLot>,
     /// Set once shutdown begins: `/ready` answers 503 from then on.
     draining: std::sync::atomic::AtomicBool,
 }
@@ -126,6 +129,11 @@ async fn spin(
 /// `GET /metrics`: Prometheus text exposition — the transports, then the Celery domain.
 async fn metrics(State(app): State<AppState>) -> Response {
     let mut text = app.push().metrics().render();
+    let parked = app.0.lot.parked();
+    let _ = std::fmt::Write::write_fmt(
+        &mut text,
+        format_args!("# HELP vigil_long_polls_parked Long-polls waiting with no component instance.\n# TYPE vigil_long_polls_parked gauge\nvigil_long_polls_parked {parked}\n"),
+    );
     if let Ok(celery) = app.0.celery.lock() {
         celery.render(&mut text);
     }
@@ -285,14 +293,18 @@ pub async fn start(
         kv.clone(),
         config.request_timeout,
     )?;
+    let lot = Arc::new(ParkingLot::default());
+    let components = components.with_parking(lot.clone());
     let dispatch = DispatchComponent::load(&engine, &app_dir.join(&config.dispatch)).await?;
     let metrics = Arc::new(Metrics::default());
     let hub = Hub::start(dispatch, config.push.clone(), metrics.clone());
 
     let celery = SharedCeleryMetrics::default();
     let observe = {
-        let celery = celery.clone();
+        let (celery, lot) = (celery.clone(), lot.clone());
         move |events: &[Arc<vigil_push::hub::Published>]| {
+            let e = events.iter().map(|p| &p.event);
+            lot.observe(e.map(|e| (e.seq, e.topic.as_str(), e.key.as_deref())));
             if let Ok(mut m) = celery.lock() {
                 events.iter().for_each(|p| m.observe(&p.event));
             }
@@ -326,6 +338,7 @@ pub async fn start(
         push,
         host_token,
         celery,
+        lot,
         draining: Default::default(),
     }));
     tokio::spawn(sweep_workers(state.clone(), config.sweep_interval));

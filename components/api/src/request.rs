@@ -13,6 +13,9 @@ pub struct Req {
     pub path: String,
     pub query: String,
     pub authorization: Option<String>,
+    /// What the host lets a long-poll do instead of waiting (`None`: no host helps, as
+    /// under `spin up`: wait here).
+    pub park: Option<vigil_rules::park::Mode>,
     pub body: Vec<u8>,
 }
 
@@ -31,6 +34,8 @@ impl Req {
             return Err(ApiError::payload_too_large(MAX_BODY_BYTES));
         }
         let authorization = header("authorization");
+        let park = header(vigil_rules::park::PARK_HEADER)
+            .and_then(|v| vigil_rules::park::Mode::parse(v.trim()));
         let path_with_query = req.path_with_query().unwrap_or_else(|| "/".into());
         let (path, query) = match path_with_query.split_once('?') {
             Some((p, q)) => (p.to_owned(), q.to_owned()),
@@ -43,6 +48,7 @@ impl Req {
             path,
             query,
             authorization,
+            park,
             body,
         })
     }
@@ -165,6 +171,7 @@ pub(crate) mod tests {
             path: path.to_owned(),
             query: query.to_owned(),
             authorization: None,
+            park: None,
             body: body.as_bytes().to_vec(),
         }
     }

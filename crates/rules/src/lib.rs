@@ -1,7 +1,8 @@
 //! The rules the host, the api component and the dispatch component must agree on,
 //! written once: who may see an event or a record, which topics are public, the
-//! per-queue rooms, and what makes two updates conflate. No dependencies, so the
-//! dispatch component compiles it without growing.
+//! per-queue rooms, what makes two updates conflate, and how a component asks the host
+//! to park a long-poll ([`park`]). No dependencies, so the dispatch component compiles
+//! it without growing.
 #![deny(missing_docs)]
 #![no_std]
 
@@ -9,6 +10,8 @@ extern crate alloc;
 
 use alloc::format;
 use alloc::string::String;
+
+pub mod park;
 
 /// Room of queue statistics (seed 000's `celery:queues`).
 pub const QUEUES_TOPIC: &str = "celery:queues";

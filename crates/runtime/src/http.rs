@@ -20,8 +20,11 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::key_value::{KeyValue, Opened};
 use crate::manifest::Manifest;
+use crate::park::ParkingLot;
 use crate::routes::{Route, Router};
 use vigil_core::error::ApiError;
+
+mod parked;
 
 /// Host bindings of the Spin interfaces the components import.
 #[allow(missing_docs)]
@@ -39,7 +42,8 @@ pub mod bindings {
 }
 
 /// Share of the instance pool long-polls may hold, so short requests (ingest above all)
-/// always find a slot however many clients wait.
+/// always find a slot however many clients wait. Parked long-polls hold a slot only
+/// while the component is asked.
 const LONG_POLL_SHARE: f64 = 0.75;
 /// The longest wait a long-poll may ask for (the api component's `MAX_WAIT_SECS`, for
 /// the event feed and seed 000's job wait). A long-poll's deadline is this plus the
@@ -110,6 +114,8 @@ pub struct HttpComponents {
     router: Router,
     kv: Arc<KeyValue>,
     timeout: Duration,
+    /// Where long-polls wait without an instance, when the host parks them.
+    lot: Option<Arc<ParkingLot>>,
 }
 
 /// A linker with WASI, wasi:http and the Spin interfaces.
@@ -179,7 +185,15 @@ impl HttpComponents {
             router: Router::new(routes),
             kv,
             timeout,
+            lot: None,
         })
+    }
+
+    /// Parks long-polls in `lot` instead of letting them wait in an instance; the
+    /// caller feeds `lot` every published event ([`ParkingLot::observe`]).
+    pub fn with_parking(mut self, lot: Arc<ParkingLot>) -> Self {
+        self.lot = Some(lot);
+        self
     }
 
     /// Serves `req` with the component its route names, or a JSON 404.
@@ -205,9 +219,24 @@ impl HttpComponents {
             .find(&path)
             .ok_or_else(|| ApiError::not_found(format!("no route for {path}")))?;
         set_spin_headers(&mut req, &m, client);
+        // Only the host may tell a component it can park (see `parked`).
+        req.headers_mut().remove(vigil_rules::park::PARK_HEADER);
         let long_poll = is_long_poll(&req);
+        match (&self.lot, long_poll) {
+            (Some(lot), true) => self.serve_parked(lot, req, m.component).await,
+            _ => self.invoke(req, m.component, long_poll).await,
+        }
+    }
+
+    /// One call of the component `component`, in a pool slot, under the deadline.
+    async fn invoke(
+        &self,
+        req: http::Request<Body>,
+        component: usize,
+        long_poll: bool,
+    ) -> Result<axum::response::Response, ApiError> {
         let _slot = self.slot(long_poll).await?;
-        let loaded = &self.components[m.component];
+        let loaded = &self.components[component];
         let started = std::time::Instant::now();
         let deadline = match long_poll {
             true => self.timeout + LONGEST_WAIT,
@@ -215,22 +244,27 @@ impl HttpComponents {
         };
         let result = tokio::time::timeout(deadline, self.run(loaded, req, deadline)).await;
         let result = result.unwrap_or_else(|_| Err(anyhow::anyhow!("request timed out")));
-        tracing::debug!(component = %loaded.info.id, %path, elapsed = ?started.elapsed(), "served");
+        tracing::debug!(component = %loaded.info.id, elapsed = ?started.elapsed(), "served");
         result.map_err(|e| {
             tracing::error!(component = %loaded.info.id, error = %format!("{e:#}"), "component failed");
             ApiError::internal("the component failed to handle the request")
         })
     }
 
-    /// A pool slot for `req`: long-polls take one of theirs or are refused at once;
-    /// other requests wait briefly for one.
+    /// A pool slot for a call: long-polls take one of theirs, others one of the rest.
+    /// A long-poll that waits in its instance (no parking) is refused at once when
+    /// none is free; other calls wait briefly for one.
     async fn slot(&self, long_poll: bool) -> Result<tokio::sync::SemaphorePermit<'_>, ApiError> {
-        if long_poll {
-            return self.long.try_acquire().map_err(|_| {
-                ApiError::unavailable("too many concurrent long-polls; retry shortly")
-            });
-        }
-        match tokio::time::timeout(QUEUE_WAIT, self.short.acquire()).await {
+        let pool = match long_poll {
+            true if self.lot.is_none() => {
+                return self.long.try_acquire().map_err(|_| {
+                    ApiError::unavailable("too many concurrent long-polls; retry shortly")
+                })
+            }
+            true => &self.long,
+            false => &self.short,
+        };
+        match tokio::time::timeout(QUEUE_WAIT, pool.acquire()).await {
             Ok(Ok(permit)) => Ok(permit),
             _ => Err(ApiError::unavailable("the server is busy; retry shortly")),
         }

@@ -7,6 +7,7 @@
 //! - [`http`]: serving a request with a component (`wasi:http`).
 //! - [`key_value`], [`wasi_keyvalue`]: `fermyon:spin/key-value` and `wasi:keyvalue` over
 //!   the `vigil-kv` backends, and the [`key_value::TakeOver`] hook.
+//! - [`park`]: long-polls parked with no instance, woken by published events.
 //! - [`variables`]: the host side of `fermyon:spin/variables`.
 //! - [`error`]: refusals in the JSON error shape the components use.
 #![deny(missing_docs)]
@@ -16,6 +17,7 @@ pub mod error;
 pub mod http;
 pub mod key_value;
 pub mod manifest;
+pub mod park;
 pub mod routes;
 pub mod variables;
 pub mod wasi_keyvalue;

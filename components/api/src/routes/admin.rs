@@ -8,16 +8,12 @@ use vigil_core::error::ApiError;
 use vigil_core::event::{self, Event};
 use vigil_core::ingest::IngestEvent;
 use vigil_core::task::{Task, TaskState};
+use vigil_rules::park::Interest;
 
 use crate::request::Req;
 use crate::routes::ingest::Batch;
+use crate::routes::wait::{Next, Wait, MAX_WAIT_SECS};
 use crate::store::Kv;
-
-/// How often a long-poll looks again: the answer is at most this late (seed 000 polled
-/// every second; the issue asks for ≤ 100 ms).
-pub const POLL_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
-/// Longest a client may ask a long-poll to wait, seconds.
-pub const MAX_WAIT_SECS: u64 = 300;
 
 /// `GET /api/admin/celery/tasks?queue=&state=&limit=`: a JSON array, newest first.
 pub fn tasks(req: &Req) -> Result<Response, ApiError> {
@@ -140,23 +136,28 @@ fn job_view(t: &Task) -> Value {
 /// `GET /api/admin/celery/jobs/{id}/wait?timeout=S`: the job as soon as it finishes,
 /// or `{"status":"pending","message":"Still running"}` after S seconds (default 60).
 pub fn wait(req: &Req, id: &str) -> Result<Response, ApiError> {
-    crate::auth::admin(req)?;
+    let claims = crate::auth::admin(req)?;
     let timeout = req.query_u64("timeout", 0..=MAX_WAIT_SECS, 60)?;
     let kv = Kv::open()?;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(timeout);
+    let wait = Wait::new(req, timeout);
     loop {
+        // The head before the record: a change published after it wakes a parked wait.
+        let head = kv.head()?;
         let task = crate::routes::tasks::load(&kv, id)?
             .ok_or_else(|| ApiError::not_found(format!("no job `{id}`")))?;
         if task.state.is_terminal() {
             return Ok(crate::json_response(200, &job_view(&task)));
         }
-        if std::time::Instant::now() >= deadline {
-            return Ok(crate::json_response(
-                200,
-                &json!({ "status": "pending", "message": "Still running" }),
-            ));
+        match wait.next(head, Interest::Subject(id.to_owned()), &claims) {
+            Next::LookAgain => continue,
+            Next::Park(answer) => return Ok(answer),
+            Next::Answer => {
+                return Ok(crate::json_response(
+                    200,
+                    &json!({ "status": "pending", "message": "Still running" }),
+                ))
+            }
         }
-        std::thread::sleep(POLL_EVERY);
     }
 }
 

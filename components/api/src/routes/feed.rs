@@ -10,9 +10,10 @@ use vigil_core::auth::Role;
 use vigil_core::error::ApiError;
 use vigil_core::event::{self, Event};
 use vigil_core::keys;
+use vigil_rules::park::Interest;
 
 use crate::request::Req;
-use crate::routes::admin::{MAX_WAIT_SECS, POLL_EVERY};
+use crate::routes::wait::{Next, Wait, MAX_WAIT_SECS};
 use crate::store::Kv;
 
 /// Events one answer carries when the client gives no `limit`.
@@ -52,7 +53,11 @@ pub fn get(req: &Req) -> Result<Response, ApiError> {
         (topics.is_empty() || topics.contains(&e.topic))
             && vigil_rules::may_see(claims.sees(), e.owner.as_deref(), Some(&e.topic))
     };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(timeout);
+    let wait = Wait::new(req, timeout);
+    let interest = match topics.is_empty() {
+        true => Interest::Any,
+        false => Interest::Topics(topics.join(",")),
+    };
     let mut cursor = since;
     loop {
         let head = kv.head()?;
@@ -70,12 +75,16 @@ pub fn get(req: &Req) -> Result<Response, ApiError> {
                 events.push(serde_json::to_value(&e).unwrap_or_default());
             }
         }
-        if !events.is_empty() || std::time::Instant::now() >= deadline {
-            return Ok(crate::json_response(
-                200,
-                &json!({ "events": events, "seq": cursor }),
-            ));
+        if events.is_empty() {
+            match wait.next(cursor, interest.clone(), &claims) {
+                Next::LookAgain => continue,
+                Next::Park(answer) => return Ok(answer),
+                Next::Answer => {}
+            }
         }
-        std::thread::sleep(POLL_EVERY);
+        return Ok(crate::json_response(
+            200,
+            &json!({ "events": events, "seq": cursor }),
+        ));
     }
 }

@@ -10,6 +10,7 @@ mod metrics;
 mod records;
 mod retention;
 pub mod tasks;
+mod wait;
 pub mod workers;
 
 use spin_sdk::http::{Method, Response};

@@ -1,0 +1,100 @@
+//! A long-poll served with parking ([`crate::park`]): the component is asked with
+//! `vigil-park: park`; while it answers "park", the request waits in the lot holding
+//! no instance, and is asked again (once for its whole group) when an event may
+//! concern it, or with `vigil-park: now` when its wait is over.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use http_body_util::{BodyExt, Limited};
+use vigil_core::error::ApiError;
+use vigil_rules::park::{Mode, Park, PARK_HEADER};
+
+use super::HttpComponents;
+use crate::park::{Answer, ParkingLot};
+
+/// Largest answer body shared among a group's members (the feed's largest page is a
+/// few MiB).
+const MAX_SHARED_BODY: usize = 64 << 20;
+
+impl HttpComponents {
+    /// Serves long-poll `req` with component `component`, parking it while it waits.
+    pub(super) async fn serve_parked(
+        &self,
+        lot: &Arc<ParkingLot>,
+        req: http::Request<Body>,
+        component: usize,
+    ) -> Result<axum::response::Response, ApiError> {
+        let arrived = Instant::now();
+        // A long-poll is a GET: its body, if any, means nothing and is not kept.
+        let (parts, _) = req.into_parts();
+        let ask = |mode| self.ask(&parts, component, mode);
+        let mut answer = ask(Mode::MayPark).await?;
+        let mut deadline = None;
+        let mut stale_check = true;
+        loop {
+            let park = match answer {
+                Answer::Final(status, headers, body) => return Ok(response(status, headers, body)),
+                Answer::Park(park) => park,
+            };
+            let deadline =
+                *deadline.get_or_insert_with(|| arrived + Duration::from_millis(park.timeout_ms));
+            let group = format!("{} {} {}", parts.method, parts.uri, park.principal);
+            let Some(ticket) = lot.park(&group, &park, stale_check)? else {
+                // An event came after what the component saw: ask again at once, once.
+                stale_check = false;
+                answer = ask(Mode::MayPark).await?;
+                continue;
+            };
+            stale_check = true;
+            answer = tokio::select! {
+                wake = ticket.woken() => wake.answer.get_or_try_init(|| ask(Mode::MayPark)).await?.clone(),
+                _ = tokio::time::sleep_until(deadline.into()) => {
+                    drop(ticket);
+                    return match ask(Mode::AnswerNow).await? {
+                        Answer::Final(status, headers, body) => Ok(response(status, headers, body)),
+                        Answer::Park(_) => Err(ApiError::internal("the component parked a long-poll whose wait is over")),
+                    };
+                }
+            };
+        }
+    }
+
+    /// Asks the component, allowing it `mode`; reads a park answer or the whole answer.
+    async fn ask(
+        &self,
+        parts: &http::request::Parts,
+        component: usize,
+        mode: Mode,
+    ) -> Result<Answer, ApiError> {
+        let mut req = http::Request::from_parts(parts.clone(), Body::empty());
+        req.headers_mut()
+            .insert(PARK_HEADER, http::HeaderValue::from_static(mode.as_str()));
+        let (head, body) = self.invoke(req, component, true).await?.into_parts();
+        let header = |name: &str| head.headers.get(name).and_then(|v| v.to_str().ok());
+        if let Some(park) = Park::read(head.status.as_u16(), header) {
+            return Ok(Answer::Park(park));
+        }
+        let body = Limited::new(body, MAX_SHARED_BODY)
+            .collect()
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "reading a long-poll's answer failed");
+                ApiError::internal("the component failed to handle the request")
+            })?
+            .to_bytes();
+        Ok(Answer::Final(head.status, head.headers, body))
+    }
+}
+
+fn response(
+    status: http::StatusCode,
+    headers: http::HeaderMap,
+    body: bytes::Bytes,
+) -> axum::response::Response {
+    let mut resp = axum::response::Response::new(Body::from(body));
+    *resp.status_mut() = status;
+    *resp.headers_mut() = headers;
+    resp
+}

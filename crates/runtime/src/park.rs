@@ -1,0 +1,282 @@
+//! The parking lot: long-polls waiting with no component instance (issue 14; the
+//! protocol is [`vigil_rules::park`]). A parked long-poll is a [`Ticket`] in a group of
+//! requests that would get the same answer (same method, path, query and verified
+//! principal). Published events ([`ParkingLot::observe`]) wake the groups whose
+//! interest they match; the first member of a woken group to run asks the component
+//! once and every member shares the answer ([`Wake`]).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use tokio::sync::{watch, OnceCell};
+use vigil_core::error::ApiError;
+use vigil_rules::park::{Interest, Park};
+
+/// Most long-polls parked at once; past it a new one is refused with 503. Each costs a
+/// few KiB (its connection, request head and ticket), so this is ~0.5 GiB at worst:
+/// generous for one host, and a bound a flood of clients cannot pass.
+pub const MAX_PARKED: usize = 50_000;
+
+/// A component's answer shared by every member of a woken group.
+#[derive(Debug, Clone)]
+pub enum Answer {
+    /// For the clients: status, headers and the whole body.
+    Final(http::StatusCode, http::HeaderMap, Bytes),
+    /// Still nothing to answer: park again.
+    Park(Park),
+}
+
+/// A group's wake-up: fired once, then the one answer its members share.
+#[derive(Default)]
+pub struct Wake {
+    fired: watch::Sender<bool>,
+    /// The answer, asked for by the first member to get there.
+    pub answer: OnceCell<Answer>,
+}
+
+struct Group {
+    after: u64,
+    interest: Interest,
+    members: usize,
+    wake: Arc<Wake>,
+}
+
+#[derive(Default)]
+struct Lot {
+    groups: HashMap<Arc<str>, Group>,
+    /// Groups interested in one subject, by subject.
+    by_subject: HashMap<String, HashSet<Arc<str>>>,
+    /// Groups interested in any event or in topics.
+    general: HashSet<Arc<str>>,
+    /// The last sequence number observed.
+    seen: u64,
+}
+
+/// Every parked long-poll of this host.
+#[derive(Default)]
+pub struct ParkingLot {
+    lot: Mutex<Lot>,
+    parked: AtomicUsize,
+}
+
+/// A parked long-poll's place in the lot; dropping it (answered, timed out, or the
+/// client gone) frees it.
+pub struct Ticket {
+    lot: Arc<ParkingLot>,
+    key: Arc<str>,
+    wake: Arc<Wake>,
+}
+
+impl ParkingLot {
+    /// Long-polls parked now (for `/metrics`).
+    pub fn parked(&self) -> usize {
+        self.parked.load(Relaxed)
+    }
+
+    /// Parks a request of group `key` as `park` says. `None` when the lot already saw
+    /// an event after `park.after` (it may have missed it: ask again now). 503 when
+    /// [`MAX_PARKED`] long-polls are parked.
+    pub fn park(
+        self: &Arc<Self>,
+        key: &str,
+        park: &Park,
+        stale_check: bool,
+    ) -> Result<Option<Ticket>, ApiError> {
+        if self.parked.fetch_add(1, Relaxed) >= MAX_PARKED {
+            self.parked.fetch_sub(1, Relaxed);
+            return Err(ApiError::unavailable(
+                "too many concurrent long-polls; retry shortly",
+            ));
+        }
+        let mut lot = self.lot.lock().unwrap_or_else(|e| e.into_inner());
+        if stale_check && lot.seen > park.after {
+            self.parked.fetch_sub(1, Relaxed);
+            return Ok(None);
+        }
+        let key: Arc<str> = match lot.groups.get_key_value(key) {
+            Some((k, _)) => k.clone(),
+            None => lot.add(key, park),
+        };
+        let group = lot.groups.get_mut(&key).expect("just found or added");
+        group.members += 1;
+        group.after = group.after.min(park.after);
+        let wake = group.wake.clone();
+        Ok(Some(Ticket {
+            lot: self.clone(),
+            key,
+            wake,
+        }))
+    }
+
+    /// Wakes every group an event of `events` (sequence number, topic, subject) may
+    /// concern.
+    pub fn observe<'a>(&self, events: impl IntoIterator<Item = (u64, &'a str, Option<&'a str>)>) {
+        let mut guard = self.lot.lock().unwrap_or_else(|e| e.into_inner());
+        let lot = &mut *guard;
+        let mut woken = Vec::new();
+        for (seq, topic, subject) in events {
+            lot.seen = seq;
+            let subjects = subject.and_then(|s| lot.by_subject.get(s)).into_iter();
+            for key in subjects.flatten().chain(&lot.general) {
+                let g = &lot.groups[key];
+                if seq > g.after && g.interest.matches(topic, subject) {
+                    woken.push(key.clone());
+                }
+            }
+        }
+        for key in woken {
+            if let Some(group) = lot.remove(&key) {
+                group.wake.fired.send_replace(true);
+            }
+        }
+    }
+}
+
+impl Lot {
+    fn add(&mut self, key: &str, park: &Park) -> Arc<str> {
+        let key: Arc<str> = Arc::from(key);
+        match &park.interest {
+            Interest::Subject(s) => {
+                self.by_subject
+                    .entry(s.clone())
+                    .or_default()
+                    .insert(key.clone());
+            }
+            _ => {
+                self.general.insert(key.clone());
+            }
+        }
+        let group = Group {
+            after: park.after,
+            interest: park.interest.clone(),
+            members: 0,
+            wake: Arc::default(),
+        };
+        self.groups.insert(key.clone(), group);
+        key
+    }
+
+    fn remove(&mut self, key: &Arc<str>) -> Option<Group> {
+        let group = self.groups.remove(key)?;
+        match &group.interest {
+            Interest::Subject(s) => {
+                if let Some(set) = self.by_subject.get_mut(s) {
+                    set.remove(key);
+                    if set.is_empty() {
+                        self.by_subject.remove(s);
+                    }
+                }
+            }
+            _ => {
+                self.general.remove(key);
+            }
+        }
+        Some(group)
+    }
+}
+
+impl Ticket {
+    /// Waits until the group is woken, and gives its wake-up.
+    pub async fn woken(&self) -> &Arc<Wake> {
+        let mut fired = self.wake.fired.subscribe();
+        // The sender lives in `self.wake`, so this only returns once fired.
+        let _ = fired.wait_for(|f| *f).await;
+        &self.wake
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.lot.parked.fetch_sub(1, Relaxed);
+        let mut lot = self.lot.lot.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(group) = lot.groups.get_mut(&self.key) else {
+            return; // woken: the group already left the lot
+        };
+        if !Arc::ptr_eq(&group.wake, &self.wake) {
+            return; // woken, and a new group of the same requests parked since
+        }
+        group.members -= 1;
+        if group.members == 0 {
+            lot.remove(&self.key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn park(after: u64, interest: Interest) -> Park {
+        Park {
+            after,
+            timeout_ms: 1000,
+            principal: "admin:a".into(),
+            interest,
+        }
+    }
+
+    fn fired(t: &Ticket) -> bool {
+        *t.wake.fired.borrow()
+    }
+
+    #[test]
+    fn an_event_wakes_the_groups_it_may_concern_once_each() {
+        let lot = Arc::new(ParkingLot::default());
+        let job = |after| park(after, Interest::Subject("j1".into()));
+        let a = lot.park("GET /j1/wait", &job(5), true).unwrap().unwrap();
+        let b = lot.park("GET /j1/wait", &job(7), true).unwrap().unwrap();
+        let other = park(5, Interest::Subject("j2".into()));
+        let c = lot.park("GET /j2/wait", &other, true).unwrap().unwrap();
+        let feed = park(5, Interest::Topics("commands".into()));
+        let d = lot.park("GET /events", &feed, true).unwrap().unwrap();
+        assert_eq!(lot.parked(), 4);
+        lot.observe([(6, "celery:tasks", Some("j1"))]);
+        assert!(fired(&a) && fired(&b), "one group: both members woken");
+        assert!(Arc::ptr_eq(&a.wake, &b.wake), "they share one answer");
+        assert!(!fired(&c) && !fired(&d));
+        lot.observe([(7, "commands", None)]);
+        assert!(fired(&d) && !fired(&c));
+        drop((a, b, d));
+        assert_eq!(lot.parked(), 1);
+        drop(c);
+        let lot = lot.lot.lock().unwrap();
+        assert!(lot.groups.is_empty() && lot.by_subject.is_empty() && lot.general.is_empty());
+    }
+
+    #[test]
+    fn events_up_to_after_do_not_wake_and_a_stale_park_asks_again() {
+        let lot = Arc::new(ParkingLot::default());
+        let t = lot
+            .park("k", &park(10, Interest::Any), true)
+            .unwrap()
+            .unwrap();
+        lot.observe([(9, "x", None), (10, "x", None)]);
+        assert!(!fired(&t));
+        lot.observe([(11, "x", None)]);
+        assert!(fired(&t));
+        assert!(lot
+            .park("k", &park(10, Interest::Any), true)
+            .unwrap()
+            .is_none());
+        assert!(lot
+            .park("k", &park(10, Interest::Any), false)
+            .unwrap()
+            .is_some());
+    }
+
+    #[test]
+    fn a_client_gone_frees_its_place_and_the_bound_refuses_past_it() {
+        let lot = Arc::new(ParkingLot::default());
+        let tickets: Vec<_> = (0..MAX_PARKED)
+            .map(|i| lot.park(&format!("k{}", i % 7), &park(0, Interest::Any), true))
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let e = lot.park("k", &park(0, Interest::Any), true).err().unwrap();
+        assert_eq!(e.status, 503);
+        drop(tickets);
+        assert_eq!(lot.parked(), 0);
+        assert!(lot.lot.lock().unwrap().groups.is_empty());
+    }
+}
