@@ -20,14 +20,17 @@ const WAKE_BOUND: Duration = Duration::from_secs(10);
 /// long-poll share (767 of 1 024 instances), so parking is what lets them all wait.
 const MANY: usize = 2_000;
 
-async fn parked(host: &common::TestHost) -> u64 {
+/// A value of `/metrics`.
+async fn metric(host: &common::TestHost, name: &str) -> u64 {
     let text = reqwest::get(host.url("/metrics")).await.unwrap();
     let text = text.text().await.unwrap();
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("vigil_long_polls_parked "));
+    let line = text.lines().find(|l| l.split(' ').next() == Some(name));
     line.and_then(|l| l.split(' ').nth(1)?.parse().ok())
-        .expect("the gauge is in /metrics")
+        .unwrap_or_else(|| panic!("{name} is in /metrics"))
+}
+
+async fn parked(host: &common::TestHost) -> u64 {
+    metric(host, "vigil_long_polls_parked").await
 }
 
 /// Waits until `n` long-polls are parked.
@@ -102,6 +105,7 @@ async fn thousands_park_without_instances_and_one_event_wakes_them_all() {
         started.elapsed()
     );
 
+    let calls = metric(&host, "vigil_long_poll_calls_total").await;
     let done = json!({"type": "task-succeeded", "uuid": id, "result": "42"});
     let acked = Instant::now();
     assert_eq!(host.ingest(&done.to_string()).await.0, 202);
@@ -117,11 +121,14 @@ async fn thousands_park_without_instances_and_one_event_wakes_them_all() {
             assert_eq!(body["status"], "completed", "{body}");
         }
     }
+    let calls = metric(&host, "vigil_long_poll_calls_total").await - calls;
     eprintln!(
-        "{MANY} long-polls answered {:?} after the acknowledgement",
+        "{MANY} long-polls answered {:?} after the acknowledgement, {calls} component calls",
         acked.elapsed()
     );
     assert_eq!(parked(&host).await, 0);
+    // Two groups (the feed, the job's wait): the component was asked about once each.
+    assert!((2..=MANY as u64 / 100).contains(&calls), "{calls} calls");
 }
 
 #[tokio::test]

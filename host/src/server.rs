@@ -129,11 +129,7 @@ async fn spin(
 /// `GET /metrics`: Prometheus text exposition — the transports, then the Celery domain.
 async fn metrics(State(app): State<AppState>) -> Response {
     let mut text = app.push().metrics().render();
-    let parked = app.0.lot.parked();
-    let _ = std::fmt::Write::write_fmt(
-        &mut text,
-        format_args!("# HELP vigil_long_polls_parked Long-polls waiting with no component instance.\n# TYPE vigil_long_polls_parked gauge\nvigil_long_polls_parked {parked}\n"),
-    );
+    render_lot(&app.0.lot, &mut text);
     if let Ok(celery) = app.0.celery.lock() {
         celery.render(&mut text);
     }
@@ -145,6 +141,21 @@ async fn metrics(State(app): State<AppState>) -> Response {
         text,
     )
         .into_response()
+}
+
+/// The parking lot's gauge and counter, in the exposition format.
+fn render_lot(lot: &ParkingLot, out: &mut String) {
+    use std::fmt::Write;
+    let _ = writeln!(
+        out,
+        "# HELP vigil_long_polls_parked Long-polls waiting with no component instance.\n# TYPE vigil_long_polls_parked gauge\nvigil_long_polls_parked {}",
+        lot.parked()
+    );
+    let _ = writeln!(
+        out,
+        "# HELP vigil_long_poll_calls_total Component calls for long-polls that may park (one per woken group, not per long-poll).\n# TYPE vigil_long_poll_calls_total counter\nvigil_long_poll_calls_total {}",
+        lot.calls()
+    );
 }
 
 /// `GET /ready`: 200 while the store answers, the hub runs and shutdown has not begun;

@@ -6,8 +6,9 @@
 //! once and every member shares the answer ([`Wake`]).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::{watch, OnceCell};
@@ -28,10 +29,18 @@ pub enum Answer {
     Park(Park),
 }
 
+/// How long a group parked after an event it may have missed waits for the rest of
+/// its members to park again (they re-park together after a shared answer) before it
+/// is asked once for all of them.
+pub const GATHER: Duration = Duration::from_millis(2);
+
 /// A group's wake-up: fired once, then the one answer its members share.
 #[derive(Default)]
 pub struct Wake {
     fired: watch::Sender<bool>,
+    /// Fired because the lot had seen events past what the component saw, not for an
+    /// event that matched.
+    stale: AtomicBool,
     /// The answer, asked for by the first member to get there.
     pub answer: OnceCell<Answer>,
 }
@@ -41,6 +50,8 @@ struct Group {
     interest: Interest,
     members: usize,
     wake: Arc<Wake>,
+    /// Asked again after [`GATHER`] whatever is published.
+    due: bool,
 }
 
 #[derive(Default)]
@@ -59,6 +70,7 @@ struct Lot {
 pub struct ParkingLot {
     lot: Mutex<Lot>,
     parked: AtomicUsize,
+    calls: AtomicU64,
 }
 
 /// A parked long-poll's place in the lot; dropping it (answered, timed out, or the
@@ -75,15 +87,27 @@ impl ParkingLot {
         self.parked.load(Relaxed)
     }
 
-    /// Parks a request of group `key` as `park` says. `None` when the lot already saw
-    /// an event after `park.after` (it may have missed it: ask again now). 503 when
-    /// [`MAX_PARKED`] long-polls are parked.
+    /// Component calls made for long-polls that may park, so far (for `/metrics`: with
+    /// shared answers, far fewer than the long-polls answered).
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Relaxed)
+    }
+
+    /// Counts a component call for a long-poll.
+    pub fn count_call(&self) {
+        self.calls.fetch_add(1, Relaxed);
+    }
+
+    /// Parks a request of group `key` as `park` says. When the lot already saw an
+    /// event after `park.after` (with `stale_check`), the component may have missed it:
+    /// the group is asked again after [`GATHER`]. 503 when [`MAX_PARKED`] long-polls
+    /// are parked.
     pub fn park(
         self: &Arc<Self>,
         key: &str,
         park: &Park,
         stale_check: bool,
-    ) -> Result<Option<Ticket>, ApiError> {
+    ) -> Result<Ticket, ApiError> {
         if self.parked.fetch_add(1, Relaxed) >= MAX_PARKED {
             self.parked.fetch_sub(1, Relaxed);
             return Err(ApiError::unavailable(
@@ -91,10 +115,7 @@ impl ParkingLot {
             ));
         }
         let mut lot = self.lot.lock().unwrap_or_else(|e| e.into_inner());
-        if stale_check && lot.seen > park.after {
-            self.parked.fetch_sub(1, Relaxed);
-            return Ok(None);
-        }
+        let stale = stale_check && lot.seen > park.after;
         let key: Arc<str> = match lot.groups.get_key_value(key) {
             Some((k, _)) => k.clone(),
             None => lot.add(key, park),
@@ -102,12 +123,35 @@ impl ParkingLot {
         let group = lot.groups.get_mut(&key).expect("just found or added");
         group.members += 1;
         group.after = group.after.min(park.after);
+        if stale && !group.due {
+            group.due = true;
+            self.fire_later(key.clone(), group.wake.clone());
+        }
         let wake = group.wake.clone();
-        Ok(Some(Ticket {
+        Ok(Ticket {
             lot: self.clone(),
             key,
             wake,
-        }))
+        })
+    }
+
+    /// Fires the group `key` (if it is still the one of `wake`) after [`GATHER`].
+    fn fire_later(self: &Arc<Self>, key: Arc<str>, wake: Arc<Wake>) {
+        let lot = Arc::downgrade(self);
+        tokio::spawn(async move {
+            tokio::time::sleep(GATHER).await;
+            let Some(lot) = lot.upgrade() else { return };
+            let mut lot = lot.lot.lock().unwrap_or_else(|e| e.into_inner());
+            if lot
+                .groups
+                .get(&key)
+                .is_some_and(|g| Arc::ptr_eq(&g.wake, &wake))
+            {
+                lot.remove(&key);
+                wake.stale.store(true, Relaxed);
+                wake.fired.send_replace(true);
+            }
+        });
     }
 
     /// Wakes every group an event of `events` (sequence number, topic, subject) may
@@ -153,6 +197,7 @@ impl Lot {
             interest: park.interest.clone(),
             members: 0,
             wake: Arc::default(),
+            due: false,
         };
         self.groups.insert(key.clone(), group);
         key
@@ -174,6 +219,14 @@ impl Lot {
             }
         }
         Some(group)
+    }
+}
+
+impl Wake {
+    /// Whether it was fired for events the component may have missed rather than for
+    /// one that matched (then the next park need not check again).
+    pub fn was_stale(&self) -> bool {
+        self.stale.load(Relaxed)
     }
 }
 
@@ -225,12 +278,12 @@ mod tests {
     fn an_event_wakes_the_groups_it_may_concern_once_each() {
         let lot = Arc::new(ParkingLot::default());
         let job = |after| park(after, Interest::Subject("j1".into()));
-        let a = lot.park("GET /j1/wait", &job(5), true).unwrap().unwrap();
-        let b = lot.park("GET /j1/wait", &job(7), true).unwrap().unwrap();
+        let a = lot.park("GET /j1/wait", &job(5), true).unwrap();
+        let b = lot.park("GET /j1/wait", &job(7), true).unwrap();
         let other = park(5, Interest::Subject("j2".into()));
-        let c = lot.park("GET /j2/wait", &other, true).unwrap().unwrap();
+        let c = lot.park("GET /j2/wait", &other, true).unwrap();
         let feed = park(5, Interest::Topics("commands".into()));
-        let d = lot.park("GET /events", &feed, true).unwrap().unwrap();
+        let d = lot.park("GET /events", &feed, true).unwrap();
         assert_eq!(lot.parked(), 4);
         lot.observe([(6, "celery:tasks", Some("j1"))]);
         assert!(fired(&a) && fired(&b), "one group: both members woken");
@@ -245,32 +298,32 @@ mod tests {
         assert!(lot.groups.is_empty() && lot.by_subject.is_empty() && lot.general.is_empty());
     }
 
-    #[test]
-    fn events_up_to_after_do_not_wake_and_a_stale_park_asks_again() {
+    #[tokio::test]
+    async fn events_up_to_after_do_not_wake_and_a_stale_group_is_asked_again_once() {
         let lot = Arc::new(ParkingLot::default());
-        let t = lot
-            .park("k", &park(10, Interest::Any), true)
-            .unwrap()
-            .unwrap();
+        let t = lot.park("k", &park(10, Interest::Any), true).unwrap();
         lot.observe([(9, "x", None), (10, "x", None)]);
         assert!(!fired(&t));
         lot.observe([(11, "x", None)]);
-        assert!(fired(&t));
-        assert!(lot
-            .park("k", &park(10, Interest::Any), true)
-            .unwrap()
-            .is_none());
-        assert!(lot
-            .park("k", &park(10, Interest::Any), false)
-            .unwrap()
-            .is_some());
+        assert!(fired(&t) && !t.wake.was_stale());
+        // Members parking again after the lot saw 11 gather in one group, asked once.
+        let again: Vec<_> = (0..3)
+            .map(|_| lot.park("k", &park(10, Interest::Any), true).unwrap())
+            .collect();
+        assert!(again.iter().all(|t| Arc::ptr_eq(&t.wake, &again[0].wake)));
+        assert!(!fired(&again[0]));
+        tokio::time::sleep(GATHER * 5).await;
+        assert!(fired(&again[0]) && again[0].wake.was_stale());
+        let t = lot.park("k", &park(10, Interest::Any), false).unwrap();
+        tokio::time::sleep(GATHER * 5).await;
+        assert!(!fired(&t), "no check asked");
     }
 
     #[test]
     fn a_client_gone_frees_its_place_and_the_bound_refuses_past_it() {
         let lot = Arc::new(ParkingLot::default());
         let tickets: Vec<_> = (0..MAX_PARKED)
-            .map(|i| lot.park(&format!("k{}", i % 7), &park(0, Interest::Any), true))
+            .map(|i| lot.park(&format!("k{}", i % 7), &park(0, Interest::Any), false))
             .collect::<Result<_, _>>()
             .unwrap();
         let e = lot.park("k", &park(0, Interest::Any), true).err().unwrap();

@@ -29,9 +29,14 @@ impl HttpComponents {
         let arrived = Instant::now();
         // A long-poll is a GET: its body, if any, means nothing and is not kept.
         let (parts, _) = req.into_parts();
-        let ask = |mode| self.ask(&parts, component, mode);
+        let ask = |mode| {
+            lot.count_call();
+            self.ask(&parts, component, mode)
+        };
         let mut answer = ask(Mode::MayPark).await?;
         let mut deadline = None;
+        // Whether parking checks for events the component may have missed: not right
+        // after an answer asked for that reason (no loop if the log went back).
         let mut stale_check = true;
         loop {
             let park = match answer {
@@ -41,15 +46,12 @@ impl HttpComponents {
             let deadline =
                 *deadline.get_or_insert_with(|| arrived + Duration::from_millis(park.timeout_ms));
             let group = format!("{} {} {}", parts.method, parts.uri, park.principal);
-            let Some(ticket) = lot.park(&group, &park, stale_check)? else {
-                // An event came after what the component saw: ask again at once, once.
-                stale_check = false;
-                answer = ask(Mode::MayPark).await?;
-                continue;
-            };
-            stale_check = true;
+            let ticket = lot.park(&group, &park, stale_check)?;
             answer = tokio::select! {
-                wake = ticket.woken() => wake.answer.get_or_try_init(|| ask(Mode::MayPark)).await?.clone(),
+                wake = ticket.woken() => {
+                    stale_check = !wake.was_stale();
+                    wake.answer.get_or_try_init(|| ask(Mode::MayPark)).await?.clone()
+                }
                 _ = tokio::time::sleep_until(deadline.into()) => {
                     drop(ticket);
                     return match ask(Mode::AnswerNow).await? {
