@@ -10,6 +10,7 @@ does and drives 10 000 clients from one process."""
 import argparse
 import asyncio
 import json
+import os
 import time
 import urllib.parse
 
@@ -73,6 +74,13 @@ def dechunk(data):
     return out
 
 
+def cpu_ms(pid):
+    """The host's CPU time so far (user + system), milliseconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000 // os.sysconf("SC_CLK_TCK")
+
+
 def rss_kib(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -102,8 +110,10 @@ async def run(host, clients, jobs, timeout, pid):
     for i in range(INGEST_PROBES):
         _, lag = await host.ingest({"type": "worker-heartbeat", "hostname": f"bench-{i % 4}"})
         lags.append(lag)
+    cpu = cpu_ms(pid)
     acked, _ = await host.ingest([{"type": "task-succeeded", "uuid": i, "result": "1"} for i in ids])
     done, _ = await asyncio.wait(tasks, timeout=SETTLE_SECS)
+    cpu = cpu_ms(pid) - cpu
     results = [t.result() for t in done if not t.exception()]
     ok = sorted(at - acked for s, body, at in results
                 if s == 200 and (b'"events":[{' in body or b'"completed"' in body))
@@ -111,7 +121,38 @@ async def run(host, clients, jobs, timeout, pid):
     for t in tasks:
         t.cancel()
     per = (rss_held - rss_before) / max(held, 1)
-    return held, refused, len(ok), per, pct(sorted(lags), 0.99), pct(ok, 0.5), pct(ok, 0.99)
+    return held, refused, len(ok), per, pct(sorted(lags), 0.99), pct(ok, 0.5), pct(ok, 0.99), cpu
+
+
+async def run_spread(host, clients, finished, timeout, pid):
+    """N job waits on N distinct tasks; then `finished` of them finish one at a time,
+    each measured from its own acknowledgement."""
+    tag = f"spread-{clients}-{time.time()}"
+    ids = [f"{tag}-{i}" for i in range(clients)]
+    for i in range(0, clients, 1000):
+        await host.ingest([{"type": "task-received", "uuid": u} for u in ids[i:i + 1000]])
+    rss_before = rss_kib(pid)
+    tasks = []
+    for i, u in enumerate(ids):
+        tasks.append(asyncio.create_task(
+            host.request("GET", f"/api/admin/celery/jobs/{u}/wait?timeout={timeout}", host.admin)))
+        if i % (CONNECT_RATE // 10) == 0:
+            await asyncio.sleep(0.1)
+    held = await settle(host, tasks, clients)
+    rss_held = rss_kib(pid)
+    refused = sum(1 for t in tasks if t.done() and t.result()[0] == 503)
+    lags, cpu = [], cpu_ms(pid)
+    for i in range(0, clients, max(1, clients // finished))[:finished]:
+        acked, _ = await host.ingest({"type": "task-succeeded", "uuid": ids[i], "result": "1"})
+        status, body, answered = await asyncio.wait_for(tasks[i], SETTLE_SECS)
+        if status == 200 and b'"completed"' in body:
+            lags.append(answered - acked)
+    cpu = cpu_ms(pid) - cpu
+    for t in tasks:
+        t.cancel()
+    lags.sort()
+    per = (rss_held - rss_before) / max(held, 1)
+    return held, refused, len(lags), per, "-", pct(lags, 0.5), pct(lags, 0.99), cpu
 
 
 async def settle(host, tasks, clients):
@@ -132,11 +173,20 @@ def pct(xs, p):
 
 async def main(a):
     host = Host(a.base, a.admin, a.producer)
-    print("| clients | held | refused (503) | answered | RSS KiB per long-poll | ingest p99 ms while held | p50 ms from ack | p99 ms from ack |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| clients | held | refused (503) | answered | RSS KiB per long-poll | ingest p99 ms while held | p50 ms from ack | p99 ms from ack | host CPU ms to answer |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for n in a.clients:
-        held, refused, ok, per, ingest99, p50, p99 = await run(host, n, a.jobs, a.timeout, a.pid)
-        print(f"| {n} | {held} | {refused} | {ok} | {per:.1f} | {ingest99} | {p50} | {p99} |", flush=True)
+        held, refused, ok, per, ingest99, p50, p99, cpu = await run(host, n, a.jobs, a.timeout, a.pid)
+        print(f"| {n} | {held} | {refused} | {ok} | {per:.1f} | {ingest99} | {p50} | {p99} | {cpu} |", flush=True)
+    if a.finish_one_at_a_time:
+        print(f"\nOne at a time: N job waits on N distinct tasks, {a.finish_one_at_a_time} of them finished"
+              " one after the other (each measured from its own acknowledgement):\n")
+        print("| clients | held | refused (503) | answered | RSS KiB per long-poll | - | p50 ms from ack | p99 ms from ack | host CPU ms (all) |")
+        print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for n in a.clients:
+            row = await run_spread(host, n, a.finish_one_at_a_time, a.timeout, a.pid)
+            held, refused, ok, per, _, p50, p99, cpu = row
+            print(f"| {n} | {held} | {refused} | {ok} | {per:.1f} | - | {p50} | {p99} | {cpu} |", flush=True)
 
 
 if __name__ == "__main__":
@@ -148,4 +198,6 @@ if __name__ == "__main__":
     ap.add_argument("--clients", type=int, nargs="+", default=[100, 1000, 10000])
     ap.add_argument("--jobs", type=int, default=10, help="distinct jobs the job waits spread over")
     ap.add_argument("--timeout", type=int, default=120, help="each long-poll's timeout, seconds")
+    ap.add_argument("--finish-one-at-a-time", type=int, default=0, metavar="K",
+                    help="also: N waits on N distinct tasks, K of them finished one at a time")
     asyncio.run(main(ap.parse_args()))

@@ -224,7 +224,8 @@ impl HttpComponents {
         let long_poll = is_long_poll(&req);
         match (&self.lot, long_poll) {
             (Some(lot), true) => self.serve_parked(lot, req, m.component).await,
-            _ => self.invoke(req, m.component, long_poll).await,
+            // Boxed, so that parked requests' futures are not sized for a call.
+            _ => Box::pin(self.invoke(req, m.component, long_poll)).await,
         }
     }
 

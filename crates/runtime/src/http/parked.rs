@@ -28,10 +28,11 @@ impl HttpComponents {
     ) -> Result<axum::response::Response, ApiError> {
         let arrived = Instant::now();
         // A long-poll is a GET: its body, if any, means nothing and is not kept.
-        let (parts, _) = req.into_parts();
+        let parts = compact(req.into_parts().0)?;
+        // Boxed: a parked request's future then holds no room for a component call.
         let ask = |mode| {
             lot.count_call();
-            self.ask(&parts, component, mode)
+            Box::pin(self.ask(&parts, component, mode))
         };
         let mut answer = ask(Mode::MayPark).await?;
         let mut deadline = None;
@@ -88,6 +89,30 @@ impl HttpComponents {
             .to_bytes();
         Ok(Answer::Final(head.status, head.headers, body))
     }
+}
+
+/// What a parked request keeps of its head: method, URI and headers in allocations of
+/// their own. hyper's parsed values are slices of the connection's read buffer, which
+/// they would keep alive next to the one hyper takes for its next read (8 KiB each).
+fn compact(parts: http::request::Parts) -> Result<http::request::Parts, ApiError> {
+    let uri = http::Uri::try_from(parts.uri.to_string())
+        .map_err(|_| ApiError::bad_request("the request's URI does not parse"))?;
+    let mut req = http::Request::builder()
+        .method(parts.method)
+        .uri(uri)
+        .version(parts.version)
+        .body(())
+        .map_err(|_| ApiError::bad_request("the request's head does not parse"))?;
+    let headers = req.headers_mut();
+    headers.reserve(parts.headers.len());
+    for (name, value) in &parts.headers {
+        let name = http::HeaderName::from_bytes(name.as_str().as_bytes());
+        let value = http::HeaderValue::from_bytes(value.as_bytes());
+        if let (Ok(name), Ok(value)) = (name, value) {
+            headers.append(name, value);
+        }
+    }
+    Ok(req.into_parts().0)
 }
 
 fn response(
