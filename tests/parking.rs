@@ -218,3 +218,39 @@ async fn a_long_poll_parked_on_one_host_wakes_for_an_event_ingested_on_another()
         acked.elapsed()
     );
 }
+
+#[tokio::test]
+async fn shutdown_answers_parked_long_polls_at_once() {
+    let host = common::start_with(no_rate_limit()).await;
+    let id = submit(&host).await;
+    let client = reqwest::Client::new();
+    let admin = common::admin();
+    let wait = long_get(
+        &host,
+        &client,
+        &format!("/api/admin/celery/jobs/{id}/wait?timeout=120"),
+        &admin,
+    );
+    let feed = long_get(&host, &client, "/api/v1/events?timeout=120", &admin);
+    until_parked(&host, 2).await;
+    let started = Instant::now();
+    let stopping = tokio::spawn(host.running.stop());
+    let (s, body) = wait.await.unwrap();
+    assert_eq!(
+        (s, body["status"].as_str()),
+        (200, Some("pending")),
+        "{body}"
+    );
+    let (s, body) = feed.await.unwrap();
+    assert_eq!((s, &body["events"]), (200, &json!([])), "{body}");
+    tokio::time::timeout(Duration::from_secs(10), stopping)
+        .await
+        .expect("the drain does not wait for the long-polls' timeouts")
+        .unwrap()
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}

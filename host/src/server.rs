@@ -349,7 +349,7 @@ pub async fn start(
         push,
         host_token,
         celery,
-        lot,
+        lot: lot.clone(),
         draining: Default::default(),
     }));
     tokio::spawn(sweep_workers(state.clone(), config.sweep_interval));
@@ -367,6 +367,8 @@ pub async fn start(
             .store(true, std::sync::atomic::Ordering::Relaxed);
         // Push streams never end by themselves: end them so the drain completes.
         hub.close_all("server shutting down; reconnect").await;
+        // Parked long-polls give their timeout answer now rather than at their timeout.
+        lot.close();
         io.close().await;
     };
     let limits = config.connections.clone();

@@ -71,6 +71,8 @@ pub struct ParkingLot {
     lot: Mutex<Lot>,
     parked: AtomicUsize,
     calls: AtomicU64,
+    /// Set once the host shuts down: nothing parks any more.
+    closed: AtomicBool,
 }
 
 /// A parked long-poll's place in the lot; dropping it (answered, timed out, or the
@@ -91,6 +93,23 @@ impl ParkingLot {
     /// shared answers, far fewer than the long-polls answered).
     pub fn calls(&self) -> u64 {
         self.calls.load(Relaxed)
+    }
+
+    /// Wakes every parked long-poll and parks none from now on (the host shuts down:
+    /// long-polls give their timeout answer now instead of holding the drain up).
+    pub fn close(&self) {
+        self.closed.store(true, Relaxed);
+        let mut lot = self.lot.lock().unwrap_or_else(|e| e.into_inner());
+        for (_, group) in lot.groups.drain() {
+            group.wake.fired.send_replace(true);
+        }
+        lot.by_subject.clear();
+        lot.general.clear();
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Relaxed)
     }
 
     /// Counts a component call for a long-poll.
@@ -317,6 +336,15 @@ mod tests {
         let t = lot.park("k", &park(10, Interest::Any), false).unwrap();
         tokio::time::sleep(GATHER * 5).await;
         assert!(!fired(&t), "no check asked");
+    }
+
+    #[test]
+    fn closing_wakes_everyone() {
+        let lot = Arc::new(ParkingLot::default());
+        let t = lot.park("k", &park(3, Interest::Subject("j".into())), false);
+        lot.close();
+        assert!(lot.is_closed() && fired(&t.unwrap()));
+        assert!(lot.lot.lock().unwrap().by_subject.is_empty());
     }
 
     #[test]

@@ -44,6 +44,9 @@ impl HttpComponents {
                 Answer::Final(status, headers, body) => return Ok(response(status, headers, body)),
                 Answer::Park(park) => park,
             };
+            if lot.is_closed() {
+                return answer_now(ask(Mode::AnswerNow).await?);
+            }
             let deadline =
                 *deadline.get_or_insert_with(|| arrived + Duration::from_millis(park.timeout_ms));
             let group = format!("{} {} {}", parts.method, parts.uri, park.principal);
@@ -55,10 +58,7 @@ impl HttpComponents {
                 }
                 _ = tokio::time::sleep_until(deadline.into()) => {
                     drop(ticket);
-                    return match ask(Mode::AnswerNow).await? {
-                        Answer::Final(status, headers, body) => Ok(response(status, headers, body)),
-                        Answer::Park(_) => Err(ApiError::internal("the component parked a long-poll whose wait is over")),
-                    };
+                    return answer_now(ask(Mode::AnswerNow).await?);
                 }
             };
         }
@@ -113,6 +113,16 @@ fn compact(parts: http::request::Parts) -> Result<http::request::Parts, ApiError
         }
     }
     Ok(req.into_parts().0)
+}
+
+/// The answer to a call with `vigil-park: now`, which must not park.
+fn answer_now(answer: Answer) -> Result<axum::response::Response, ApiError> {
+    match answer {
+        Answer::Final(status, headers, body) => Ok(response(status, headers, body)),
+        Answer::Park(_) => Err(ApiError::internal(
+            "the component parked a long-poll whose wait is over",
+        )),
+    }
 }
 
 fn response(
