@@ -2,7 +2,8 @@
 //! instance, so more of them than the pool's long-poll share wait at once while short
 //! requests are still served; one event wakes every one it concerns, on this host or
 //! another on the same Redis; a filtered-out event parks them again; a client that
-//! hangs up frees its place (`vigil_long_polls_parked`).
+//! hangs up frees its place (`vigil_long_polls_parked`); waits ending together share
+//! one timeout answer; shutdown answers them at once.
 
 mod common;
 
@@ -253,4 +254,33 @@ async fn shutdown_answers_parked_long_polls_at_once() {
         "{:?}",
         started.elapsed()
     );
+}
+
+#[tokio::test]
+async fn long_polls_timing_out_together_share_one_timeout_answer() {
+    const CLIENTS: usize = 200;
+    let host = common::start_with(no_rate_limit()).await;
+    let since = head(&host).await;
+    let client = reqwest::Client::new();
+    let admin = common::admin();
+    let path = format!("/api/v1/events?since={since}&timeout=5&topics=nothing");
+    let started = Instant::now();
+    let waits: Vec<_> = (0..CLIENTS)
+        .map(|_| long_get(&host, &client, &path, &admin))
+        .collect();
+    until_parked(&host, CLIENTS as u64).await;
+    let arrived = started.elapsed();
+    let calls = metric(&host, "vigil_long_poll_calls_total").await;
+    for w in waits {
+        let (s, body) = w.await.unwrap();
+        assert_eq!(
+            (s, &body["events"], body["seq"].as_u64()),
+            (200, &json!([]), Some(since))
+        );
+    }
+    let calls = metric(&host, "vigil_long_poll_calls_total").await - calls;
+    // One call per 50 ms window their deadlines fall in (they arrived within `arrived`).
+    let windows = arrived.as_millis() as u64 / 50 + 2;
+    eprintln!("{CLIENTS} timeouts, arrived within {arrived:?}: {calls} component calls");
+    assert!(calls <= windows, "{calls} calls for {CLIENTS} timeouts");
 }

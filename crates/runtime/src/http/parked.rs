@@ -58,7 +58,8 @@ impl HttpComponents {
                 }
                 _ = tokio::time::sleep_until(deadline.into()) => {
                     drop(ticket);
-                    return answer_now(ask(Mode::AnswerNow).await?);
+                    let shared = lot.timeouts.cell(&group, deadline);
+                    return answer_now(shared.get_or_try_init(|| ask(Mode::AnswerNow)).await?.clone());
                 }
             };
         }

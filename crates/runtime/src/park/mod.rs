@@ -15,6 +15,9 @@ use tokio::sync::{watch, OnceCell};
 use vigil_core::error::ApiError;
 use vigil_rules::park::{Interest, Park};
 
+mod timeouts;
+pub use timeouts::{Timeouts, SHARE_WINDOW};
+
 /// Most long-polls parked at once; past it a new one is refused with 503. Each costs a
 /// few KiB (its connection, request head and ticket), so this is ~0.5 GiB at worst:
 /// generous for one host, and a bound a flood of clients cannot pass.
@@ -73,6 +76,8 @@ pub struct ParkingLot {
     calls: AtomicU64,
     /// Set once the host shuts down: nothing parks any more.
     closed: AtomicBool,
+    /// Timeout answers shared by requests whose waits end together.
+    pub timeouts: Timeouts,
 }
 
 /// A parked long-poll's place in the lot; dropping it (answered, timed out, or the
@@ -277,87 +282,4 @@ impl Drop for Ticket {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn park(after: u64, interest: Interest) -> Park {
-        Park {
-            after,
-            timeout_ms: 1000,
-            principal: "admin:a".into(),
-            interest,
-        }
-    }
-
-    fn fired(t: &Ticket) -> bool {
-        *t.wake.fired.borrow()
-    }
-
-    #[test]
-    fn an_event_wakes_the_groups_it_may_concern_once_each() {
-        let lot = Arc::new(ParkingLot::default());
-        let job = |after| park(after, Interest::Subject("j1".into()));
-        let a = lot.park("GET /j1/wait", &job(5), true).unwrap();
-        let b = lot.park("GET /j1/wait", &job(7), true).unwrap();
-        let other = park(5, Interest::Subject("j2".into()));
-        let c = lot.park("GET /j2/wait", &other, true).unwrap();
-        let feed = park(5, Interest::Topics("commands".into()));
-        let d = lot.park("GET /events", &feed, true).unwrap();
-        assert_eq!(lot.parked(), 4);
-        lot.observe([(6, "celery:tasks", Some("j1"))]);
-        assert!(fired(&a) && fired(&b), "one group: both members woken");
-        assert!(Arc::ptr_eq(&a.wake, &b.wake), "they share one answer");
-        assert!(!fired(&c) && !fired(&d));
-        lot.observe([(7, "commands", None)]);
-        assert!(fired(&d) && !fired(&c));
-        drop((a, b, d));
-        assert_eq!(lot.parked(), 1);
-        drop(c);
-        let lot = lot.lot.lock().unwrap();
-        assert!(lot.groups.is_empty() && lot.by_subject.is_empty() && lot.general.is_empty());
-    }
-
-    #[tokio::test]
-    async fn events_up_to_after_do_not_wake_and_a_stale_group_is_asked_again_once() {
-        let lot = Arc::new(ParkingLot::default());
-        let t = lot.park("k", &park(10, Interest::Any), true).unwrap();
-        lot.observe([(9, "x", None), (10, "x", None)]);
-        assert!(!fired(&t));
-        lot.observe([(11, "x", None)]);
-        assert!(fired(&t) && !t.wake.was_stale());
-        // Members parking again after the lot saw 11 gather in one group, asked once.
-        let again: Vec<_> = (0..3)
-            .map(|_| lot.park("k", &park(10, Interest::Any), true).unwrap())
-            .collect();
-        assert!(again.iter().all(|t| Arc::ptr_eq(&t.wake, &again[0].wake)));
-        assert!(!fired(&again[0]));
-        tokio::time::sleep(GATHER * 5).await;
-        assert!(fired(&again[0]) && again[0].wake.was_stale());
-        let t = lot.park("k", &park(10, Interest::Any), false).unwrap();
-        tokio::time::sleep(GATHER * 5).await;
-        assert!(!fired(&t), "no check asked");
-    }
-
-    #[test]
-    fn closing_wakes_everyone() {
-        let lot = Arc::new(ParkingLot::default());
-        let t = lot.park("k", &park(3, Interest::Subject("j".into())), false);
-        lot.close();
-        assert!(lot.is_closed() && fired(&t.unwrap()));
-        assert!(lot.lot.lock().unwrap().by_subject.is_empty());
-    }
-
-    #[test]
-    fn a_client_gone_frees_its_place_and_the_bound_refuses_past_it() {
-        let lot = Arc::new(ParkingLot::default());
-        let tickets: Vec<_> = (0..MAX_PARKED)
-            .map(|i| lot.park(&format!("k{}", i % 7), &park(0, Interest::Any), false))
-            .collect::<Result<_, _>>()
-            .unwrap();
-        let e = lot.park("k", &park(0, Interest::Any), true).err().unwrap();
-        assert_eq!(e.status, 503);
-        drop(tickets);
-        assert_eq!(lot.parked(), 0);
-        assert!(lot.lot.lock().unwrap().groups.is_empty());
-    }
-}
+mod tests;
