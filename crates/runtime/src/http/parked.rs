@@ -47,8 +47,9 @@ impl HttpComponents {
             if lot.is_closed() {
                 return answer_now(ask(Mode::AnswerNow).await?);
             }
-            let deadline =
-                *deadline.get_or_insert_with(|| arrived + Duration::from_millis(park.timeout_ms));
+            // The component's wait, never past the longest the API allows.
+            let wait = Duration::from_millis(park.timeout_ms).min(super::LONGEST_WAIT);
+            let deadline = *deadline.get_or_insert(arrived + wait);
             let group = format!("{} {} {}", parts.method, parts.uri, park.principal);
             let ticket = lot.park(&group, &park, stale_check)?;
             answer = tokio::select! {
