@@ -24,6 +24,9 @@ const DEFAULT_MAX_MEMORY_MIB: usize = 128;
 /// and ~10% for batches of 100. An api instance dirties 1–3 MiB, so this bounds the
 /// extra memory to a few MiB per warm slot (wasmtime keeps at most 100 unused ones).
 const KEEP_RESIDENT_BYTES: usize = 4 << 20;
+/// The same for an instance's tables (function references: a few KiB to tens of KiB),
+/// which are otherwise unmapped, with a TLB flush, every time an instance ends.
+const TABLE_KEEP_RESIDENT_BYTES: usize = 1 << 20;
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
@@ -52,6 +55,7 @@ pub fn build() -> anyhow::Result<Engine> {
         .total_stacks(instances)
         .max_memory_size(max_memory)
         .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
+        .table_keep_resident(TABLE_KEEP_RESIDENT_BYTES)
         .pagemap_scan(wasmtime::Enabled::Auto);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     match Engine::new(&config) {
