@@ -335,6 +335,7 @@ pub async fn start(
     let addr = listener.local_addr()?;
     let (tx, rx) = oneshot::channel::<()>();
     let (router, io) = app(state.clone());
+    let push = state.push().clone();
     let shutdown = async move {
         tokio::select! { _ = rx => {}, _ = signal => {} }
         state
@@ -347,7 +348,7 @@ pub async fn start(
     };
     let limits = config.connections.clone();
     let task = tokio::spawn(crate::connections::serve(
-        listener, router, limits, shutdown,
+        listener, router, push, limits, shutdown,
     ));
     tracing::info!(%addr, "vigil listening");
     Ok(Running {
