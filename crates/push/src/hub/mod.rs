@@ -32,6 +32,9 @@ use task::HubTask;
 
 /// Event telling a connection it now gets latest state only (seed 001's slow consumer).
 pub const DEGRADED_EVENT: &str = "degraded";
+/// Event telling a Socket.IO client why the server is about to disconnect its socket
+/// (SSE's `disconnect` event; Socket.IO reserves that name).
+pub const CLOSING_EVENT: &str = "closing";
 /// Event telling a degraded connection it gets every update again.
 pub const RECOVERED_EVENT: &str = "recovered";
 
@@ -137,16 +140,33 @@ impl Hub {
 
     /// Registers a subscriber; once this returns, every later event reaches it.
     pub async fn subscribe(&self, spec: Spec) -> Option<Subscription> {
+        let out = Arc::new(Queue::new(self.config.queue_capacity));
+        self.register(spec, out, None).await
+    }
+
+    /// Registers a Socket.IO socket whose session's queue is `queue`, where it is
+    /// namespace slot `ns`: as [`Hub::subscribe`], its messages tagged with the slot.
+    /// The hub ending it ends that socket only (`closing`, then its DISCONNECT).
+    pub async fn subscribe_on(
+        &self,
+        spec: Spec,
+        queue: Arc<Queue>,
+        ns: u8,
+    ) -> Option<Subscription> {
+        self.register(spec, queue, Some(ns)).await
+    }
+
+    async fn register(&self, spec: Spec, out: Arc<Queue>, ns: Option<u8>) -> Option<Subscription> {
         let id = self
             .next_id
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
             + 1;
-        let out = Arc::new(Queue::new(self.config.queue_capacity));
         let last_seq = Arc::new(AtomicU64::new(0));
         let entry = Entry {
             id,
             spec,
             out: out.clone(),
+            ns,
             last_seq: last_seq.clone(),
             closed: false,
             replayed_upto: 0,

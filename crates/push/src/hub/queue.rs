@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use super::task::HubTask;
 use super::{
-    control, Payload, Published, Queue, Spec, Wire, CLOSE_SUBSCRIPTION_ENDED, DEGRADED_EVENT,
+    control, Payload, Published, Queue, Spec, Wire, CLOSE_SUBSCRIPTION_ENDED, CLOSING_EVENT,
+    DEGRADED_EVENT,
 };
 use crate::dispatch::RateState;
 use crate::metrics::Metrics;
@@ -19,6 +20,9 @@ pub(super) struct Entry {
     pub(super) id: u64,
     pub(super) spec: Spec,
     pub(super) out: Arc<Queue>,
+    /// The Socket.IO namespace slot of a socket on its session's shared queue; `None`
+    /// for a connection that is one subscription (SSE, the native WebSocket).
+    pub(super) ns: Option<u8>,
     pub(super) last_seq: Arc<AtomicU64>,
     /// Ended by the hub (its queue closed); removed after the current pass.
     pub(super) closed: bool,
@@ -49,7 +53,7 @@ impl Entry {
         if self
             .out
             .push(Wire::Payload {
-                ns: 0,
+                ns: self.ns.unwrap_or(0),
                 payload: msg,
             })
             .is_err()
@@ -119,13 +123,28 @@ pub(super) fn close(sub: &mut Entry, reason: &str, metrics: &Metrics) {
     end(sub, reason);
 }
 
-/// Ends `sub`'s queue with `reason` (the connection drains it first).
+/// Ends `sub` with `reason` (the connection drains what was queued first): its queue
+/// closes; a Socket.IO socket on a shared session queue gets `closing {reason}` and its
+/// namespace's DISCONNECT instead (the session's other sockets go on), or, with no room
+/// left even for that, the whole session's queue closes.
 pub(super) fn end(sub: &mut Entry, reason: &str) {
     sub.closed = true;
-    let _ = sub.out.push_control(Wire::End {
-        ns: 0,
+    let end = Wire::End {
+        ns: sub.ns.unwrap_or(0),
         code: CLOSE_SUBSCRIPTION_ENDED,
         reason: reason.into(),
-    });
+    };
+    if let Some(ns) = sub.ns {
+        let body = serde_json::json!({ "reason": reason });
+        let closing = Wire::Payload {
+            ns,
+            payload: control(CLOSING_EVENT, &body),
+        };
+        if sub.out.push_all_control([closing, end]).is_err() {
+            sub.out.close(reason);
+        }
+        return;
+    }
+    let _ = sub.out.push_control(end);
     sub.out.close(reason);
 }

@@ -99,9 +99,10 @@ impl HubTask {
         };
         self.subs[i].replayed_upto = upto;
         let s = &self.subs[i];
-        s.out.retain(
-            |m| !matches!(m, Wire::Payload { payload, .. } if crate::replayed(payload.seq, upto)),
-        );
+        let ns = s.ns.unwrap_or(0);
+        s.out.retain(|m| {
+            !matches!(m, Wire::Payload { ns: n, payload } if *n == ns && crate::replayed(payload.seq, upto))
+        });
         let Some(filter) = s.spec.filter.clone().filter(|_| !events.is_empty()) else {
             return Vec::new();
         };
