@@ -18,6 +18,7 @@
 //! - [`socket`]: a socket's subscription, rooms, token and expiry.
 //! - [`messages`]: `subscribe`, `unsubscribe`, `ping`, and anything else a client emits.
 
+mod handshake;
 pub mod messages;
 pub mod rooms;
 pub mod socket;
@@ -33,12 +34,13 @@ use vigil_core::error::ApiError;
 use vigil_transport::conn::Outgoing;
 use vigil_transport::eio::{self, Event, Refusal, SocketRef};
 
+use self::handshake::Handshake;
 use self::rooms::Rooms;
 use self::socket::Socket;
 use super::resume::{self, Catchup};
 use super::PushQuery;
 use crate::dispatch::Encoding;
-use crate::hub::{control, Spec};
+use crate::hub::{control, Spec, Subscription};
 use crate::metrics::Transport;
 use crate::PushState;
 
@@ -120,75 +122,6 @@ impl eio::Handler for Vigil {
     }
 }
 
-/// What a client may put in the handshake's `auth`.
-#[derive(Debug, Default)]
-struct Handshake {
-    token: Option<String>,
-    /// Resume after this sequence number (the last `seq` the client saw).
-    since: Option<u64>,
-    /// Rooms to be in from the start, so a resuming admin-namespace socket is replayed
-    /// the events of its rooms.
-    rooms: Vec<String>,
-    /// `encoding: "msgpack"`: `batch_update` as MessagePack (gzip over 1 KiB).
-    binary: bool,
-}
-
-impl Handshake {
-    fn parse(auth: Option<&Value>) -> Result<Self, ApiError> {
-        let Some(auth) = auth else {
-            return Ok(Self::default());
-        };
-        let since = match auth.get("since") {
-            None | Some(Value::Null) => None,
-            Some(Value::Number(n)) => Some(n.as_u64().ok_or_else(bad_since)?),
-            Some(Value::String(s)) => Some(s.parse().map_err(|_| bad_since())?),
-            Some(_) => return Err(bad_since()),
-        };
-        let rooms = match auth.get("rooms") {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::Array(a)) if a.len() <= rooms::MAX_ROOMS => a
-                .iter()
-                .map(|r| r.as_str().map(str::to_owned))
-                .collect::<Option<_>>()
-                .ok_or_else(bad_rooms)?,
-            Some(_) => return Err(bad_rooms()),
-        };
-        let binary = match auth.get("encoding").and_then(Value::as_str) {
-            None | Some("json") => false,
-            Some("msgpack") => true,
-            Some(other) => {
-                return Err(ApiError::invalid_field(
-                    "encoding",
-                    format!("unsupported encoding `{other}` (json or msgpack)"),
-                ))
-            }
-        };
-        Ok(Self {
-            token: auth.get("token").and_then(Value::as_str).map(str::to_owned),
-            since,
-            rooms,
-            binary,
-        })
-    }
-}
-
-fn bad_since() -> ApiError {
-    ApiError::invalid_field(
-        "since",
-        "since must be the last sequence number seen (a non-negative integer)",
-    )
-}
-
-fn bad_rooms() -> ApiError {
-    ApiError::invalid_field(
-        "rooms",
-        format!(
-            "expected an array of at most {} room names",
-            rooms::MAX_ROOMS
-        ),
-    )
-}
-
 /// Authenticates and subscribes before the client gets its CONNECT, so that it misses
 /// no event it may see and an early `subscribe` finds the socket. What a resuming socket
 /// missed is put in front of everything queued (the client buffers events until its
@@ -231,25 +164,7 @@ async fn connect(
         .await
         .ok_or_else(|| ApiError::unavailable("the server is shutting down"))?;
     if let Some(since) = hs.since {
-        let catchup = resume::catch_up(app, &sub, since).await.map_err(|e| {
-            tracing::error!(error = %format!("{e:#}"), "reading the event log failed");
-            ApiError::unavailable("the event log is unavailable")
-        })?;
-        let ns = s.slot();
-        let first: Vec<Outgoing> = match catchup {
-            Catchup::Replay { frames, .. } => frames
-                .into_iter()
-                .map(|payload| Outgoing::Payload { ns, payload })
-                .collect(),
-            Catchup::Reset { seq } => {
-                let body = serde_json::json!({ "seq": seq });
-                vec![Outgoing::Payload {
-                    ns,
-                    payload: control("reset", &body),
-                }]
-            }
-        };
-        let _ = s.queue().push_front_exempt(first);
+        resume_first(s, app, &sub, since).await?;
     }
     tracing::debug!(
         sid = s.id(),
@@ -268,38 +183,33 @@ async fn connect(
     ))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn handshake_reads_token_cursor_rooms_and_encoding() {
-        let hs = Handshake::parse(Some(&json!({
-            "token": "t", "since": 42, "rooms": ["celery:tasks"], "encoding": "msgpack"
-        })))
-        .unwrap();
-        assert_eq!(hs.token.as_deref(), Some("t"));
-        assert_eq!(hs.since, Some(42));
-        assert_eq!(hs.rooms, ["celery:tasks"]);
-        assert!(hs.binary);
-        assert_eq!(
-            Handshake::parse(Some(&json!({ "since": "7" })))
-                .unwrap()
-                .since,
-            Some(7)
-        );
-        for bad in [
-            json!({ "since": -1 }),
-            json!({ "since": "x" }),
-            json!({ "rooms": "celery:tasks" }),
-            json!({ "encoding": "xml" }),
-        ] {
-            assert_eq!(
-                Handshake::parse(Some(&bad)).unwrap_err().status,
-                422,
-                "{bad}"
-            );
+/// Puts what a socket resuming after `since` missed (or `reset`) in front of
+/// everything its session has queued: before any live event of its subscription.
+async fn resume_first(
+    s: &SocketRef,
+    app: &PushState,
+    sub: &Subscription,
+    since: u64,
+) -> Result<(), ApiError> {
+    let catchup = resume::catch_up(app, sub, since).await.map_err(|e| {
+        tracing::error!(error = %format!("{e:#}"), "reading the event log failed");
+        ApiError::unavailable("the event log is unavailable")
+    })?;
+    let ns = s.slot();
+    let first: Vec<Outgoing> = match catchup {
+        Catchup::Replay { frames, .. } => frames
+            .into_iter()
+            .map(|payload| Outgoing::Payload { ns, payload })
+            .collect(),
+        Catchup::Reset { seq } => {
+            let body = serde_json::json!({ "seq": seq });
+            vec![Outgoing::Payload {
+                ns,
+                payload: control("reset", &body),
+            }]
         }
-    }
+    };
+    // Refused only by a closed queue: the session is ending anyway.
+    let _ = s.queue().push_front_exempt(first);
+    Ok(())
 }
