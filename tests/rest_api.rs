@@ -420,8 +420,9 @@ async fn event_feed_returns_everything_after_the_cursor_or_waits() {
     let host = common::start().await;
     let batch = r#"[{"type":"task-received","uuid":"a","owner":"alice"},{"type":"task-received","uuid":"b","owner":"bob"}]"#;
     assert_eq!(host.ingest(batch).await.0, 202);
-    // The relay sequences asynchronously; wait until all four are in the log (each
-    // task change is a `task_update` and a seed 003 `job-*` event).
+    // The relay sequences asynchronously; wait until both are in the log. Each task
+    // change is one entry, served as its `task_update` followed by the seed 003 `job-*`
+    // derived from it, with the same seq.
     let mut feed = Value::Null;
     for _ in 0..50 {
         feed = host.get("/api/v1/events?since=0&timeout=0").await.1;
@@ -436,7 +437,23 @@ async fn event_feed_returns_everything_after_the_cursor_or_waits() {
         .iter()
         .map(|e| e["seq"].as_u64().unwrap())
         .collect();
-    assert_eq!((seqs, feed["seq"].as_u64()), (vec![1, 2, 3, 4], Some(4)));
+    assert_eq!((seqs, feed["seq"].as_u64()), (vec![1, 1, 2, 2], Some(2)));
+    let kinds: Vec<&str> = feed["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["task_update", "job-queued", "task_update", "job-queued"]
+    );
+    // A limit never splits an entry from what derives from it.
+    let (_, one) = host.get("/api/v1/events?since=0&timeout=0&limit=3").await;
+    assert_eq!(
+        (one["events"].as_array().map(Vec::len), one["seq"].as_u64()),
+        (Some(2), Some(1))
+    );
     let alice = common::token("alice", Role::Viewer);
     let mine = host
         .get_as("/api/v1/events?since=0&timeout=0", &alice)
@@ -450,7 +467,7 @@ async fn event_feed_returns_everything_after_the_cursor_or_waits() {
         .collect();
     assert_eq!(ids, ["a", "a"], "viewers get only their own events");
 
-    let url = host.url("/api/v1/events?since=4&timeout=20&topics=celery:tasks");
+    let url = host.url("/api/v1/events?since=2&timeout=20&topics=celery:tasks");
     let waiter = tokio::spawn(async move {
         common::send(reqwest::Client::new().get(url).bearer_auth(common::admin())).await
     });
@@ -460,7 +477,7 @@ async fn event_feed_returns_everything_after_the_cursor_or_waits() {
         202
     );
     let (s, next) = waiter.await.unwrap();
-    // Only the task update (5); the cursor passes the `job-started` (6) it skipped.
+    // Only the task update (3), not the `job-started` derived from it.
     assert_eq!(
         (
             s,
@@ -468,15 +485,15 @@ async fn event_feed_returns_everything_after_the_cursor_or_waits() {
             next["events"][0]["seq"].as_u64(),
             next["seq"].as_u64()
         ),
-        (200, Some(1), Some(5), Some(6))
+        (200, Some(1), Some(3), Some(3))
     );
-    let (_, empty) = host.get("/api/v1/events?since=6&timeout=1").await;
+    let (_, empty) = host.get("/api/v1/events?since=3&timeout=1").await;
     assert_eq!(
         (
             empty["events"].as_array().unwrap().len(),
             empty["seq"].as_u64()
         ),
-        (0, Some(6))
+        (0, Some(3))
     );
     assert_eq!(host.get("/api/v1/events?since=abc").await.0, 422);
 }

@@ -54,16 +54,24 @@ test('older tasks page in from the server on request, and counts cover everythin
   }
   const page = await open(browser, ADMIN);
   await waitMode(page, 'live', 'ws');
-  const held = () => page.$eval('#task-count', (e) => Number(e.textContent.split(' of ')[1]));
+  // "<shown> of <loaded> loaded · <stored> stored".
+  const held = () => page.$eval('#task-count', (e) => parseInt(e.textContent.split(' of ')[1], 10));
   const before = await held();
   assert.ok(await page.$eval('#load-older', (b) => !b.hidden), 'the server holds more than the first page');
   await page.click('#load-older');
-  await page.waitForFunction((n) => Number(document.getElementById('task-count').textContent.split(' of ')[1]) >= n + 300, before, { timeout: 10000 });
+  await page.waitForFunction((n) => parseInt(document.getElementById('task-count').textContent.split(' of ')[1], 10) >= n + 300, before, { timeout: 10000 });
   await search(page, prefix);
   await page.waitForFunction(() => /^1300 of/.test(document.getElementById('task-count').textContent), null, { timeout: 10000 });
   // The count cards are the server's counters, not the rows in the page.
   const received = await page.$eval('#counts .s-RECEIVED b', (e) => Number(e.textContent));
   const listed = (await rest('/api/v1/tasks?state=RECEIVED&limit=1')).body;
   assert.ok(received >= 1300 && Math.abs(received - listed.total) < 200, `${received} vs ${listed.total}`);
+  // The task count says what the server holds, not only what the page loaded.
+  const stored = () => page.$eval('#task-count', (e) => Number(/· (\d+) stored/.exec(e.textContent)?.[1]));
+  await page.waitForFunction(() => {
+    const cards = [...document.querySelectorAll('#counts b')].reduce((n, b) => n + Number(b.textContent), 0);
+    return document.getElementById('task-count').textContent.endsWith(`· ${cards} stored`);
+  }, null, { timeout: 10000 });
+  assert.ok(await stored() > await held(), `${await stored()} stored, more than the ${await held()} loaded`);
   await page.close();
 });

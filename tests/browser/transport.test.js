@@ -103,7 +103,7 @@ test('no gap and no duplicate across forced reconnects', async () => {
   const { body: feed } = await rest(`/api/v1/events?since=${from}&limit=1000`);
   const seqs = feed.events.filter((e) => e.type === 'task_update' && ids.includes(e.key)).map((e) => e.seq);
   assert.equal(seqs.length, ids.length);
-  const missing = await page.evaluate((s) => s.filter((q) => !window.vigil.client.seen.has(q)), seqs);
+  const missing = await page.evaluate((s) => s.filter((q) => !window.vigil.client.seen.has(`${q} task_update`)), seqs);
   assert.deepEqual(missing, []);
   const after = await page.evaluate(() => window.vigil.stats);
   assert.equal(after.duplicates, 0, JSON.stringify(after));

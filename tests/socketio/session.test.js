@@ -39,9 +39,13 @@ test('a socket resumed with auth.since gets every missed event in order, no gap,
     () => again.all.some((e) => e.event === 'task_update' && e.data.data.id === live),
     'the live update',
   );
-  const seqs = again.all.map(seqOf).filter(Number.isInteger);
+  // One log entry per task change: its `task_update`, then the `job-*` derived from it
+  // with the same seq.
+  const seqs = again.all.filter((e) => e.event === 'task_update').map(seqOf);
   assert.equal(seqs[0], last + 1, 'starts right after the last seen');
   for (let i = 1; i < seqs.length; i += 1) assert.equal(seqs[i], seqs[i - 1] + 1, `no gap or duplicate at ${i}`);
+  const jobSeqs = again.all.filter((e) => e.event.startsWith('job-')).map(seqOf);
+  assert.deepEqual(jobSeqs, seqs, 'each update brings its job event');
   const updates = again.all.filter((e) => e.event === 'task_update').map((e) => e.data.data.id);
   assert.deepEqual(updates, [...missed, live]);
 });

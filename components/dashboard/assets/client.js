@@ -2,8 +2,8 @@
 // WebSocket (`/ws`) first, then Server-Sent Events (`/events`), then long-poll
 // (`GET /api/v1/events?since=&timeout=`). Every (re)connect resumes from the last
 // sequence number seen, so nothing is missed; events seen twice (replay overlap while
-// switching transports) are dropped by `seq`. While on a fallback, WebSocket is probed
-// periodically and taken back as soon as it works.
+// switching transports) are dropped by `seq` and type. While on a fallback, WebSocket is
+// probed periodically and taken back as soon as it works.
 // Status for the indicator: `live` (WebSocket), `polling` (a fallback: SSE or long-poll),
 // `offline` (between attempts).
 
@@ -186,14 +186,17 @@ export class HybridClient {
   deliver(ev) {
     const seq = Number(ev && ev.seq);
     if (!Number.isFinite(seq)) return;
-    if (this.seen.has(seq)) {
+    // A log entry's events share its seq (a `task_update` and the `job-*` derived from
+    // it): an event is a duplicate when the same seq came with the same type.
+    const key = `${seq} ${ev.type}`;
+    if (this.seen.has(key)) {
       this.stats.duplicates += 1;
       return;
     }
-    this.seen.add(seq);
+    this.seen.add(key);
     if (this.seen.size > this.opts.seenWindow) {
       const floor = this.lastSeq - this.opts.seenWindow;
-      for (const s of this.seen) if (s < floor) this.seen.delete(s);
+      for (const k of this.seen) if (parseInt(k, 10) < floor) this.seen.delete(k);
     }
     if (seq > this.lastSeq) this.lastSeq = seq;
     this.stats.received += 1;

@@ -105,7 +105,11 @@ function drawTasks(store) {
   const rows = visibleTasks(store);
   table.setRows(rows);
   table.render();
-  $('task-count').textContent = `${rows.length} of ${store.tasks.size}`;
+  // Shown of loaded, then what the server holds (its counters: the page loads only the
+  // newest tasks, and a cluster's day is far more than a page should hold).
+  const stored = store.counts && Object.values(store.counts).reduce((a, b) => a + b, 0);
+  $('task-count').textContent = `${rows.length} of ${store.tasks.size} loaded`
+    + (store.counts ? ` · ${stored} stored` : '');
   const more = store.older.get(`${filter.state}|${filter.queue}`);
   $('load-older').hidden = more === null || filter.search !== '';
   $('older-note').textContent = more === null ? 'all loaded' : 'the server holds more';

@@ -3,7 +3,9 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::event::{Event, JOBS_TOPIC};
+use serde::Deserialize;
+
+use crate::event::{Event, JOBS_TOPIC, TASK_UPDATE};
 use crate::queue::QueueSummary;
 use crate::task::{Task, TaskState};
 use crate::worker::{Worker, WorkerStatus};
@@ -51,6 +53,27 @@ pub fn job_event(task: &Task, ts_ms: u64) -> Event {
         data,
         ..Event::task_update(task, ts_ms)
     }
+}
+
+/// The job notification a logged `task_update` stands for, with its sequence number.
+/// The log keeps one entry per task change (half the entries, appends and reads of
+/// logging both); every reader of the log (the feed, the hub's follower, resume)
+/// derives seed 003's notification from it with this, so they all serve the same.
+pub fn derived(e: &Event) -> Option<Event> {
+    if e.kind != TASK_UPDATE {
+        return None;
+    }
+    let task = Task::deserialize(&e.data).ok()?;
+    Some(Event {
+        seq: e.seq,
+        ..job_event(&task, e.ts)
+    })
+}
+
+/// A logged event followed by the events derived from it, all with its sequence number.
+pub fn with_derived(e: Event) -> impl Iterator<Item = Event> {
+    let job = derived(&e);
+    std::iter::once(e).chain(job)
 }
 
 fn error_of(task: &Task) -> Option<String> {
@@ -177,6 +200,37 @@ mod tests {
             .data
             .get("error")
             .is_none());
+    }
+
+    #[test]
+    fn a_logged_task_update_derives_the_job_event_of_its_task() {
+        let mut t = task(TaskState::Failure);
+        t.exception = Some("ValueError('x')".into());
+        t.step = Some("embedding".into());
+        t.queue = Some("premium".into());
+        t.name = Some("app.tasks.embed".into());
+        t.eta_secs = Some(12.0);
+        t.queue_position = Some(3);
+        t.result = Some(json!({"rows": 2}));
+        t.state_at = 1_700_000_000.5;
+        let mut logged = Event::task_update(&t, 7);
+        logged.seq = 41;
+        let derived = derived(&logged).expect("a task_update derives a job event");
+        assert_eq!(
+            derived,
+            Event {
+                seq: 41,
+                ..job_event(&t, 7)
+            }
+        );
+        let both: Vec<Event> = with_derived(logged.clone()).collect();
+        assert_eq!(both, vec![logged, derived]);
+        let other = Event::new("queue_stats", "celery:queues", 7, json!({}));
+        assert_eq!(
+            with_derived(other).count(),
+            1,
+            "only task updates derive one"
+        );
     }
 
     #[test]

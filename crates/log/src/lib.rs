@@ -51,6 +51,21 @@ impl Published {
     }
 }
 
+/// Log entries as their readers serve them: each followed by the events derived from it
+/// (seed 003's job notification of a `task_update`, [`vigil_core::jobs::derived`]),
+/// which carry its sequence number.
+pub fn with_derived(entries: Vec<Arc<Published>>) -> Vec<Arc<Published>> {
+    let mut out = Vec::with_capacity(entries.len() * 2);
+    for p in entries {
+        let derived = vigil_core::jobs::derived(&p.event);
+        let seq = p.event.seq;
+        out.push(p);
+        // A derived event always serializes (it is built from a parsed one).
+        out.extend(derived.and_then(|e| Published::new(e, seq).ok().map(Arc::new)));
+    }
+    out
+}
+
 /// The log. Appends are atomic (all of an append's events, or none) and numbered
 /// without gap or duplicate across every host sharing the log.
 #[async_trait]
@@ -139,5 +154,30 @@ mod tests {
         let p = Published::new(e, 9).unwrap();
         assert!(p.json.starts_with(r#"{"seq":9,"#), "{}", p.json);
         assert_eq!(Published::parse(p.json.clone()).unwrap().event.seq, 9);
+    }
+
+    #[test]
+    fn readers_get_each_task_update_followed_by_its_job_notification() {
+        let task = vigil_core::task::Task::new("j1");
+        let update = Published::new(Event::task_update(&task, 5), 3).unwrap();
+        let other = Published::new(
+            Event::new("queue_stats", "celery:queues", 5, serde_json::json!({})),
+            4,
+        )
+        .unwrap();
+        let read = with_derived(vec![Arc::new(update), Arc::new(other)]);
+        let kinds: Vec<(&str, u64)> = read
+            .iter()
+            .map(|p| (p.event.kind.as_str(), p.event.seq))
+            .collect();
+        assert_eq!(
+            kinds,
+            [("task_update", 3), ("job-queued", 3), ("queue_stats", 4)]
+        );
+        assert!(
+            read[1].json.starts_with(r#"{"seq":3,"type":"job-queued""#),
+            "{}",
+            read[1].json
+        );
     }
 }

@@ -41,6 +41,7 @@ pub async fn follow(
                         tracing::warn!(from = delivered + 1, to, "events left the log's history before this host read them; their subscribers resume with a reset");
                     }
                     if !present.is_empty() {
+                        let present = vigil_log::with_derived(present);
                         observe(&present);
                         hub.publish(present).await;
                     }

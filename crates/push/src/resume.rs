@@ -51,6 +51,7 @@ pub async fn catch_up(app: &PushState, sub: &Subscription, since: u64) -> anyhow
             }
         }
     }
+    let missed = vigil_log::with_derived(missed);
     Metrics::inc(&app.metrics().resume_hits);
     // Also when nothing was missed: live events up to the head are not sent again.
     let frames = app.hub().replay(sub.id, missed, head).await;

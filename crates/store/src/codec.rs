@@ -15,7 +15,8 @@
 //! ```
 
 use crate::kv::{KvError, Result};
-use crate::pos::{Bound, Entry, Key, Pos};
+use crate::page::Slot;
+use crate::pos::{Bound, Entry, Key, KeyRef, Pos, PosRef};
 
 const VERSION: u8 = 1;
 
@@ -165,13 +166,123 @@ pub fn decode_node(key: &str, bytes: &[u8]) -> Result<Node> {
     }
 }
 
+/// A leaf page read in place: the entries' positions borrowed from the stored bytes.
+/// An ingest changes a few entries of each page it touches; changing them here and
+/// copying the rest as bytes costs a fraction of decoding and re-encoding every entry
+/// (index pages were 15% of a single-event ingest's CPU).
+pub(crate) struct Leaf<'a> {
+    /// Version, kind and lower bound, as stored.
+    head: &'a [u8],
+    /// The entries, in order.
+    pub(crate) items: Vec<Item<'a>>,
+}
+
+/// An entry of a [`Leaf`]: as stored (its position's bytes, and its revision), or added.
+pub(crate) enum Item<'a> {
+    /// From the stored page.
+    Stored {
+        /// Its position, borrowed.
+        pos: PosRef<'a>,
+        /// The position's encoded bytes.
+        bytes: &'a [u8],
+        /// Its revision (changed when a newer one is added).
+        rev: u64,
+    },
+    /// Added by a change.
+    New {
+        /// Its position.
+        pos: &'a Pos,
+        /// Its revision.
+        rev: u64,
+    },
+}
+
+impl<'a> Item<'a> {
+    /// The item an added entry is.
+    pub fn new(e: &'a Entry) -> Self {
+        Item::New {
+            pos: &e.pos,
+            rev: e.rev,
+        }
+    }
+}
+
+impl Slot for Item<'_> {
+    fn pos(&self) -> PosRef<'_> {
+        match self {
+            Item::Stored { pos, .. } => *pos,
+            Item::New { pos, .. } => pos.as_ref(),
+        }
+    }
+    fn rev(&self) -> u64 {
+        match self {
+            Item::Stored { rev, .. } | Item::New { rev, .. } => *rev,
+        }
+    }
+    fn set_rev(&mut self, to: u64) {
+        match self {
+            Item::Stored { rev, .. } | Item::New { rev, .. } => *rev = to,
+        }
+    }
+}
+
+/// Reads the page stored at `key` in place, if it is a leaf (`None`: a marker).
+pub(crate) fn read_leaf<'a>(key: &'a str, bytes: &'a [u8]) -> Result<Option<Leaf<'a>>> {
+    let mut r = Reader { key, bytes, at: 0 };
+    if r.byte()? != VERSION {
+        return Err(r.corrupt("unknown format version"));
+    }
+    if r.byte()? != b'L' {
+        return Ok(None);
+    }
+    if r.byte()? == 1 {
+        r.pos_ref()?;
+    }
+    let head = &bytes[..r.at];
+    let n = r.count()?;
+    let mut items = Vec::with_capacity(n + 1);
+    for _ in 0..n {
+        let start = r.at;
+        let pos = r.pos_ref()?;
+        let bytes = &bytes[start..r.at];
+        items.push(Item::Stored {
+            pos,
+            bytes,
+            rev: r.varint()?,
+        });
+    }
+    Ok(Some(Leaf { head, items }))
+}
+
+impl Leaf<'_> {
+    /// The page's bytes: the same as [`encode_node`] of its decoded form.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.head.len() + 48 * self.items.len());
+        out.extend_from_slice(self.head);
+        varint(&mut out, self.items.len() as u64);
+        for item in &self.items {
+            match item {
+                Item::Stored { bytes, rev, .. } => {
+                    out.extend_from_slice(bytes);
+                    varint(&mut out, *rev);
+                }
+                Item::New { pos: p, rev } => {
+                    pos(&mut out, p);
+                    varint(&mut out, *rev);
+                }
+            }
+        }
+        out
+    }
+}
+
 struct Reader<'a> {
     key: &'a str,
     bytes: &'a [u8],
     at: usize,
 }
 
-impl Reader<'_> {
+impl<'a> Reader<'a> {
     fn corrupt(&self, why: &str) -> KvError {
         KvError::Corrupt {
             key: self.key.to_owned(),
@@ -179,7 +290,7 @@ impl Reader<'_> {
         }
     }
 
-    fn take(&mut self, n: usize) -> Result<&[u8]> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         let end = self.at.checked_add(n).filter(|&e| e <= self.bytes.len());
         let end = end.ok_or_else(|| self.corrupt("truncated"))?;
         let s = &self.bytes[self.at..end];
@@ -243,6 +354,24 @@ impl Reader<'_> {
             key,
             id: self.text()?,
         })
+    }
+
+    /// A position, borrowed from the bytes.
+    fn pos_ref(&mut self) -> Result<PosRef<'a>> {
+        let key = match self.byte()? {
+            b'n' => KeyRef::Num(f64::from_be_bytes(
+                self.take(8)?.try_into().unwrap_or_default(),
+            )),
+            b't' => KeyRef::Text(self.text_ref()?),
+            _ => return Err(self.corrupt("unknown key kind")),
+        };
+        Ok((key, self.text_ref()?))
+    }
+
+    fn text_ref(&mut self) -> Result<&'a str> {
+        let n = self.count()?;
+        let b = self.take(n)?;
+        std::str::from_utf8(b).map_err(|_| self.corrupt("text is not UTF-8"))
     }
 
     fn bound(&mut self) -> Result<Bound> {

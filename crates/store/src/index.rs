@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 
 use vigil_core::keys;
 
-use crate::codec::{decode_dir, decode_node, encode_dir, encode_node, Dir, Node};
+use crate::codec::{decode_dir, decode_node, encode_dir, encode_node, read_leaf, Dir, Item, Node};
 use crate::kv::{update, Kv, KvError, Result, MAX_CAS_RETRIES};
 use crate::page::{cut, merge};
 use crate::pos::{route, Bound, Entry, Pos};
@@ -117,6 +117,20 @@ impl<K: Kv> Writer<'_, K> {
         let key = keys::index_page(self.index, id);
         for _ in 0..MAX_CAS_RETRIES {
             let (cas, bytes) = self.kv.cas(&key)?;
+            // The common case: a leaf that neither splits nor empties, changed in place.
+            if let Some(b) = &bytes {
+                if let Some(mut leaf) = read_leaf(&key, b)? {
+                    if !merge(&mut leaf.items, &ops, Item::new) {
+                        return Ok(());
+                    }
+                    if (1..=PAGE_MAX).contains(&leaf.items.len()) {
+                        if self.kv.swap(cas, &leaf.encode())? {
+                            return Ok(());
+                        }
+                        continue;
+                    }
+                }
+            }
             let node = match bytes {
                 Some(b) => decode_node(&key, &b)?,
                 None => Node::Leaf {
@@ -132,7 +146,7 @@ impl<K: Kv> Writer<'_, K> {
                     return self.page(left, ops, false, hops + 1);
                 }
             };
-            if !merge(&mut entries, &ops) {
+            if !merge(&mut entries, &ops, Entry::clone) {
                 return Ok(());
             }
             if self.store(cas, id, lo, entries, top)? {

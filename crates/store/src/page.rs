@@ -2,23 +2,47 @@
 //! entries, and cutting an overflowing page into pieces with their lower bounds.
 
 use crate::index::{Op, HEAD_FILL, PAGE_MAX};
-use crate::pos::{Bound, Entry, Pos};
+use crate::pos::{Bound, Entry, Pos, PosRef};
 
-/// Applies sorted `ops` to sorted `entries`; whether anything changed.
-pub(crate) fn merge(entries: &mut Vec<Entry>, ops: &[Op]) -> bool {
+/// An entry of a page as [`merge`] sees it: decoded, or still in the stored bytes.
+pub(crate) trait Slot {
+    fn pos(&self) -> PosRef<'_>;
+    fn rev(&self) -> u64;
+    fn set_rev(&mut self, rev: u64);
+}
+
+impl Slot for Entry {
+    fn pos(&self) -> PosRef<'_> {
+        self.pos.as_ref()
+    }
+    fn rev(&self) -> u64 {
+        self.rev
+    }
+    fn set_rev(&mut self, rev: u64) {
+        self.rev = rev;
+    }
+}
+
+/// Applies sorted `ops` to sorted `entries` (`new` makes the entry an `Add` inserts);
+/// whether anything changed.
+pub(crate) fn merge<'o, S: Slot>(
+    entries: &mut Vec<S>,
+    ops: &'o [Op],
+    new: impl Fn(&'o Entry) -> S,
+) -> bool {
     let mut changed = false;
     for op in ops {
-        let found = entries.binary_search_by(|e| e.pos.cmp(op.pos()));
+        let found = entries.binary_search_by(|e| e.pos().cmp(&op.pos().as_ref()));
         match (op, found) {
-            (Op::Add(e), Ok(i)) if entries[i].rev < e.rev => {
-                entries[i].rev = e.rev;
+            (Op::Add(e), Ok(i)) if entries[i].rev() < e.rev => {
+                entries[i].set_rev(e.rev);
                 changed = true;
             }
             (Op::Add(e), Err(i)) => {
-                entries.insert(i, e.clone());
+                entries.insert(i, new(e));
                 changed = true;
             }
-            (Op::Remove { max_rev, .. }, Ok(i)) if entries[i].rev <= *max_rev => {
+            (Op::Remove { max_rev, .. }, Ok(i)) if entries[i].rev() <= *max_rev => {
                 entries.remove(i);
                 changed = true;
             }

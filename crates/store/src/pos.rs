@@ -16,16 +16,58 @@ pub enum Key {
 impl Key {
     /// The smallest numeric key: where a task without the sorted field sorts.
     pub const MIN: Key = Key::Num(f64::MIN);
+
+    /// The key borrowed, as a page's stored bytes hold it.
+    pub fn as_ref(&self) -> KeyRef<'_> {
+        match self {
+            Key::Num(x) => KeyRef::Num(*x),
+            Key::Text(s) => KeyRef::Text(s),
+        }
+    }
 }
+
+/// A sort key borrowed from where it is stored: pages are changed in place by comparing
+/// these, without decoding every entry (see [`crate::codec::read_leaf`]).
+#[derive(Debug, Clone, Copy)]
+pub enum KeyRef<'a> {
+    /// Times, runtimes.
+    Num(f64),
+    /// Names.
+    Text(&'a str),
+}
+
+/// The one order of keys: numbers (by `total_cmp`) before texts (bytewise).
+impl Ord for KeyRef<'_> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        match (self, other) {
+            (KeyRef::Num(a), KeyRef::Num(b)) => a.total_cmp(b),
+            (KeyRef::Text(a), KeyRef::Text(b)) => a.cmp(b),
+            (KeyRef::Num(_), KeyRef::Text(_)) => Ordering::Less,
+            (KeyRef::Text(_), KeyRef::Num(_)) => Ordering::Greater,
+        }
+    }
+}
+
+impl PartialOrd for KeyRef<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for KeyRef<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for KeyRef<'_> {}
+
+/// A position borrowed, ordered as [`Pos`]: key, then id.
+pub type PosRef<'a> = (KeyRef<'a>, &'a str);
 
 impl Ord for Key {
     fn cmp(&self, other: &Self) -> Ordering {
-        match (self, other) {
-            (Key::Num(a), Key::Num(b)) => a.total_cmp(b),
-            (Key::Text(a), Key::Text(b)) => a.cmp(b),
-            (Key::Num(_), Key::Text(_)) => Ordering::Less,
-            (Key::Text(_), Key::Num(_)) => Ordering::Greater,
-        }
+        self.as_ref().cmp(&other.as_ref())
     }
 }
 
@@ -56,6 +98,11 @@ impl Pos {
     /// A position.
     pub fn new(key: Key, id: impl Into<String>) -> Self {
         Self { key, id: id.into() }
+    }
+
+    /// The position borrowed.
+    pub fn as_ref(&self) -> PosRef<'_> {
+        (self.key.as_ref(), &self.id)
     }
 }
 

@@ -9,7 +9,7 @@ use spin_sdk::http::Response;
 use vigil_core::auth::Role;
 use vigil_core::error::ApiError;
 use vigil_core::event::{self, Event};
-use vigil_core::keys;
+use vigil_core::{jobs, keys};
 
 use crate::request::Req;
 use crate::routes::admin::{MAX_WAIT_SECS, POLL_EVERY};
@@ -65,10 +65,17 @@ pub fn get(req: &Req) -> Result<Response, ApiError> {
                     &json!({ "reset": true, "seq": head }),
                 ));
             };
-            cursor += 1;
-            if wanted(&e) {
-                events.push(serde_json::to_value(&e).unwrap_or_default());
+            // An entry and what derives from it share its `seq`: they go in one answer.
+            let entry: Vec<Event> = jobs::with_derived(e).filter(&wanted).collect();
+            if !events.is_empty() && events.len() + entry.len() > limit as usize {
+                break;
             }
+            cursor += 1;
+            events.extend(
+                entry
+                    .iter()
+                    .map(|e| serde_json::to_value(e).unwrap_or_default()),
+            );
         }
         if !events.is_empty() || std::time::Instant::now() >= deadline {
             return Ok(crate::json_response(

@@ -1,16 +1,18 @@
 //! The events a committed batch publishes, in the order its events came: for a task,
 //! each of its events applied in turn to the record as it was before the batch, the last
 //! one showing the record as written; for a worker, the record after each of its events.
-//! Then the breakers the finished tasks count for, and seed 003's summaries.
+//! Then the breakers the finished tasks count for, and seed 003's summaries. A task
+//! change is one `task_update`: its seed 003 job notification is derived by the log's
+//! readers (`vigil_core::jobs::derived`), not logged.
 
 use std::collections::{BTreeMap, HashMap};
 
+use vigil_core::apply;
 use vigil_core::error::ApiError;
 use vigil_core::event::{self, Event};
 use vigil_core::ingest::TaskEvent;
 use vigil_core::task::{Task, TaskState};
 use vigil_core::worker::WorkerChange;
-use vigil_core::{apply, jobs};
 use vigil_store::tasks::Change;
 
 use super::tasks::TaskOutcome;
@@ -52,7 +54,6 @@ struct Out {
 impl Out {
     fn task(&mut self, t: &Task) {
         self.events.push(Event::task_update(t, self.now_ms));
-        self.events.push(jobs::job_event(t, self.now_ms));
         if t.total_batches.is_some() {
             self.events.push(Event::batch_progress(t, self.now_ms));
         }
