@@ -1,6 +1,6 @@
 //! Fuzz targets for what the host parses from the wire, against a real host: push query
 //! strings (`/events?…`), native WebSocket messages, and Engine.IO/Socket.IO packets
-//! (HTTP long-polling bodies, parsed by engineioxide and Vigil's handlers). Each runs
+//! (HTTP long-polling bodies, parsed by `vigil-transport`'s Engine.IO layer and Vigil's handlers). Each runs
 //! for a bounded time (`vigil_fuzz`); the checks: every refusal is the JSON error
 //! shape, no 5xx, every WebSocket text message gets a JSON answer, and the host still
 //! answers `/health` and `/ready` afterwards.

@@ -188,9 +188,8 @@ async fn subscribe_then_task_update_over_raw_polling() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_bigger_than_the_socket_buffer_arrives_whole() {
-    // 600 emits at once, more than socketioxide buffers per socket (256), to a client
-    // that reads only afterwards: they wait in the hub queue (1024) rather than cost
-    // the socket its connection.
+    // 600 emits at once to a client that reads only afterwards: they wait in the
+    // session's queue (1024) rather than cost the socket its connection.
     let host = common::start_with(|c| c.push.rate_per_sec = 0).await;
     let s = admin_in_tasks_room(&host).await;
     assert_eq!(host.ingest(&task_events("burst", 600)).await.0, 202);
@@ -218,8 +217,8 @@ async fn a_burst_bigger_than_the_socket_buffer_arrives_whole() {
 
 #[tokio::test]
 async fn a_client_that_stops_reading_is_closed_with_a_reason() {
-    // Unlimited rate, so every event is an emit: socketioxide's buffer (256) fills, then
-    // the hub queue behind it (64), and the degraded socket's held updates (100).
+    // Unlimited rate, so every event is an emit: the session's queue (64) fills, then
+    // the degraded socket's held updates (100).
     let host = common::start_with(|c| {
         c.push.rate_per_sec = 0;
         c.push.queue_capacity = 64;

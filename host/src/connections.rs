@@ -8,6 +8,12 @@
 //! a JSON `503` with `Retry-After`, and the connection is closed. The process never
 //! runs out of descriptors for its own work: the default cap stays under the process's
 //! open-file limit.
+//!
+//! A connection whose first request is a plain `GET /events` is served on the
+//! connection itself ([`vigil_push::sse::direct`], see [`crate::first_request`]): an
+//! idle SSE stream then holds no HTTP server state. Telling it takes the first bytes,
+//! read within the header-read timeout; the rest go to the HTTP server with those bytes
+//! put back (a request line dribbled in byte by byte thus gets up to twice the timeout).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -24,7 +30,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tower::ServiceExt;
 use vigil_core::error::ApiError;
+use vigil_push::sse::direct;
+use vigil_push::PushState;
 
+use crate::first_request::{self, First, Rewind};
 use crate::write_timeout::WriteTimeout;
 
 /// Connections served at once unless the open-file limit is lower.
@@ -77,11 +86,13 @@ fn open_file_limit() -> Option<usize> {
     line.split_whitespace().nth(3)?.parse().ok()
 }
 
-/// Serves `router` on `listener` until `shutdown` completes, then lets open
-/// connections finish (push connections are ended by `shutdown` itself).
+/// Serves `router` (and SSE streams off it, on `push`) on `listener` until `shutdown`
+/// completes, then lets open connections finish (push connections are ended by
+/// `shutdown` itself).
 pub async fn serve(
     listener: TcpListener,
     router: Router,
+    push: PushState,
     limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -105,7 +116,14 @@ pub async fn serve(
         // frame while the previous one waits for the client's delayed ACK (~40 ms).
         let _ = tcp.set_nodelay(true);
         if let Ok(permit) = permits.clone().try_acquire_owned() {
-            let conn = Connection::new(&router, &limits, addr, close_rx.clone(), permit);
+            let conn = Connection {
+                router: router.clone(),
+                push: push.clone(),
+                addr,
+                limits: limits.clone(),
+                closing: close_rx.clone(),
+                _permit: permit,
+            };
             tokio::spawn(conn.run(tcp));
         } else if let Ok(permit) = overflow.clone().try_acquire_owned() {
             tokio::spawn(over_capacity(tcp, limits.max_connections, permit));
@@ -120,6 +138,7 @@ pub async fn serve(
 /// One accepted connection and what serving it needs.
 struct Connection {
     router: Router,
+    push: PushState,
     addr: SocketAddr,
     limits: ConnectionLimits,
     closing: watch::Receiver<bool>,
@@ -127,24 +146,24 @@ struct Connection {
 }
 
 impl Connection {
-    fn new(
-        router: &Router,
-        limits: &ConnectionLimits,
-        addr: SocketAddr,
-        closing: watch::Receiver<bool>,
-        permit: OwnedSemaphorePermit,
-    ) -> Self {
-        Self {
-            router: router.clone(),
-            addr,
-            limits: limits.clone(),
-            closing,
-            _permit: permit,
+    async fn run(mut self, tcp: TcpStream) {
+        let mut io = WriteTimeout::new(tcp, self.limits.write_timeout);
+        let first = first_request::read(&mut io, direct::PATH);
+        let first = tokio::select! {
+            first = tokio::time::timeout(self.limits.header_read_timeout, first) => first,
+            _ = self.closing.wait_for(|closing| *closing) => return,
+        };
+        match first {
+            Ok(First::Direct(head)) => direct::serve(self.push.clone(), io, head).await,
+            Ok(First::Http(prefix)) => self.http(Rewind::new(prefix, io)).await,
+            // Silent for the whole header-read timeout, or gone.
+            Ok(First::Gone) | Err(_) => {}
         }
     }
 
-    async fn run(mut self, tcp: TcpStream) {
-        let io = TokioIo::new(WriteTimeout::new(tcp, self.limits.write_timeout));
+    /// Serves the connection's HTTP requests.
+    async fn http(mut self, io: Rewind<WriteTimeout>) {
+        let io = TokioIo::new(io);
         let (router, addr) = (self.router.clone(), self.addr);
         let service = hyper::service::service_fn(move |req: http::Request<Incoming>| {
             let mut req = req.map(Body::new);

@@ -10,7 +10,6 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use socketioxide::SocketIo;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -85,11 +84,16 @@ impl vigil_push::state::Components for Components {
 /// Largest component answer the host reads for itself (snapshots).
 const INTERNAL_BODY_LIMIT: usize = 16 * 1024 * 1024;
 
-/// The router: `/socket.io/` (Socket.IO, answered by its layer before any route),
-/// `/events` (SSE), `/ws` (WebSocket), the rest to the components; and the Socket.IO
-/// handle, to close its sockets on shutdown.
-pub fn app(state: AppState) -> (Router, SocketIo) {
-    let (socketio, io) = vigil_push::socketio::layer(state.push());
+/// The router: `/socket.io/` (Socket.IO), `/events` (SSE), `/ws` (WebSocket), the rest
+/// to the components; and the Socket.IO server, to close its sessions on shutdown.
+pub fn app(state: AppState) -> (Router, Arc<vigil_push::socketio::Server>) {
+    let io = vigil_push::socketio::server(state.push());
+    let socketio = Router::new()
+        .route(
+            vigil_push::socketio::PATH,
+            axum::routing::any(vigil_push::socketio::endpoint),
+        )
+        .with_state(io.clone());
     let push = Router::new()
         .route("/events", get(vigil_push::sse::events))
         .route("/ws", get(vigil_push::ws::upgrade))
@@ -100,10 +104,7 @@ pub fn app(state: AppState) -> (Router, SocketIo) {
         .fallback(spin)
         .with_state(state)
         .merge(push)
-        .layer(socketio)
-        .layer(axum::middleware::map_request(
-            vigil_push::socketio::compact_request,
-        ))
+        .merge(socketio)
         .layer(axum::middleware::from_fn(crate::refusals::json_refusals));
     (router, io)
 }
@@ -359,6 +360,7 @@ pub async fn start(
     let addr = listener.local_addr()?;
     let (tx, rx) = oneshot::channel::<()>();
     let (router, io) = app(state.clone());
+    let push = state.push().clone();
     let shutdown = async move {
         tokio::select! { _ = rx => {}, _ = signal => {} }
         state
@@ -369,11 +371,11 @@ pub async fn start(
         hub.close_all("server shutting down; reconnect").await;
         // Parked long-polls give their timeout answer now rather than at their timeout.
         lot.close();
-        io.close().await;
+        io.close_all("server shutting down; reconnect");
     };
     let limits = config.connections.clone();
     let task = tokio::spawn(crate::connections::serve(
-        listener, router, limits, shutdown,
+        listener, router, push, limits, shutdown,
     ));
     tracing::info!(%addr, "vigil listening");
     Ok(Running {

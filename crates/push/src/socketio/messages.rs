@@ -6,15 +6,15 @@
 //! and otherwise ignored: a client's mistake never ends its connection. A request its
 //! role may not make also gets `auth-error` (seed 003).
 
-use std::time::Duration;
+use std::sync::Arc;
 
 use serde_json::{json, Value};
-use socketioxide::extract::{AckSender, Event, SocketRef, TryData};
 use vigil_core::auth::Role;
 use vigil_core::error::ApiError;
+use vigil_transport::eio::{AckSender, Event, SocketRef};
 
 use super::rooms::RoomError;
-use super::session::{Session, AUTH_ERROR_EVENT};
+use super::socket::{Socket, AUTH_ERROR_EVENT};
 use crate::PushState;
 
 /// Seed 003's admin-only system metrics event.
@@ -22,61 +22,46 @@ pub const SYSTEM_METRICS_EVENT: &str = "system-metrics";
 /// Where the host reads them, as the socket's user.
 const SYSTEM_METRICS_PATH: &str = "/api/v1/metrics/system";
 
-/// How long a reply waits for a brand-new socket to count as connected. socketioxide
-/// sends the connect packet before it sets the flag `emit` checks, so a client that
-/// subscribes at once can be answered in between (seen under CPU contention in
-/// `scripts/bench`: ~0.3% of sockets never got `subscribed`); acks are not affected.
-const CONNECTED_WAIT: Duration = Duration::from_millis(500);
-/// How often the flag is re-checked while waiting.
-const CONNECTED_POLL: Duration = Duration::from_millis(1);
-
-/// Registers the client events on `s`; done before the socket is connected so no
-/// early `subscribe` can arrive before its handler.
-pub fn register(s: &SocketRef, app: PushState) {
-    s.on("subscribe", subscribe);
-    s.on("unsubscribe", unsubscribe);
-    s.on("ping", ping);
-    // Handlers that need the app capture it (socketioxide's state extractor is a
-    // feature Vigil does not enable).
-    let a = app.clone();
-    s.on("subscribe-admin", move |s: SocketRef, ack: AckSender| {
-        admin_events(s, ack, a.clone(), true)
-    });
-    let a = app.clone();
-    s.on("unsubscribe-admin", move |s: SocketRef, ack: AckSender| {
-        admin_events(s, ack, a.clone(), false)
-    });
-    let a = app.clone();
-    s.on(
-        "request-system-metrics",
-        move |s: SocketRef, ack: AckSender| request_system_metrics(s, ack, a.clone()),
-    );
-    s.on(
-        "refresh",
-        move |s: SocketRef, TryData(data): TryData<Value>, ack: AckSender| {
-            refresh(s, data.ok(), ack, app.clone())
-        },
-    );
-    s.on_fallback(unknown);
-    s.on_disconnect(super::session::on_disconnect);
+/// Handles one event a client emitted.
+pub async fn handle(app: &PushState, s: SocketRef, socket: Arc<Socket>, e: Event) {
+    let data = e.args.into_iter().next();
+    let ack = e.ack;
+    match e.name.as_str() {
+        "subscribe" => change_room(&s, &socket, data, ack, true).await,
+        "unsubscribe" => change_room(&s, &socket, data, ack, false).await,
+        "ping" => ping(&s, data, ack),
+        "subscribe-admin" => admin_events(&s, &socket, ack, app, true).await,
+        "unsubscribe-admin" => admin_events(&s, &socket, ack, app, false).await,
+        "request-system-metrics" => request_system_metrics(&s, &socket, ack, app).await,
+        "refresh" => refresh(&s, &socket, data, ack, app).await,
+        other => {
+            tracing::debug!(event = other, "unknown Socket.IO event");
+            reply(ack, &Err(format!("unknown event `{other}`")));
+        }
+    }
 }
 
-/// The session, if the socket's user is an admin; otherwise `auth-error` and `Err`.
-async fn admin_session(s: &SocketRef, what: &str) -> Result<Session, RoomError> {
-    let session = Session::of(s).ok_or("no session")?;
-    if session.auth().claims.role == Role::Admin {
-        return Ok(session);
+/// `Ok` if the socket's user is an admin; otherwise `auth-error` and `Err`.
+fn admin_only(s: &SocketRef, socket: &Socket, what: &str) -> Result<(), RoomError> {
+    if socket.auth().claims.role == Role::Admin {
+        return Ok(());
     }
     let e = ApiError::forbidden(format!("{what} needs role admin"));
-    emit_when_connected(s, AUTH_ERROR_EVENT, &crate::auth_error(&e)).await;
+    let _ = s.emit(AUTH_ERROR_EVENT, &crate::auth_error(&e));
     Err(e.message)
 }
 
 /// `subscribe-admin` / `unsubscribe-admin`: admin metrics on or off; on, the current
 /// metrics follow at once.
-async fn admin_events(s: SocketRef, ack: AckSender, app: PushState, on: bool) {
-    let result = match admin_session(&s, "subscribe-admin").await {
-        Ok(session) => session.admin_events(on).await,
+async fn admin_events(
+    s: &SocketRef,
+    socket: &Socket,
+    ack: Option<AckSender>,
+    app: &PushState,
+    on: bool,
+) {
+    let result = match admin_only(s, socket, "subscribe-admin") {
+        Ok(()) => socket.admin_events(on).await,
         Err(e) => Err(e),
     };
     reply(
@@ -86,39 +71,52 @@ async fn admin_events(s: SocketRef, ack: AckSender, app: PushState, on: bool) {
             .map(|()| json!({ "room": vigil_core::event::METRICS_TOPIC })),
     );
     if on && result.is_ok() {
-        let _ = send_system_metrics(&s, &app).await;
+        let _ = send_system_metrics(s, socket, app).await;
     }
 }
 
-async fn request_system_metrics(s: SocketRef, ack: AckSender, app: PushState) {
-    let result = match admin_session(&s, "request-system-metrics").await {
-        Ok(_) => send_system_metrics(&s, &app).await,
+async fn request_system_metrics(
+    s: &SocketRef,
+    socket: &Socket,
+    ack: Option<AckSender>,
+    app: &PushState,
+) {
+    let result = match admin_only(s, socket, "request-system-metrics") {
+        Ok(()) => send_system_metrics(s, socket, app).await,
         Err(e) => Err(e),
     };
     reply(ack, &result.map(|()| json!({})));
 }
 
 /// Reads the system metrics as the socket's user and emits them.
-async fn send_system_metrics(s: &SocketRef, app: &PushState) -> Result<(), RoomError> {
-    let session = Session::of(s).ok_or("no session")?;
+async fn send_system_metrics(
+    s: &SocketRef,
+    socket: &Socket,
+    app: &PushState,
+) -> Result<(), RoomError> {
     let metrics = app
-        .internal_get(SYSTEM_METRICS_PATH, &session.auth().token)
+        .internal_get(SYSTEM_METRICS_PATH, &socket.auth().token)
         .await
         .ok_or("system metrics are unavailable")?;
     s.emit(SYSTEM_METRICS_EVENT, &metrics)
-        .map_err(|e| format!("could not send: {e}"))
+        .map_err(|_| "could not send: the connection is not keeping up".to_owned())
 }
 
 /// `refresh {token}`: a fresh token for the same user. On the admin namespace a token
 /// that is no longer admin ends the socket with `auth-error` (after the ack).
-async fn refresh(s: SocketRef, data: Option<Value>, ack: AckSender, app: PushState) {
+async fn refresh(
+    s: &SocketRef,
+    socket: &Socket,
+    data: Option<Value>,
+    ack: Option<AckSender>,
+    app: &PushState,
+) {
     let token = data.and_then(|v| v.get("token").and_then(Value::as_str).map(str::to_owned));
-    let (result, end) = match (token, Session::of(&s)) {
-        (None, _) => (Err(r#"expected {"token": "<jwt>"}"#.to_owned()), false),
-        (_, None) => (Err("no session".to_owned()), false),
-        (Some(token), Some(session)) => match session.auth().refresh(&token, app.verifier()) {
+    let (result, end) = match token {
+        None => (Err(r#"expected {"token": "<jwt>"}"#.to_owned()), false),
+        Some(token) => match socket.auth().refresh(&token, app.verifier()) {
             Err(e) => {
-                emit_when_connected(&s, AUTH_ERROR_EVENT, &crate::auth_error(&e)).await;
+                let _ = s.emit(AUTH_ERROR_EVENT, &crate::auth_error(&e));
                 (Err(e.message), false)
             }
             Ok(next) if s.ns() == super::ADMIN_NAMESPACE && next.claims.role != Role::Admin => {
@@ -126,12 +124,12 @@ async fn refresh(s: SocketRef, data: Option<Value>, ack: AckSender, app: PushSta
                     "namespace {} needs role admin",
                     super::ADMIN_NAMESPACE
                 ));
-                emit_when_connected(&s, AUTH_ERROR_EVENT, &crate::auth_error(&e)).await;
+                let _ = s.emit(AUTH_ERROR_EVENT, &crate::auth_error(&e));
                 (Err(e.message), true)
             }
             Ok(next) => {
                 let answer = json!({ "exp": next.claims.exp, "role": next.claims.role.as_str() });
-                (session.refresh(next).await.map(|()| answer), false)
+                (socket.refresh(next).await.map(|()| answer), false)
             }
         },
     };
@@ -156,81 +154,59 @@ pub fn ack_body(result: &Result<Value, RoomError>) -> Value {
     }
 }
 
-fn reply(ack: AckSender, result: &Result<Value, RoomError>) {
-    if let Err(e) = ack.send(&ack_body(result)) {
-        tracing::debug!(error = %e, "could not send an acknowledgement");
+fn reply(ack: Option<AckSender>, result: &Result<Value, RoomError>) {
+    if let Some(ack) = ack {
+        if ack.send(&ack_body(result)).is_err() {
+            tracing::debug!("could not send an acknowledgement: the queue is full");
+        }
     }
 }
 
 /// The room a `subscribe`/`unsubscribe` names: `{"room": "…"}` (or just the string).
-pub fn room_of(data: &Result<Value, socketioxide::ParserError>) -> Result<String, RoomError> {
+pub fn room_of(data: Option<&Value>) -> Result<String, RoomError> {
     match data {
-        Ok(Value::String(room)) => Ok(room.clone()),
-        Ok(v) => v
+        Some(Value::String(room)) => Ok(room.clone()),
+        Some(v) => v
             .get("room")
             .and_then(Value::as_str)
             .map(str::to_owned)
             .ok_or_else(|| r#"expected {"room": "<name>"}"#.to_owned()),
-        Err(_) => Err(r#"expected {"room": "<name>"}"#.to_owned()),
+        None => Err(r#"expected {"room": "<name>"}"#.to_owned()),
     }
-}
-
-async fn subscribe(s: SocketRef, TryData(data): TryData<Value>, ack: AckSender) {
-    change_room(s, data, ack, true).await;
-}
-
-async fn unsubscribe(s: SocketRef, TryData(data): TryData<Value>, ack: AckSender) {
-    change_room(s, data, ack, false).await;
 }
 
 /// Joins or leaves the named room, then answers with `subscribed`/`unsubscribed` and,
 /// if the client asked for one, the ack.
 async fn change_room(
-    s: SocketRef,
-    data: Result<Value, socketioxide::ParserError>,
-    ack: AckSender,
+    s: &SocketRef,
+    socket: &Socket,
+    data: Option<Value>,
+    ack: Option<AckSender>,
     join: bool,
 ) {
-    let result = match (room_of(&data), Session::of(&s)) {
-        (Ok(room), Some(session)) => {
+    let result = match room_of(data.as_ref()) {
+        Ok(room) => {
             let done = if join {
-                session.join(&room).await
+                socket.join(&room).await
             } else {
-                session.leave(&room).await
+                socket.leave(&room).await
             };
             done.map(|()| room)
         }
-        (Err(e), _) => Err(e),
-        (_, None) => Err("no session".to_owned()),
+        Err(e) => Err(e),
     };
     if let Ok(room) = &result {
         let answer = if join { "subscribed" } else { "unsubscribed" };
-        emit_when_connected(&s, answer, &json!({ "room": room })).await;
+        let _ = s.emit(answer, &json!({ "room": room }));
     }
     reply(ack, &result.map(|room| json!({ "room": room })));
 }
 
 /// Seed 001's application heartbeat: `pong` echoes the client's timestamp.
-async fn ping(s: SocketRef, TryData(data): TryData<Value>, ack: AckSender) {
-    let timestamp = data.ok().and_then(|v| v.get("timestamp").cloned());
-    emit_when_connected(&s, "pong", &json!({ "timestamp": timestamp })).await;
+fn ping(s: &SocketRef, data: Option<Value>, ack: Option<AckSender>) {
+    let timestamp = data.and_then(|v| v.get("timestamp").cloned());
+    let _ = s.emit("pong", &json!({ "timestamp": timestamp }));
     reply(ack, &Ok(json!({})));
-}
-
-/// Emits a reply, first waiting (briefly) for the socket's connect to complete.
-async fn emit_when_connected(s: &SocketRef, event: &str, data: &Value) {
-    let deadline = tokio::time::Instant::now() + CONNECTED_WAIT;
-    while !s.connected() && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(CONNECTED_POLL).await;
-    }
-    if let Err(e) = s.emit(event, data) {
-        tracing::debug!(error = %e, event, "could not send a reply");
-    }
-}
-
-async fn unknown(Event(event): Event, ack: AckSender) {
-    tracing::debug!(event, "unknown Socket.IO event");
-    reply(ack, &Err(format!("unknown event `{event}`")));
 }
 
 #[cfg(test)]
@@ -253,11 +229,12 @@ mod tests {
     #[test]
     fn room_comes_from_an_object_or_a_string() {
         assert_eq!(
-            room_of(&Ok(json!({ "room": "r", "_msgId": 1 }))).unwrap(),
+            room_of(Some(&json!({ "room": "r", "_msgId": 1 }))).unwrap(),
             "r"
         );
-        assert_eq!(room_of(&Ok(json!("r"))).unwrap(), "r");
-        assert!(room_of(&Ok(json!({ "room": 5 }))).is_err());
-        assert!(room_of(&Ok(Value::Null)).is_err());
+        assert_eq!(room_of(Some(&json!("r"))).unwrap(), "r");
+        assert!(room_of(Some(&json!({ "room": 5 }))).is_err());
+        assert!(room_of(Some(&Value::Null)).is_err());
+        assert!(room_of(None).is_err());
     }
 }

@@ -1,4 +1,5 @@
-//! Socket.IO v4 (seeds 000, 001, 003) with socketioxide, on the same port as the rest.
+//! Socket.IO v4 (seeds 000, 001, 003) on Vigil's own Engine.IO v4 / Socket.IO v5 layer
+//! (`vigil_transport::eio`), on the same port as the rest.
 //!
 //! - Namespace [`ADMIN_NAMESPACE`] (`/ws/celery/tasks`): admins only; a socket receives
 //!   the rooms it `subscribe`s to (seed 000).
@@ -6,54 +7,72 @@
 //!   (a viewer: its own tasks) until it subscribes to rooms, then only those (seed 003's
 //!   client never subscribes).
 //!
-//! A socket is one hub subscriber with the `socketio` encoding: every event goes through
-//! the dispatch component (filter, rate limit, `batch_update`), and a room change is a
-//! hub filter change ([`session`]). The token comes in the handshake's `auth.token` and
-//! is checked by the same rules as SSE and WebSocket; a refusal is a `connect_error`
-//! whose message says why.
+//! A socket is one hub subscriber with the `socketio` encoding, subscribed on its
+//! session's queue in its namespace slot: the hub queues straight into the queue the
+//! session's transport (WebSocket or long-polling) drains, every event through the
+//! dispatch component (filter, rate limit, `batch_update`); a room change is a hub
+//! filter change. The token comes in the handshake's `auth.token` and is checked by the
+//! same rules as SSE and WebSocket; a refusal is a `connect_error` whose message says why.
 //!
 //! - [`rooms`]: which rooms exist and the filter they make.
-//! - [`session`]: the subscription and the task forwarding it to the socket.
+//! - [`socket`]: a socket's subscription, rooms, token and expiry.
 //! - [`messages`]: `subscribe`, `unsubscribe`, `ping`, and anything else a client emits.
 
+mod handshake;
 pub mod messages;
 pub mod rooms;
-pub mod session;
+pub mod socket;
 
-use axum::extract::Request;
-use http::header::{self, HeaderName};
-use http::{HeaderMap, HeaderValue};
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::Response;
 use serde_json::Value;
-use socketioxide::extract::{SocketRef, TryData};
-use socketioxide::handler::ConnectHandler;
-use socketioxide::layer::SocketIoLayer;
-use socketioxide::SocketIo;
 use vigil_core::auth::Role;
 use vigil_core::error::ApiError;
+use vigil_transport::conn::Outgoing;
+use vigil_transport::eio::{self, Event, Refusal, SocketRef};
 
+use self::handshake::Handshake;
 use self::rooms::Rooms;
-use self::session::Session;
-use super::{resume, PushQuery};
+use self::socket::Socket;
+use super::resume::{self, Catchup};
+use super::PushQuery;
 use crate::dispatch::Encoding;
-use crate::hub::Spec;
+use crate::hub::{control, Spec, Subscription};
 use crate::metrics::Transport;
 use crate::PushState;
 
 /// Seed 000's namespace for the Celery admin dashboard.
 pub const ADMIN_NAMESPACE: &str = "/ws/celery/tasks";
-/// Packets socketioxide buffers per socket. While it is full, the socket's forwarder
-/// waits and its messages stay in the hub's bounded queue, whose limits (degrade, then
-/// close) decide when the socket is too slow.
-const SOCKET_BUFFER: usize = 256;
-/// Initial WebSocket read buffer per socket. Clients send only small control messages
-/// (a bigger frame still gets room for its full length), and the buffer is zero-filled,
-/// so all of it is resident for every idle connection: 512 B instead of 4 KiB.
-const WS_READ_BUFFER: usize = 512;
-/// Largest HTTP long-polling body a client may post; clients only send small control
-/// messages.
-const MAX_POLLING_PAYLOAD: u64 = 64 * 1024;
-/// Largest WebSocket message a client may send, for the same reason.
-const MAX_WS_MESSAGE: usize = 64 * 1024;
+/// The path Socket.IO clients use.
+pub const PATH: &str = "/socket.io/";
+/// Largest HTTP long-polling body or WebSocket message a client may send; clients only
+/// send small control messages.
+const MAX_PAYLOAD: usize = 64 * 1024;
+/// How long the server waits for a pong before it drops a session (Socket.IO's default).
+const PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// The Socket.IO server.
+pub type Server = eio::Server<Vigil>;
+
+/// The server for `app`: pings every push heartbeat interval, a session's queue as
+/// long as any push connection's.
+pub fn server(app: &PushState) -> Arc<Server> {
+    let config = eio::Config {
+        ping_interval: app.push().heartbeat,
+        ping_timeout: PING_TIMEOUT,
+        max_payload: MAX_PAYLOAD,
+        queue_capacity: app.push().queue_capacity,
+    };
+    eio::Server::new(Vigil { app: app.clone() }, config)
+}
+
+/// Serves a request to [`PATH`].
+pub async fn endpoint(State(server): State<Arc<Server>>, req: Request) -> Response {
+    server.handle(req).await.map(Body::new)
+}
 
 /// Which namespace a socket connected to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,149 +81,57 @@ enum Scope {
     Default,
 }
 
-/// The layer serving `/socket.io/`, and the handle to close every socket on shutdown.
-pub fn layer(app: &PushState) -> (SocketIoLayer, SocketIo) {
-    let (layer, io) = SocketIo::builder()
-        .max_buffer_size(SOCKET_BUFFER)
-        .max_payload(MAX_POLLING_PAYLOAD)
-        .ws_max_message_size(MAX_WS_MESSAGE)
-        .ws_read_buffer_size(WS_READ_BUFFER)
-        .ping_interval(app.push().heartbeat)
-        .build_layer();
-    for (path, scope) in [(ADMIN_NAMESPACE, Scope::Admin), ("/", Scope::Default)] {
-        let app = app.clone();
-        let middleware = move |s: SocketRef, TryData(auth): TryData<Value>| {
-            let app = app.clone();
-            async move { connect(&s, auth.ok(), &app, scope).await }
-        };
-        let handler = async |s: SocketRef| {
-            if let Some(session) = Session::of(&s) {
-                session.forward(s).await;
+/// The application behind the Socket.IO server.
+pub struct Vigil {
+    app: PushState,
+}
+
+impl eio::Handler for Vigil {
+    type Socket = Socket;
+
+    async fn connect(&self, s: &SocketRef, auth: Option<Value>) -> Result<Socket, Refusal> {
+        let scope = match s.ns() {
+            ADMIN_NAMESPACE => Scope::Admin,
+            "/" => Scope::Default,
+            _ => {
+                return Err(Refusal {
+                    message: "Invalid namespace".into(),
+                    data: None,
+                })
             }
         };
-        io.ns(path, handler.with(middleware));
+        connect(s, auth, &self.app, scope)
+            .await
+            .map_err(|e| Refusal {
+                message: e.to_string(),
+                data: serde_json::to_value(&e).ok(),
+            })
     }
-    (layer, io)
-}
 
-/// Copies what engineioxide needs out of a Socket.IO request, dropping the rest.
-///
-/// engineioxide keeps each session's request parts until it closes, and their URI and
-/// header values point into hyper's 16 KiB read buffer (as does axum's `OriginalUri`
-/// extension), which so stays alive for every idle connection: about 8.6 KB of RSS
-/// each. Copied out, the buffer is freed after the handshake. Vigil reads nothing else
-/// from the request: the token comes in the Socket.IO `auth` payload.
-pub async fn compact_request(req: Request) -> Request {
-    if !req.uri().path().starts_with("/socket.io") {
-        return req;
+    async fn connected(&self, s: &SocketRef, socket: &Arc<Socket>) {
+        socket.watch_expiry(self.app.clone(), s.clone());
     }
-    let (mut parts, body) = req.into_parts();
-    if let Ok(uri) = http::Uri::try_from(parts.uri.to_string()) {
-        parts.uri = uri;
-    }
-    const KEPT: [HeaderName; 5] = [
-        header::SEC_WEBSOCKET_KEY,
-        header::SEC_WEBSOCKET_VERSION,
-        header::UPGRADE,
-        header::CONNECTION,
-        header::CONTENT_TYPE,
-    ];
-    let mut headers = HeaderMap::with_capacity(KEPT.len());
-    for name in KEPT {
-        for value in parts.headers.get_all(&name) {
-            if let Ok(v) = HeaderValue::from_bytes(value.as_bytes()) {
-                headers.append(name.clone(), v);
-            }
-        }
-    }
-    parts.headers = headers;
-    let upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
-    parts.extensions = http::Extensions::new();
-    if let Some(upgrade) = upgrade {
-        parts.extensions.insert(upgrade);
-    }
-    Request::from_parts(parts, body)
-}
 
-/// What a client may put in the handshake's `auth`.
-#[derive(Debug, Default)]
-struct Handshake {
-    token: Option<String>,
-    /// Resume after this sequence number (the last `seq` the client saw).
-    since: Option<u64>,
-    /// Rooms to be in from the start, so a resuming admin-namespace socket is replayed
-    /// the events of its rooms.
-    rooms: Vec<String>,
-    /// `encoding: "msgpack"`: `batch_update` as MessagePack (gzip over 1 KiB).
-    binary: bool,
-}
+    async fn event(&self, s: SocketRef, socket: Arc<Socket>, event: Event) {
+        messages::handle(&self.app, s, socket, event).await;
+    }
 
-impl Handshake {
-    fn parse(auth: Option<&Value>) -> Result<Self, ApiError> {
-        let Some(auth) = auth else {
-            return Ok(Self::default());
-        };
-        let since = match auth.get("since") {
-            None | Some(Value::Null) => None,
-            Some(Value::Number(n)) => Some(n.as_u64().ok_or_else(bad_since)?),
-            Some(Value::String(s)) => Some(s.parse().map_err(|_| bad_since())?),
-            Some(_) => return Err(bad_since()),
-        };
-        let rooms = match auth.get("rooms") {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::Array(a)) if a.len() <= rooms::MAX_ROOMS => a
-                .iter()
-                .map(|r| r.as_str().map(str::to_owned))
-                .collect::<Option<_>>()
-                .ok_or_else(bad_rooms)?,
-            Some(_) => return Err(bad_rooms()),
-        };
-        let binary = match auth.get("encoding").and_then(Value::as_str) {
-            None | Some("json") => false,
-            Some("msgpack") => true,
-            Some(other) => {
-                return Err(ApiError::invalid_field(
-                    "encoding",
-                    format!("unsupported encoding `{other}` (json or msgpack)"),
-                ))
-            }
-        };
-        Ok(Self {
-            token: auth.get("token").and_then(Value::as_str).map(str::to_owned),
-            since,
-            rooms,
-            binary,
-        })
+    fn disconnect(&self, s: &SocketRef, socket: &Socket, reason: &str) {
+        tracing::debug!(sid = s.id(), reason, "Socket.IO socket disconnected");
+        socket.end();
     }
 }
 
-fn bad_since() -> ApiError {
-    ApiError::invalid_field(
-        "since",
-        "since must be the last sequence number seen (a non-negative integer)",
-    )
-}
-
-fn bad_rooms() -> ApiError {
-    ApiError::invalid_field(
-        "rooms",
-        format!(
-            "expected an array of at most {} room names",
-            rooms::MAX_ROOMS
-        ),
-    )
-}
-
-/// Authenticates and subscribes before the socket counts as connected, so that once
-/// the client sees `connect` it misses no event it may see, and an early `subscribe`
-/// finds its handler. A resuming socket's missed events are read here too, and sent
-/// before anything live.
+/// Authenticates and subscribes before the client gets its CONNECT, so that it misses
+/// no event it may see and an early `subscribe` finds the socket. What a resuming socket
+/// missed is put in front of everything queued (the client buffers events until its
+/// CONNECT, then takes them in order).
 async fn connect(
     s: &SocketRef,
     auth: Option<Value>,
     app: &PushState,
     scope: Scope,
-) -> Result<(), ApiError> {
+) -> Result<Socket, ApiError> {
     let hs = Handshake::parse(auth.as_ref())?;
     let query = PushQuery {
         access_token: hs.token.clone(),
@@ -233,93 +160,56 @@ async fn connect(
     };
     let sub = app
         .hub()
-        .subscribe(spec)
+        .subscribe_on(spec, s.queue().clone(), s.slot())
         .await
         .ok_or_else(|| ApiError::unavailable("the server is shutting down"))?;
-    let catchup = match hs.since {
-        Some(since) => Some(resume::catch_up(app, &sub, since).await.map_err(|e| {
-            tracing::error!(error = %format!("{e:#}"), "reading the event log failed");
-            ApiError::unavailable("the event log is unavailable")
-        })?),
-        None => None,
-    };
-    tracing::debug!(sid = %s.id, ns = s.ns(), user = claims.sub, subscriber = sub.id, "Socket.IO connect");
+    if let Some(since) = hs.since {
+        resume_first(s, app, &sub, since).await?;
+    }
+    tracing::debug!(
+        sid = s.id(),
+        ns = s.ns(),
+        user = claims.sub,
+        subscriber = sub.id,
+        "Socket.IO connect"
+    );
     let guard = app.metrics().connected(Transport::SocketIo);
-    s.extensions.insert(Session::new(
+    Ok(Socket::new(
         app.hub().clone(),
-        app.metrics().clone(),
         sub,
         rooms,
         authorized,
-        catchup,
         guard,
-    ));
-    messages::register(s, app.clone());
-    Ok(())
+    ))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn handshake_reads_token_cursor_rooms_and_encoding() {
-        let hs = Handshake::parse(Some(&json!({
-            "token": "t", "since": 42, "rooms": ["celery:tasks"], "encoding": "msgpack"
-        })))
-        .unwrap();
-        assert_eq!(hs.token.as_deref(), Some("t"));
-        assert_eq!(hs.since, Some(42));
-        assert_eq!(hs.rooms, ["celery:tasks"]);
-        assert!(hs.binary);
-        assert_eq!(
-            Handshake::parse(Some(&json!({ "since": "7" })))
-                .unwrap()
-                .since,
-            Some(7)
-        );
-        for bad in [
-            json!({ "since": -1 }),
-            json!({ "since": "x" }),
-            json!({ "rooms": "celery:tasks" }),
-            json!({ "encoding": "xml" }),
-        ] {
-            assert_eq!(
-                Handshake::parse(Some(&bad)).unwrap_err().status,
-                422,
-                "{bad}"
-            );
+/// Puts what a socket resuming after `since` missed (or `reset`) in front of
+/// everything its session has queued: before any live event of its subscription.
+async fn resume_first(
+    s: &SocketRef,
+    app: &PushState,
+    sub: &Subscription,
+    since: u64,
+) -> Result<(), ApiError> {
+    let catchup = resume::catch_up(app, sub, since).await.map_err(|e| {
+        tracing::error!(error = %format!("{e:#}"), "reading the event log failed");
+        ApiError::unavailable("the event log is unavailable")
+    })?;
+    let ns = s.slot();
+    let first: Vec<Outgoing> = match catchup {
+        Catchup::Replay { frames, .. } => frames
+            .into_iter()
+            .map(|payload| Outgoing::Payload { ns, payload })
+            .collect(),
+        Catchup::Reset { seq } => {
+            let body = serde_json::json!({ "seq": seq });
+            vec![Outgoing::Payload {
+                ns,
+                payload: control("reset", &body),
+            }]
         }
-    }
-
-    #[tokio::test]
-    async fn compact_request_keeps_what_the_handshake_needs_and_nothing_else() {
-        let req = Request::builder()
-            .uri("/socket.io/?EIO=4&transport=websocket")
-            .header(header::UPGRADE, "websocket")
-            .header(header::SEC_WEBSOCKET_KEY, "dGhlIHNhbXBsZSBub25jZQ==")
-            .header(header::COOKIE, "a=b")
-            .header(header::USER_AGENT, "x".repeat(4000))
-            .extension(42u32)
-            .body(axum::body::Body::empty())
-            .unwrap();
-        let req = compact_request(req).await;
-        assert_eq!(req.uri(), "/socket.io/?EIO=4&transport=websocket");
-        assert_eq!(req.headers()[header::UPGRADE], "websocket");
-        assert_eq!(
-            req.headers()[header::SEC_WEBSOCKET_KEY],
-            "dGhlIHNhbXBsZSBub25jZQ=="
-        );
-        assert_eq!(req.headers().len(), 2);
-        assert!(req.extensions().get::<u32>().is_none());
-
-        // Other paths pass untouched.
-        let req = Request::builder()
-            .uri("/api/v1/tasks")
-            .header(header::COOKIE, "a=b")
-            .body(axum::body::Body::empty())
-            .unwrap();
-        assert_eq!(compact_request(req).await.headers()[header::COOKIE], "a=b");
-    }
+    };
+    // Refused only by a closed queue: the session is ending anyway.
+    let _ = s.queue().push_front_exempt(first);
+    Ok(())
 }

@@ -1,6 +1,6 @@
 //! Seed 000's Socket.IO rooms, and the hub filter a socket's rooms make.
 //!
-//! Rooms are not socketioxide rooms: nothing is broadcast to them. They only shape the
+//! Rooms are not Socket.IO broadcast rooms: nothing is broadcast to them. They only shape the
 //! socket's hub filter, so every event still goes through the dispatch component.
 
 use std::collections::BTreeSet;

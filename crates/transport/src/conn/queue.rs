@@ -99,6 +99,28 @@ impl<T> Queue<T> {
         self.push_within(std::iter::once(item), usize::MAX, true)
     }
 
+    /// Puts `items` in front of everything queued, in order, whatever the capacity
+    /// (only a closed queue refuses): a resumed client's replay, which must come before
+    /// the live messages queued while it was read.
+    pub fn push_front_exempt(&self, items: Vec<T>) -> Result<usize, Full> {
+        let was_empty = {
+            let mut s = self.lock();
+            if s.closed.is_some() {
+                return Err(Full);
+            }
+            let was_empty = s.items.is_empty();
+            s.exempt += items.len();
+            for item in items.into_iter().rev() {
+                s.items.push_front(item);
+            }
+            was_empty && !s.items.is_empty()
+        };
+        if was_empty {
+            self.waker.wake();
+        }
+        Ok(self.lock().counted())
+    }
+
     fn push_within(
         &self,
         items: impl IntoIterator<Item = T>,
@@ -252,6 +274,17 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
     use std::time::Duration;
+
+    #[test]
+    fn a_replay_goes_in_front_and_does_not_count() {
+        let q = Queue::new(2);
+        q.push_all([3, 4]).unwrap();
+        assert_eq!(q.push_front_exempt(vec![1, 2]), Ok(2));
+        assert_eq!(q.push(5), Err(Full));
+        let mut out = Vec::new();
+        q.try_drain(&mut out, 10);
+        assert_eq!(out, [1, 2, 3, 4]);
+    }
 
     struct Counter(AtomicUsize);
 

@@ -73,21 +73,31 @@ fn gather(queue: &Queue<Outgoing>, gzip: Option<&mut Gzip>, g: &mut Gather) -> b
     ended.unwrap_or(true)
 }
 
-/// Serves `io` as an SSE stream: `head` (the HTTP response head), then the queue.
-/// Returns when the stream ended or the client went away.
+/// Serves `io` as an SSE stream: `head` (the HTTP response head), then `first`
+/// (messages made before the stream started, e.g. `connected` and a replay), then the
+/// queue; with `gzip`, everything after the head is compressed. Returns when the stream
+/// ended or the client went away.
 pub async fn run<IO: AsyncRead + AsyncWrite + Unpin>(
     io: IO,
     head: Bytes,
+    first: Bytes,
     queue: Arc<Queue<Outgoing>>,
     gzip: bool,
 ) {
     let mut writer = Writer::default();
     writer.queue_after(&head);
+    let mut gzip: Option<Box<Gzip>> = gzip.then(Box::default);
+    match gzip.as_deref_mut() {
+        Some(gz) => writer.queue_after(&gz.compress(&first)),
+        None => writer.queue_after(&first),
+    }
+    // Copied to the backlog (freed once written): not held for the stream's life.
+    drop((head, first));
     let mut d = Driver {
         io,
         queue,
         writer,
-        gzip: gzip.then(Box::default),
+        gzip,
         ended: false,
     };
     std::future::poll_fn(|cx| d.poll_run(cx)).await;
@@ -232,8 +242,10 @@ mod tests {
     async fn the_head_then_each_message_then_the_end_of_the_connection() {
         let (client, server) = tokio::io::duplex(1 << 16);
         let queue = Arc::new(Queue::new(16));
+        let queue2 = queue.clone();
         let head = Bytes::from_static(b"HTTP/1.1 200 OK\r\n\r\n");
-        let task = tokio::spawn(run(server, head, queue.clone(), false));
+        let first = Bytes::from_static(b": hi\n\n");
+        let task = tokio::spawn(run(server, head, first, queue2, false));
         queue
             .push_all([update(1), Outgoing::Heartbeat, update(2)])
             .unwrap();
@@ -244,17 +256,39 @@ mod tests {
         task.await.unwrap();
         assert_eq!(
             all,
-            "HTTP/1.1 200 OK\r\n\r\nid: 1\nevent: task_update\ndata: {\"seq\":1}\n\n\
+            "HTTP/1.1 200 OK\r\n\r\n: hi\n\nid: 1\nevent: task_update\ndata: {\"seq\":1}\n\n\
              : keep-alive\n\nid: 2\nevent: task_update\ndata: {\"seq\":2}\n\n\
              event: disconnect\ndata: {\"reason\":\"done\"}\n\n"
         );
     }
 
     #[tokio::test]
+    async fn with_gzip_the_head_stays_plain_and_the_rest_decodes() {
+        use std::io::Read;
+        let (mut client, server) = tokio::io::duplex(1 << 16);
+        let queue = Arc::new(Queue::new(16));
+        let q = queue.clone();
+        let (head, first) = (
+            Bytes::from_static(b"HEAD\r\n\r\n"),
+            Bytes::from_static(b": hi\n\n"),
+        );
+        let task = tokio::spawn(run(server, head, first, q, true));
+        queue.push_all([update(1), end()]).unwrap();
+        let mut all = Vec::new();
+        client.read_to_end(&mut all).await.unwrap();
+        task.await.unwrap();
+        assert!(all.starts_with(b"HEAD\r\n\r\n"));
+        let mut text = String::new();
+        let _ = flate2::read::GzDecoder::new(&all[8..]).read_to_string(&mut text);
+        assert!(text.starts_with(": hi\n\nid: 1\n"), "{text:?}");
+        assert!(text.ends_with("event: disconnect\ndata: {\"reason\":\"done\"}\n\n"));
+    }
+
+    #[tokio::test]
     async fn a_client_that_goes_away_ends_the_stream() {
         let (mut client, server) = tokio::io::duplex(1024);
         let queue = Arc::new(Queue::new(16));
-        let task = tokio::spawn(run(server, Bytes::new(), queue, false));
+        let task = tokio::spawn(run(server, Bytes::new(), Bytes::new(), queue, false));
         client.write_all(b"stray bytes are dropped").await.unwrap();
         drop(client);
         tokio::time::timeout(std::time::Duration::from_secs(5), task)

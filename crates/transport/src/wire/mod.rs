@@ -3,6 +3,8 @@
 //!
 //! - [`ws`]: WebSocket frames (the native WebSocket and Socket.IO's WebSocket transport).
 //! - [`sse`]: Server-Sent Events messages.
+//! - [`http`]: telling a request taken off the HTTP server by its first bytes.
 
+pub mod http;
 pub mod sse;
 pub mod ws;

@@ -41,6 +41,9 @@ impl<H: Handler> Session<H> {
                 s.slots.push(Slot::Free);
             }
             s.slots[slot] = Slot::Joining(ns.clone());
+            // Framed for its namespace already: what the application queues while it
+            // decides reaches the client before the CONNECT, which buffers it.
+            s.prefixes = prefixes(&s.slots);
             slot
         };
         let socket = SocketRef {
@@ -74,14 +77,6 @@ impl<H: Handler> Session<H> {
                 let accepted = json!({ "sid": socket.id() }).to_string();
                 let packet = sio::encode(Kind::Connect, &socket.ns, None, &accepted);
                 s.slots[slot] = Slot::Joined(socket.clone(), state.clone());
-                s.prefixes = s
-                    .slots
-                    .iter()
-                    .map(|slot| match slot {
-                        Slot::Joined(sock, _) => sio::ns_prefix(&sock.ns).into(),
-                        _ => Arc::from(""),
-                    })
-                    .collect();
                 drop(s);
                 let _ = self.queue.push_control(Outgoing::Text(packet));
                 Some(state)
@@ -170,4 +165,16 @@ impl<H: Handler> Session<H> {
             server.handler.disconnect(&socket, &state, reason);
         }
     }
+}
+
+/// Each slot's namespace prefix in packets: joined and joining slots their own, free
+/// ones the default namespace's (`""`).
+fn prefixes<S>(slots: &[Slot<S>]) -> Arc<[Arc<str>]> {
+    slots
+        .iter()
+        .map(|slot| match slot {
+            Slot::Joined(SocketRef { ns, .. }, _) | Slot::Joining(ns) => sio::ns_prefix(ns).into(),
+            Slot::Free => Arc::from(""),
+        })
+        .collect()
 }

@@ -10,10 +10,14 @@
 //!   it missed (see [`super::resume`]), or `reset`.
 //! - With `Accept-Encoding: gzip` the stream is gzip-compressed, flushed after every
 //!   wake-up's messages so nothing waits in the compressor.
-//! - What the hub queues leaves through the one write path (`vigil_transport`'s
-//!   [`SseBody`]: one chunk per wake-up, each payload's SSE message made once for every
-//!   connection); heartbeats come from the hub's one timer. A per-connection task only
-//!   waits for the token's expiry and the next `dashboard_update`.
+//! - A connection whose first request is `GET /events` is served on the connection
+//!   itself, off the HTTP server ([`direct`]: one task, what the hub queues leaves with
+//!   one `writev` per wake-up, the body delimited by the connection's end). A later
+//!   request on a keep-alive connection goes through the HTTP server ([`events`]:
+//!   `vigil_transport`'s [`SseBody`], one chunk per wake-up). Either way each payload's
+//!   SSE message is made once for every connection, and heartbeats come from the hub's
+//!   one timer; the connection only waits for the token's expiry and the next
+//!   `dashboard_update` besides.
 //! - When the token expires the stream ends with `auth-error`; the client reconnects
 //!   with a fresh token and its `Last-Event-ID`, missing nothing.
 
@@ -41,20 +45,36 @@ use crate::metrics::{ConnectionGuard, Metrics, Transport};
 use crate::PushState;
 use vigil_runtime::error::HttpError;
 
+pub mod direct;
+
 /// Where the snapshots come from.
 const DASHBOARD_PATH: &str = "/api/v1/dashboard";
 
-/// Opens an SSE stream for a reader.
-pub async fn events(
-    State(app): State<PushState>,
-    headers: HeaderMap,
-    Query(query): Query<PushQuery>,
-) -> Result<Response, HttpError> {
+/// An SSE stream opened for a request: what it sends before the queue, and what lives
+/// as long as it.
+struct Opened {
+    /// `connected`, then `initial_data` or what a resuming client missed (or `reset`).
+    first: Vec<u8>,
+    gzip: bool,
+    /// Dropping it unsubscribes.
+    sub: Subscription,
+    guard: ConnectionGuard,
+    auth: Authorized,
+    /// The last sequence number the replay sent (0 without one).
+    upto: u64,
+}
+
+/// Authenticates and subscribes a request; the refusal is the HTTP error to answer.
+async fn open(
+    app: &PushState,
+    headers: &HeaderMap,
+    query: &PushQuery,
+) -> Result<Opened, HttpError> {
     let header = headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let auth = super::authenticate(header, &query, app.verifier())?;
-    let spec = super::spec(&auth.claims, &query, false)?;
+    let auth = super::authenticate(header, query, app.verifier())?;
+    let spec = super::spec(&auth.claims, query, false)?;
     let sub = app
         .hub()
         .subscribe(spec)
@@ -67,7 +87,7 @@ pub async fn events(
     let last_event_id = headers.get("last-event-id").and_then(|v| v.to_str().ok());
     let mut upto = 0;
     if let Some(since) = resume::cursor(last_event_id, query.since) {
-        match resume::catch_up(&app, &sub, since).await {
+        match resume::catch_up(app, &sub, since).await {
             Ok(Catchup::Replay { frames, upto: head }) => {
                 frames.iter().for_each(|p| first.extend_from_slice(p.sse()));
                 upto = head;
@@ -84,31 +104,58 @@ pub async fn events(
     } else if let Some(snapshot) = app.internal_get(DASHBOARD_PATH, &auth.token).await {
         snapshot_message(&mut first, "initial_data", &snapshot);
     }
-    let gzip = accepts_gzip(&headers);
-    let body = SseBody::new(sub.queue.clone(), first.into(), gzip);
-    let watcher = tokio::spawn(watch(
-        app,
+    Ok(Opened {
+        first,
+        gzip: accepts_gzip(headers),
+        sub,
+        guard,
         auth,
-        sub.queue.clone(),
-        sub.last_seq.clone(),
         upto,
-    ));
+    })
+}
+
+/// `GET /events` through the HTTP server: a request that did not come first on its
+/// connection (the first is served by [`direct`]), as a response body.
+pub async fn events(
+    State(app): State<PushState>,
+    headers: HeaderMap,
+    Query(query): Query<PushQuery>,
+) -> Result<Response, HttpError> {
+    let Opened {
+        first,
+        gzip,
+        sub,
+        guard,
+        auth,
+        upto,
+    } = open(&app, &headers, &query).await?;
+    let (queue, sent) = (sub.queue.clone(), sub.last_seq.clone());
+    let watcher = tokio::spawn(watch(app, auth, queue, sent, upto));
+    let body = SseBody::new(sub.queue.clone(), first.into(), gzip);
     let stream = Stream {
         body,
         _sub: sub,
         _guard: guard,
         watcher,
     };
-    let mut resp = Response::builder()
-        .header(http::header::CONTENT_TYPE, "text/event-stream")
-        .header(http::header::CACHE_CONTROL, "no-cache")
-        .header("x-accel-buffering", "no")
-        .header(http::header::VARY, "accept-encoding");
-    if gzip {
-        resp = resp.header(http::header::CONTENT_ENCODING, "gzip");
+    let mut resp = Response::builder();
+    for (name, value) in response_headers(gzip) {
+        resp = resp.header(name, value);
     }
     resp.body(Body::new(stream))
         .map_err(|e| ApiError::internal(format!("building the SSE response: {e}")).into())
+}
+
+/// The headers of an SSE response.
+fn response_headers(gzip: bool) -> impl Iterator<Item = (&'static str, &'static str)> {
+    [
+        ("content-type", "text/event-stream"),
+        ("cache-control", "no-cache"),
+        ("x-accel-buffering", "no"),
+        ("vary", "accept-encoding"),
+    ]
+    .into_iter()
+    .chain(gzip.then_some(("content-encoding", "gzip")))
 }
 
 /// Whether the client accepts a gzip-encoded body.
