@@ -132,17 +132,10 @@ async fn a_burst_resets_readers_and_closes_only_the_stalled_client() {
     let stalled_gone = async {
         let done = burst_rx.await.unwrap();
         loop {
-            let text = reqwest::get(host.url("/metrics"))
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
-            let open = text
-                .lines()
-                .find_map(|l| l.strip_prefix("vigil_connections{transport=\"websocket\"} "))
-                .and_then(|n| n.parse::<u64>().ok());
-            if open.is_some_and(|n| n <= 2) {
+            let open = host
+                .metric("vigil_connections{transport=\"websocket\"}")
+                .await;
+            if open.is_some_and(|n| n <= 2.0) {
                 return done.elapsed();
             }
             assert!(

@@ -26,16 +26,8 @@ async fn long_polls_beyond_the_pool_wait_parked_and_ingest_still_works() {
             })
         })
         .collect();
-    let parked = || async {
-        let text = reqwest::get(host.url("/metrics"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        text.lines()
-            .any(|l| l == format!("vigil_long_polls_parked {LONG_POLLS}"))
-    };
+    let parked =
+        || async { host.metric("vigil_long_polls_parked").await == Some(LONG_POLLS as f64) };
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     while !parked().await {
         assert!(std::time::Instant::now() < deadline, "not all parked");

@@ -156,14 +156,8 @@ async fn a_push_client_that_stops_reading_loses_its_socket_after_the_write_timeo
 
 /// Open native WebSocket connections, from `/metrics`.
 async fn websocket_gauge(host: &common::TestHost) -> u64 {
-    let metrics = reqwest::get(host.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("vigil_connections{transport=\"websocket\"} "))
-        .map_or(0, |n| n.trim().parse().unwrap())
+    let value = host
+        .metric("vigil_connections{transport=\"websocket\"}")
+        .await;
+    value.map_or(0, |n| n as u64)
 }

@@ -23,11 +23,8 @@ const MANY: usize = 2_000;
 
 /// A value of `/metrics`.
 async fn metric(host: &common::TestHost, name: &str) -> u64 {
-    let text = reqwest::get(host.url("/metrics")).await.unwrap();
-    let text = text.text().await.unwrap();
-    let line = text.lines().find(|l| l.split(' ').next() == Some(name));
-    line.and_then(|l| l.split(' ').nth(1)?.parse().ok())
-        .unwrap_or_else(|| panic!("{name} is in /metrics"))
+    let value = host.metric(name).await;
+    value.unwrap_or_else(|| panic!("{name} is in /metrics")) as u64
 }
 
 async fn parked(host: &common::TestHost) -> u64 {

@@ -194,8 +194,7 @@ async fn an_expired_token_ends_sse_and_websocket_with_auth_error() {
         Ok(Some(Ok(Message::Close(Some(frame))))) => assert_eq!(u16::from(frame.code), 4001),
         other => panic!("expected close 4001, got {other:?}"),
     }
-    let metrics = reqwest::get(host.url("/metrics")).await.unwrap();
-    let text = metrics.text().await.unwrap();
+    let text = host.metrics().await;
     assert!(text.contains("vigil_token_expired_total 2"), "{text}");
 }
 
@@ -392,12 +391,7 @@ async fn a_slow_consumer_is_degraded_then_dropped_and_never_delays_a_fast_one() 
     assert!(frame.reason.contains("slow consumer"), "{}", frame.reason);
     assert!(after_marker < total, "latest state only after the marker");
 
-    let text = reqwest::get(host.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = host.metrics().await;
     assert!(text.contains("vigil_degraded_total 1"), "{text}");
     assert!(text.contains("vigil_dropped_total 1"), "{text}");
 }

@@ -144,15 +144,6 @@ async fn a_second_request_and_an_oversized_head_go_through_the_http_server() {
 
 /// Open SSE connections, from `/metrics`.
 async fn sse_gauge(host: &common::TestHost) -> u64 {
-    let metrics = reqwest::get(host.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    metrics
-        .lines()
-        .find(|l| l.starts_with("vigil_connections{transport=\"sse\"}"))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-        .expect("the SSE gauge")
+    let value = host.metric("vigil_connections{transport=\"sse\"}").await;
+    value.expect("the SSE gauge") as u64
 }

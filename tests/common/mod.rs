@@ -188,6 +188,20 @@ impl TestHost {
         )
         .await
     }
+
+    /// The `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        let resp = reqwest::get(self.url("/metrics")).await.unwrap();
+        resp.text().await.unwrap()
+    }
+
+    /// One value of `/metrics`: `name` with its labels, e.g.
+    /// `vigil_connections{transport="sse"}`; `None` while it is not there.
+    pub async fn metric(&self, name: &str) -> Option<f64> {
+        let text = self.metrics().await;
+        let line = text.lines().find(|l| l.split(' ').next() == Some(name))?;
+        line.split(' ').nth(1)?.parse().ok()
+    }
 }
 
 /// Sends a request; returns status and JSON body (every response of Vigil is JSON).
