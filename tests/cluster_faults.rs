@@ -24,7 +24,8 @@ async fn roaming_client(hosts: Vec<String>, first: usize, head: watch::Receiver<
         if *head.borrow() > 0 && since >= *head.borrow() {
             return seqs;
         }
-        let url = format!("{}/events?since={since}", hosts[at]);
+        // Task updates only: one event per log entry (each also brings a `job-*`).
+        let url = format!("{}/events?topics=celery:tasks&since={since}", hosts[at]);
         let resp = reqwest::Client::new()
             .get(url)
             .bearer_auth(common::admin())
@@ -171,7 +172,8 @@ async fn a_redis_restart_is_a_clean_503_then_everything_carries_on() {
     let (redis, hosts) = common::start_cluster(2, |_| {}).await;
     let mut clients = Vec::new();
     for h in &hosts {
-        clients.push(common::SseClient::connect(&h.url("/events"), &common::admin()).await);
+        let url = h.url("/events?topics=celery:tasks");
+        clients.push(common::SseClient::connect(&url, &common::admin()).await);
     }
     assert_eq!(
         hosts[0]
@@ -182,7 +184,6 @@ async fn a_redis_restart_is_a_clean_503_then_everything_carries_on() {
     );
     for c in &mut clients {
         assert_eq!(c.next().await.id.as_deref(), Some("1"));
-        assert_eq!(c.next().await.id.as_deref(), Some("2"));
     }
 
     redis.kill();
@@ -228,7 +229,7 @@ async fn a_redis_restart_is_a_clean_503_then_everything_carries_on() {
     // The same connections, never closed, carry on from where they were.
     for c in &mut clients {
         let m = c.next().await;
-        assert_eq!(m.id.as_deref(), Some("3"), "{m:?}");
+        assert_eq!(m.id.as_deref(), Some("2"), "{m:?}");
         let data: Value = serde_json::from_str(&m.data).unwrap();
         assert_eq!(data["key"], "after");
     }
