@@ -281,3 +281,26 @@ async fn long_polls_timing_out_together_share_one_timeout_answer() {
     eprintln!("{CLIENTS} timeouts, arrived within {arrived:?}: {calls} component calls");
     assert!(calls <= windows, "{calls} calls for {CLIENTS} timeouts");
 }
+
+/// A feed long-poll that names no cursor reads "from now": an event published while it
+/// is parked is its answer, not part of a later "now" (the Celery bridge's command feed
+/// polls this way first).
+#[tokio::test]
+async fn a_long_poll_from_now_gets_the_event_published_while_it_was_parked() {
+    let host = common::start_with(no_rate_limit()).await;
+    let client = reqwest::Client::new();
+    let path = "/api/v1/events?topics=celery:tasks&timeout=60";
+    let from_now = long_get(&host, &client, path, &common::admin());
+    until_parked(&host, 1).await;
+    let event = r#"{"type":"task-received","uuid":"while-parked"}"#;
+    assert_eq!(host.ingest(event).await.0, 202);
+    let (s, body) = tokio::time::timeout(WAKE_BOUND, from_now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (s, &body["events"][0]["key"]),
+        (200, &json!("while-parked")),
+        "{body}"
+    );
+}

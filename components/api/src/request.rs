@@ -16,6 +16,8 @@ pub struct Req {
     /// What the host lets a long-poll do instead of waiting (`None`: no host helps, as
     /// under `spin up`: wait here).
     pub park: Option<vigil_rules::park::Mode>,
+    /// Where a parked request reads from when it names no cursor (`vigil-park-since`).
+    pub park_since: Option<u64>,
     pub body: Vec<u8>,
 }
 
@@ -36,6 +38,8 @@ impl Req {
         let authorization = header("authorization");
         let park = header(vigil_rules::park::PARK_HEADER)
             .and_then(|v| vigil_rules::park::Mode::parse(v.trim()));
+        let park_since =
+            header(vigil_rules::park::SINCE_HEADER).and_then(|v| v.trim().parse().ok());
         let path_with_query = req.path_with_query().unwrap_or_else(|| "/".into());
         let (path, query) = match path_with_query.split_once('?') {
             Some((p, q)) => (p.to_owned(), q.to_owned()),
@@ -49,6 +53,7 @@ impl Req {
             query,
             authorization,
             park,
+            park_since,
             body,
         })
     }
@@ -172,6 +177,7 @@ pub(crate) mod tests {
             query: query.to_owned(),
             authorization: None,
             park: None,
+            park_since: None,
             body: body.as_bytes().to_vec(),
         }
     }

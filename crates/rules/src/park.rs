@@ -15,6 +15,11 @@ use alloc::string::String;
 
 /// Request header the host sets on long-polls it can park (value: a [`Mode`]).
 pub const PARK_HEADER: &str = "vigil-park";
+/// Request header the host sets when it asks again about a parked request: the
+/// [`Park::after`] of its first park answer. A request that named no cursor (the feed
+/// without `since`: "from now") reads from there, so an event published while it was
+/// parked is not skipped for having become part of "now".
+pub const SINCE_HEADER: &str = "vigil-park-since";
 /// Status of a park answer (never sent to a client).
 pub const PARK_STATUS: u16 = 204;
 /// Park answer header: wake when an event numbered above this is published.

@@ -219,8 +219,9 @@ impl HttpComponents {
             .find(&path)
             .ok_or_else(|| ApiError::not_found(format!("no route for {path}")))?;
         set_spin_headers(&mut req, &m, client);
-        // Only the host may tell a component it can park (see `parked`).
+        // Only the host may tell a component it can park, and where (see `parked`).
         req.headers_mut().remove(vigil_rules::park::PARK_HEADER);
+        req.headers_mut().remove(vigil_rules::park::SINCE_HEADER);
         let long_poll = is_long_poll(&req);
         match (&self.lot, long_poll) {
             (Some(lot), true) => self.serve_parked(lot, req, m.component).await,

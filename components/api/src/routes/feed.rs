@@ -31,7 +31,8 @@ pub fn get(req: &Req) -> Result<Response, ApiError> {
     }
     let kv = Kv::open()?;
     let head = kv.head()?;
-    let since = req.query_u64("since", 0..=u64::MAX, head)?;
+    // No `since` is "from now": from where it first parked, once parked (the host says).
+    let since = req.query_u64("since", 0..=u64::MAX, req.park_since.unwrap_or(head))?;
     if since > head {
         return Ok(crate::json_response(
             200,

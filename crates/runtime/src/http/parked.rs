@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use http_body_util::{BodyExt, Limited};
 use vigil_core::error::ApiError;
-use vigil_rules::park::{Mode, Park, PARK_HEADER};
+use vigil_rules::park::{Mode, Park, PARK_HEADER, SINCE_HEADER};
 
 use super::HttpComponents;
 use crate::park::{Answer, ParkingLot};
@@ -30,11 +30,13 @@ impl HttpComponents {
         // A long-poll is a GET: its body, if any, means nothing and is not kept.
         let parts = compact(req.into_parts().0)?;
         // Boxed: a parked request's future then holds no room for a component call.
-        let ask = |mode| {
+        let ask = |mode, since| {
             lot.count_call();
-            Box::pin(self.ask(&parts, component, mode))
+            Box::pin(self.ask(&parts, component, mode, since))
         };
-        let mut answer = ask(Mode::MayPark).await?;
+        let mut answer = ask(Mode::MayPark, None).await?;
+        // Where the request reads from when asked again: its first park answer's head.
+        let mut since = None;
         let mut deadline = None;
         // Whether parking checks for events the component may have missed: not right
         // after an answer asked for that reason (no loop if the log went back).
@@ -44,38 +46,45 @@ impl HttpComponents {
                 Answer::Final(status, headers, body) => return Ok(response(status, headers, body)),
                 Answer::Park(park) => park,
             };
+            let since = *since.get_or_insert(park.after);
             if lot.is_closed() {
-                return answer_now(ask(Mode::AnswerNow).await?);
+                return answer_now(ask(Mode::AnswerNow, Some(since)).await?);
             }
             // The component's wait, never past the longest the API allows.
             let wait = Duration::from_millis(park.timeout_ms).min(super::LONGEST_WAIT);
             let deadline = *deadline.get_or_insert(arrived + wait);
-            let group = format!("{} {} {}", parts.method, parts.uri, park.principal);
+            // One answer serves requests that ask the same from the same place.
+            let group = format!("{} {} {} {since}", parts.method, parts.uri, park.principal);
             let ticket = lot.park(&group, &park, stale_check)?;
             answer = tokio::select! {
                 wake = ticket.woken() => {
                     stale_check = !wake.was_stale();
-                    wake.answer.get_or_try_init(|| ask(Mode::MayPark)).await?.clone()
+                    wake.answer.get_or_try_init(|| ask(Mode::MayPark, Some(since))).await?.clone()
                 }
                 _ = tokio::time::sleep_until(deadline.into()) => {
                     drop(ticket);
                     let shared = lot.timeouts.cell(&group, deadline);
-                    return answer_now(shared.get_or_try_init(|| ask(Mode::AnswerNow)).await?.clone());
+                    return answer_now(shared.get_or_try_init(|| ask(Mode::AnswerNow, Some(since))).await?.clone());
                 }
             };
         }
     }
 
-    /// Asks the component, allowing it `mode`; reads a park answer or the whole answer.
+    /// Asks the component, allowing it `mode`, reading from `since` if the request
+    /// names no cursor; reads a park answer or the whole answer.
     async fn ask(
         &self,
         parts: &http::request::Parts,
         component: usize,
         mode: Mode,
+        since: Option<u64>,
     ) -> Result<Answer, ApiError> {
         let mut req = http::Request::from_parts(parts.clone(), Body::empty());
-        req.headers_mut()
-            .insert(PARK_HEADER, http::HeaderValue::from_static(mode.as_str()));
+        let headers = req.headers_mut();
+        headers.insert(PARK_HEADER, http::HeaderValue::from_static(mode.as_str()));
+        if let Some(since) = since {
+            headers.insert(SINCE_HEADER, http::HeaderValue::from(since));
+        }
         let (head, body) = self.invoke(req, component, true).await?.into_parts();
         let header = |name: &str| head.headers.get(name).and_then(|v| v.to_str().ok());
         if let Some(park) = Park::read(head.status.as_u16(), header) {
