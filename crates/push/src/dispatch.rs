@@ -15,6 +15,9 @@ pub mod bindings {
         world: "vigil:platform/dispatcher",
         path: "../../wit",
         exports: { default: async },
+        // Hashable and comparable, so the hub can group connections whose records are
+        // equal into one.
+        additional_derives: [PartialEq, Eq, Hash],
     });
 }
 

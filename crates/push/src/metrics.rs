@@ -90,6 +90,11 @@ pub struct Metrics {
     dispatch_seconds: Histogram,
     /// Events the relay sequenced and handed to the hub.
     pub events_published: AtomicU64,
+    /// Subscriber records the hub passed to the dispatch component's `decide`, summed
+    /// over publishes: one per distinct subscription, however many connections share it.
+    pub dispatch_records: AtomicU64,
+    /// Distinct subscriptions (records the component decides for) at the last publish.
+    pub subscriptions_distinct: AtomicU64,
     /// Updates held over a connection's rate for its next `batch_update`.
     pub rate_limited: AtomicU64,
     /// Held updates replaced by a newer one with the same key.
@@ -118,6 +123,8 @@ impl Default for Metrics {
             message_bytes: Histogram::new(SIZE_BUCKETS),
             dispatch_seconds: Histogram::new(LATENCY_BUCKETS),
             events_published: AtomicU64::new(0),
+            dispatch_records: AtomicU64::new(0),
+            subscriptions_distinct: AtomicU64::new(0),
             rate_limited: AtomicU64::new(0),
             conflated: AtomicU64::new(0),
             batches: AtomicU64::new(0),
@@ -208,11 +215,21 @@ impl Metrics {
             "vigil_dispatch_call_seconds",
             "Duration of one dispatch component call.",
         );
-        let counters: [(&str, &str, &AtomicU64); 10] = [
+        let _ = writeln!(
+            out,
+            "# HELP vigil_push_subscriptions_distinct Distinct push subscriptions (filter, encoding, rate state) the dispatch component decided for at the last publish; connections sharing one count once.\n# TYPE vigil_push_subscriptions_distinct gauge\nvigil_push_subscriptions_distinct {}",
+            self.subscriptions_distinct.load(Relaxed)
+        );
+        let counters: [(&str, &str, &AtomicU64); 11] = [
             (
                 "vigil_events_published_total",
                 "Events sequenced and handed to the hub.",
                 &self.events_published,
+            ),
+            (
+                "vigil_dispatch_records_total",
+                "Subscriber records passed to the dispatch component by publishes (one per distinct subscription).",
+                &self.dispatch_records,
             ),
             (
                 "vigil_rate_limited_total",
@@ -286,6 +303,7 @@ mod tests {
         m.sent(&kind, 2000, 1);
         m.dispatch_call(Duration::from_micros(300));
         Metrics::inc(&m.resume_hits);
+        m.subscriptions_distinct.store(3, Relaxed);
         let text = m.render();
         assert!(
             text.contains("vigil_connections{transport=\"sse\"} 0"),
@@ -298,5 +316,7 @@ mod tests {
         assert!(text.contains("vigil_message_bytes_count 2"));
         assert!(text.contains("vigil_dispatch_call_seconds_bucket{le=\"0.0005\"} 1"));
         assert!(text.contains("vigil_resume_hits_total 1"));
+        assert!(text.contains("vigil_push_subscriptions_distinct 3"));
+        assert!(text.contains("vigil_dispatch_records_total 0"));
     }
 }

@@ -5,7 +5,8 @@
 //! - this module: the handle ([`Hub`]) connections subscribe through, and what they get
 //!   back ([`Subscription`]);
 //! - `task`: the hub task: its commands, publishing and replay through the component;
-//! - `roster`: the subscribers as the component sees them;
+//! - `roster`: the subscribers as the component sees them: one record per distinct
+//!   subscription, standing for every connection that shares it;
 //! - `queue`: a subscriber's queue and the slow-consumer policy (degrade, reset, close);
 //! - `heartbeats`: what the hub's timers do (heartbeats, held updates' `batch_update`);
 //! - `frames`: the component's frames as shared payloads.
@@ -17,7 +18,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::PushConfig;
-use crate::dispatch::{DispatchComponent, Encoding, Filter, RateState};
+use crate::dispatch::{DispatchComponent, Encoding, Filter};
 use crate::metrics::Metrics;
 
 mod frames;
@@ -170,10 +171,7 @@ impl Hub {
             last_seq: last_seq.clone(),
             closed: false,
             replayed_upto: 0,
-            rate: RateState {
-                tokens_milli: u64::from(self.config.rate_per_sec) * 1000,
-                last_refill_ms: now_ms(),
-            },
+            rate: roster::full_bucket(self.config.rate_per_sec, now_ms()),
             held: Vec::new(),
             degraded: false,
             last_reset: None,

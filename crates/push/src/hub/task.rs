@@ -1,7 +1,9 @@
 //! The hub task: one loop over commands (subscribe, unsubscribe, filter changes,
 //! publish, replay, close all) and the timers; publishing and replay ask the dispatch
-//! component once per batch for every subscriber.
+//! component once per batch, publishing once for every distinct subscription (the
+//! roster's records) and then fanning each decision out to the connections sharing it.
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
@@ -74,14 +76,15 @@ impl HubTask {
         }
     }
 
-    /// One timed call of the component.
+    /// One timed call of the component, deciding at `now_ms`.
     pub(super) async fn decide(
         &mut self,
+        now_ms: u64,
         events: &[dispatch::Event],
         subscribers: &[dispatch::Subscriber],
     ) -> anyhow::Result<dispatch::Plan> {
         let started = std::time::Instant::now();
-        let plan = self.dispatch.decide(now_ms(), events, subscribers).await;
+        let plan = self.dispatch.decide(now_ms, events, subscribers).await;
         self.metrics.dispatch_call(started.elapsed());
         plan
     }
@@ -110,7 +113,7 @@ impl HubTask {
         sub.rate_per_sec = 0;
         sub.degraded = false;
         let wit_events: Vec<dispatch::Event> = events.iter().map(|p| wit_event(p)).collect();
-        let plan = match self.decide(&wit_events, &[sub]).await {
+        let plan = match self.decide(now_ms(), &wit_events, &[sub]).await {
             Ok(plan) => plan,
             Err(e) => {
                 tracing::error!(error = %format!("{e:#}"), "dispatch failed during replay");
@@ -132,18 +135,26 @@ impl HubTask {
             .collect()
     }
 
+    /// Decides `events` once per distinct subscription and fans each decision out to
+    /// every connection sharing it.
     pub(super) async fn publish(&mut self, events: &[Arc<Published>]) {
         self.metrics
             .events_published
-            .fetch_add(events.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            .fetch_add(events.len() as u64, Relaxed);
         self.degrade_the_nearly_full();
-        self.update_roster();
-        if self.roster.active.is_empty() {
+        // One clock for the roster and the component: the roster's view of the rate
+        // buckets holds at this very instant.
+        let now = now_ms();
+        self.update_roster(now);
+        if self.roster.records.is_empty() {
             return;
         }
+        self.metrics
+            .dispatch_records
+            .fetch_add(self.roster.records.len() as u64, Relaxed);
         let wit_events: Vec<dispatch::Event> = events.iter().map(|p| wit_event(p)).collect();
         let records = std::mem::take(&mut self.roster.records);
-        let decided = self.decide(&wit_events, &records).await;
+        let decided = self.decide(now, &wit_events, &records).await;
         self.roster.records = records;
         let plan = match decided {
             Ok(plan) => plan,
@@ -162,44 +173,70 @@ impl HubTask {
             .collect();
         // Per frame: the event it encodes and how many connections got it.
         let mut sends: Vec<(usize, u64)> = vec![(0, 0); frames.len()];
-        for (&i, rate) in self.roster.active.iter().zip(plan.rates) {
-            self.subs[i].rate = rate;
+        for (members, rate) in self.roster.members.iter().zip(plan.rates) {
+            for &i in members {
+                self.subs[i].rate = rate;
+            }
         }
-        for d in plan.deliveries {
-            let (Some(&si), Some(event)) = (
-                self.roster.active.get(d.subscriber as usize),
-                events.get(d.event as usize),
-            ) else {
+        // The plan lists each record's deliveries together: resolve them once, then
+        // apply them to every member in event order.
+        let mut actions = Vec::new();
+        for run in plan
+            .deliveries
+            .chunk_by(|a, b| a.subscriber == b.subscriber)
+        {
+            let Some(members) = self.roster.members.get(run[0].subscriber as usize) else {
                 tracing::error!("dispatch planned a delivery out of range; ignored");
                 continue;
             };
-            let sub = &mut self.subs[si];
-            match d.decision {
-                Decision::Send => {
-                    let kind = &kinds[d.event as usize];
-                    let Some(msg) = frames.payload(d.frame as usize, kind, event.event.seq) else {
-                        tracing::error!("dispatch planned a frame out of range; ignored");
-                        continue;
-                    };
-                    sends[d.frame as usize] = (d.event as usize, sends[d.frame as usize].1 + 1);
-                    sub.send(msg, &self.metrics);
-                }
-                Decision::Hold => {
-                    Metrics::inc(&self.metrics.rate_limited);
-                    sub.held.push(event.clone());
-                }
-                Decision::Conflate => {
-                    Metrics::inc(&self.metrics.conflated);
-                    let key = conflation_key(&event.event);
-                    if let Some(slot) = sub
-                        .held
-                        .iter_mut()
-                        .find(|h| key.is_some() && conflation_key(&h.event) == key)
-                    {
-                        *slot = event.clone();
+            let n = members.len() as u64;
+            actions.clear();
+            for d in run {
+                let Some(event) = events.get(d.event as usize) else {
+                    tracing::error!("dispatch planned a delivery out of range; ignored");
+                    continue;
+                };
+                actions.push(match d.decision {
+                    Decision::Send => {
+                        let kind = &kinds[d.event as usize];
+                        let Some(msg) = frames.payload(d.frame as usize, kind, event.event.seq)
+                        else {
+                            tracing::error!("dispatch planned a frame out of range; ignored");
+                            continue;
+                        };
+                        let sent = &mut sends[d.frame as usize];
+                        *sent = (d.event as usize, sent.1 + n);
+                        Action::Send(msg)
+                    }
+                    Decision::Hold => {
+                        self.metrics.rate_limited.fetch_add(n, Relaxed);
+                        Action::Hold(event)
+                    }
+                    Decision::Conflate => {
+                        self.metrics.conflated.fetch_add(n, Relaxed);
+                        Action::Conflate(event, conflation_key(&event.event))
+                    }
+                    Decision::Drop => Action::Drop,
+                });
+            }
+            for &si in members {
+                let sub = &mut self.subs[si];
+                for action in &actions {
+                    match action {
+                        Action::Send(msg) => sub.send(msg.clone(), &self.metrics),
+                        Action::Hold(event) => sub.held.push(Arc::clone(event)),
+                        Action::Conflate(event, key) => {
+                            if let Some(slot) = sub
+                                .held
+                                .iter_mut()
+                                .find(|h| key.is_some() && conflation_key(&h.event) == *key)
+                            {
+                                *slot = Arc::clone(event);
+                            }
+                        }
+                        Action::Drop => overflowed(sub, last_seq, &self.metrics),
                     }
                 }
-                Decision::Drop => overflowed(sub, last_seq, &self.metrics),
             }
         }
         for (len, &(event, n)) in frames.lens().zip(&sends) {
@@ -207,4 +244,13 @@ impl HubTask {
         }
         self.remove_closed();
     }
+}
+
+/// One planned delivery, resolved once for every member of a record.
+enum Action<'a> {
+    Send(Arc<Payload>),
+    Hold(&'a Arc<Published>),
+    /// The event and its conflation key.
+    Conflate(&'a Arc<Published>, Option<String>),
+    Drop,
 }
