@@ -442,3 +442,35 @@ async fn metrics_count_connections_messages_and_resumes_and_ready_answers() {
     assert_eq!(value("vigil_events_published_total"), 2.0);
     assert_eq!(value("vigil_resume_hits_total"), 1.0);
 }
+
+#[tokio::test]
+async fn metrics_count_distinct_subscriptions_not_connections() {
+    let host = common::start().await;
+    let tasks = host.url("/events?topics=celery:tasks");
+    let mut same = Vec::new();
+    for _ in 0..3 {
+        same.push(common::SseClient::connect(&tasks, &common::admin()).await);
+    }
+    let mut other = common::SseClient::connect(
+        &host.url("/events?topics=celery:tasks&states=FAILURE"),
+        &common::admin(),
+    )
+    .await;
+    assert_eq!(
+        host.ingest(r#"{"type":"task-failed","uuid":"d1","exception":"boom"}"#)
+            .await
+            .0,
+        202
+    );
+    for sse in &mut same {
+        assert_eq!(sse.next().await.event, "task_update");
+    }
+    assert_eq!(other.next().await.event, "task_update");
+    // Three connections share one filter, the fourth has its own: two subscriptions.
+    assert_eq!(
+        host.metric("vigil_push_subscriptions_distinct").await,
+        Some(2.0)
+    );
+    let records = host.metric("vigil_dispatch_records_total").await.unwrap();
+    assert!(records >= 2.0, "{records}");
+}
