@@ -9,11 +9,14 @@
 //! runs out of descriptors for its own work: the default cap stays under the process's
 //! open-file limit.
 //!
-//! A connection whose first request is a plain `GET /events` is served on the
-//! connection itself ([`vigil_push::sse::direct`], see [`crate::first_request`]): an
-//! idle SSE stream then holds no HTTP server state. Telling it takes the first bytes,
-//! read within the header-read timeout; the rest go to the HTTP server with those bytes
-//! put back (a request line dribbled in byte by byte thus gets up to twice the timeout).
+//! A plain `GET /events` is served on the connection itself
+//! ([`vigil_push::sse::direct`], see [`crate::first_request`]): an idle SSE stream then
+//! holds no HTTP server state; so is a long-poll ([`crate::long_poll`]): a parked one
+//! holds none either, and after its answer the connection's next request is told the
+//! same way. Telling takes the request's first bytes, read within the header-read
+//! timeout (which also bounds the wait for a next request); the rest go to the HTTP
+//! server with those bytes put back (a request line dribbled in byte by byte thus gets
+//! up to twice the timeout).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -23,6 +26,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::Router;
+use bytes::BytesMut;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -34,6 +38,7 @@ use vigil_push::sse::direct;
 use vigil_push::PushState;
 
 use crate::first_request::{self, First, Rewind};
+use crate::long_poll;
 use crate::write_timeout::WriteTimeout;
 
 /// Connections served at once unless the open-file limit is lower.
@@ -146,18 +151,39 @@ struct Connection {
 }
 
 impl Connection {
+    /// Serves the connection: requests the host takes off the HTTP server
+    /// ([`first_request`]) one after the other, until one goes to the HTTP server, which
+    /// then has the connection for good.
     async fn run(mut self, tcp: TcpStream) {
         let mut io = WriteTimeout::new(tcp, self.limits.write_timeout);
-        let first = first_request::read(&mut io, direct::PATH);
-        let first = tokio::select! {
-            first = tokio::time::timeout(self.limits.header_read_timeout, first) => first,
-            _ = self.closing.wait_for(|closing| *closing) => return,
-        };
-        match first {
-            Ok(First::Direct(head)) => direct::serve(self.push.clone(), io, head).await,
-            Ok(First::Http(prefix)) => self.http(Rewind::new(prefix, io)).await,
-            // Silent for the whole header-read timeout, or gone.
-            Ok(First::Gone) | Err(_) => {}
+        let mut sent = BytesMut::with_capacity(0);
+        loop {
+            let next = first_request::read(&mut io, sent);
+            let next = tokio::select! {
+                next = tokio::time::timeout(self.limits.header_read_timeout, next) => next,
+                _ = self.closing.wait_for(|closing| *closing) => return,
+            };
+            match next {
+                // Boxed, like the HTTP server below: the connection's task is then
+                // sized for what a parked long-poll holds, not for the largest way of
+                // serving a connection.
+                Ok(First::Direct(head)) => {
+                    return Box::pin(direct::serve(self.push.clone(), io, head)).await
+                }
+                Ok(First::LongPoll(head, after)) => {
+                    let (router, addr) = (self.router.clone(), self.addr);
+                    let next = long_poll::serve(router, addr, &mut io, head, after, &self.closing);
+                    match next.await {
+                        Some(after) => sent = after,
+                        None => return,
+                    }
+                }
+                Ok(First::Http(prefix)) => {
+                    return Box::pin(self.http(Rewind::new(prefix, io))).await
+                }
+                // Silent for the whole header-read timeout, or gone.
+                Ok(First::Gone) | Err(_) => return,
+            }
         }
     }
 

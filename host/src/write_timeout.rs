@@ -30,6 +30,11 @@ impl WriteTimeout {
         }
     }
 
+    /// The stream, e.g. to wait until it is readable without a read buffer.
+    pub fn tcp(&self) -> &TcpStream {
+        &self.inner
+    }
+
     /// What a write that returned `poll` means, with the stall deadline applied.
     fn deadline<T>(
         &mut self,

@@ -222,7 +222,7 @@ impl HttpComponents {
         // Only the host may tell a component it can park, and where (see `parked`).
         req.headers_mut().remove(vigil_rules::park::PARK_HEADER);
         req.headers_mut().remove(vigil_rules::park::SINCE_HEADER);
-        let long_poll = is_long_poll(&req);
+        let long_poll = is_long_poll(req.method(), req.uri());
         match (&self.lot, long_poll) {
             (Some(lot), true) => self.serve_parked(lot, req, m.component).await,
             // Boxed, so that parked requests' futures are not sized for a call.
@@ -335,13 +335,14 @@ impl HttpComponents {
 /// event feed (30 s, as long as the short deadline: it must not race it).
 const WAITS_BY_DEFAULT: [&str; 2] = ["/wait", "/api/v1/events"];
 
-/// A long-poll is a GET with a non-zero `timeout` query parameter, or one of
-/// [`WAITS_BY_DEFAULT`] without one.
-fn is_long_poll(req: &http::Request<Body>) -> bool {
-    let query = req.uri().query().unwrap_or("");
+/// Whether a request is a long-poll: a GET with a non-zero `timeout` query parameter,
+/// or one of [`WAITS_BY_DEFAULT`] without one. (The host also serves these off its HTTP
+/// server while they wait.)
+pub fn is_long_poll(method: &http::Method, uri: &http::Uri) -> bool {
+    let query = uri.query().unwrap_or("");
     let timeout = query.split('&').find_map(|p| p.strip_prefix("timeout="));
-    let path = req.uri().path();
-    req.method() == http::Method::GET
+    let path = uri.path();
+    method == http::Method::GET
         && match timeout {
             Some(t) => t != "0",
             None => WAITS_BY_DEFAULT.iter().any(|w| path.ends_with(w)),
@@ -395,15 +396,13 @@ mod tests {
 
     #[test]
     fn long_polls_are_told_from_short_requests() {
-        let get = |uri: &str| http::Request::get(uri).body(Body::empty()).unwrap();
-        assert!(is_long_poll(&get("/api/v1/events?since=3&timeout=35")));
-        assert!(is_long_poll(&get("/api/v1/events?since=3")));
-        assert!(is_long_poll(&get("/api/admin/celery/jobs/j/wait")));
-        assert!(!is_long_poll(&get("/api/v1/events?timeout=0")));
-        assert!(!is_long_poll(&get("/api/v1/tasks")));
-        let post = http::Request::post("/api/v1/events")
-            .body(Body::empty())
-            .unwrap();
-        assert!(!is_long_poll(&post));
+        let get = |uri: &str| is_long_poll(&http::Method::GET, &uri.parse().unwrap());
+        assert!(get("/api/v1/events?since=3&timeout=35"));
+        assert!(get("/api/v1/events?since=3"));
+        assert!(get("/api/admin/celery/jobs/j/wait"));
+        assert!(!get("/api/v1/events?timeout=0"));
+        assert!(!get("/api/v1/tasks"));
+        let post = "/api/v1/events".parse().unwrap();
+        assert!(!is_long_poll(&http::Method::POST, &post));
     }
 }

@@ -1,11 +1,11 @@
-//! Telling, from the first bytes a new connection sends, a plain `GET` of one path (a
-//! push stream served on the connection itself, off the HTTP server) from everything
+//! Telling, from the bytes a connection sent, a plain `GET` that the host serves on the
+//! connection itself, off the HTTP server (a push stream, a long-poll), from everything
 //! else (handed to the HTTP server with those bytes put back). No I/O: [`sniff`] looks
 //! at what was read so far.
 //!
-//! Only the simplest requests are taken: HTTP/1.1, the whole head and nothing after it,
-//! no body, no upgrade, no `Expect`, every header valid. Anything else goes to the HTTP
-//! server, which answers it exactly as before (its refusals included).
+//! Only the simplest requests are taken: HTTP/1.1, the whole head, no body, no upgrade,
+//! no `Expect`, every header valid. Anything else goes to the HTTP server, which answers
+//! it exactly as before (its refusals included).
 
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Uri};
@@ -25,6 +25,8 @@ pub struct Head {
     pub uri: Uri,
     /// Every header.
     pub headers: HeaderMap,
+    /// Bytes the head took: what the buffer holds past them was sent after it.
+    pub len: usize,
 }
 
 /// What a connection's first bytes are.
@@ -34,43 +36,51 @@ pub enum Sniffed {
     More,
     /// Anything else: for the HTTP server.
     Other,
-    /// The whole head of a `GET` of the path.
+    /// The whole head of a wanted `GET`.
     Head(Head),
 }
 
-/// What `buf` (everything the connection sent so far) is, for a `GET` of `path`
-/// (with or without a query).
-pub fn sniff(buf: &[u8], path: &str) -> Sniffed {
-    let line = [b"GET ".as_slice(), path.as_bytes()];
-    let mut at = 0;
-    for part in line {
-        let n = part.len().min(buf.len() - at);
-        if buf[at..at + n] != part[..n] {
-            return Sniffed::Other;
-        }
-        if n < part.len() {
-            return Sniffed::More;
-        }
-        at += n;
+/// What `buf` (everything the connection sent so far) is, for a `GET` whose request
+/// target (path and query, as sent) `wanted` accepts. `wanted` is asked once the
+/// request line's target is whole; anything that is not a `GET` is told at once.
+pub fn sniff(buf: &[u8], wanted: impl Fn(&str) -> bool) -> Sniffed {
+    const GET: &[u8] = b"GET /";
+    let n = GET.len().min(buf.len());
+    if buf[..n] != GET[..n] {
+        return Sniffed::Other;
     }
-    match buf.get(at) {
-        None => return Sniffed::More,
-        Some(b' ' | b'?') => {}
-        Some(_) => return Sniffed::Other,
+    let start = GET.len() - 1;
+    let Some(end) = buf
+        .get(start..)
+        .and_then(|t| t.iter().position(|b| *b == b' '))
+    else {
+        return match buf.len() < MAX_HEAD && !buf.contains(&b'\n') {
+            true => Sniffed::More,
+            false => Sniffed::Other,
+        };
+    };
+    match std::str::from_utf8(&buf[start..start + end]) {
+        Ok(target) if wanted(target) => {}
+        _ => return Sniffed::Other,
     }
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     match req.parse(buf) {
-        Ok(httparse::Status::Complete(n)) if n == buf.len() => {
-            head(&req).map_or(Sniffed::Other, Sniffed::Head)
-        }
+        Ok(httparse::Status::Complete(n)) => head(&req, n).map_or(Sniffed::Other, Sniffed::Head),
         Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => Sniffed::More,
         _ => Sniffed::Other,
     }
 }
 
-/// The head of a parsed request, if it is one this path takes.
-fn head(req: &httparse::Request<'_, '_>) -> Option<Head> {
+/// Whether `target` is `path`, with or without a query.
+pub fn is_path(target: &str, path: &str) -> bool {
+    target
+        .strip_prefix(path)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('?'))
+}
+
+/// The head of a parsed request (`len` bytes), if it is one taken off the connection.
+fn head(req: &httparse::Request<'_, '_>, len: usize) -> Option<Head> {
     if req.version != Some(1) {
         return None;
     }
@@ -87,7 +97,7 @@ fn head(req: &httparse::Request<'_, '_>) -> Option<Head> {
     let special = [http::header::UPGRADE, http::header::EXPECT]
         .iter()
         .any(|h| headers.contains_key(h));
-    (!body && !special).then_some(Head { uri, headers })
+    (!body && !special).then_some(Head { uri, headers, len })
 }
 
 #[cfg(test)]
@@ -95,7 +105,7 @@ mod tests {
     use super::*;
 
     fn sniffed(buf: &str) -> Sniffed {
-        sniff(buf.as_bytes(), "/events")
+        sniff(buf.as_bytes(), |target| is_path(target, "/events"))
     }
 
     #[test]
@@ -109,6 +119,7 @@ mod tests {
         assert_eq!(head.uri.query(), Some("topics=a,b&access_token=t"));
         assert_eq!(head.headers["last-event-id"], "7");
         assert_eq!(head.headers["accept-encoding"], "gzip");
+        assert_eq!(head.len, req.len());
     }
 
     #[test]
@@ -132,13 +143,38 @@ mod tests {
             "GET /events HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
             "GET /events HTTP/1.1\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n",
             "GET /events HTTP/1.1\r\nExpect: 100-continue\r\n\r\n",
-            "GET /events HTTP/1.1\r\n\r\nGET /events HTTP/1.1\r\n\r\n",
             "GET /events HTTP/1.1\r\nbad header\r\n\r\n",
             "\u{16}\u{3}\u{1}",
         ] {
             assert!(matches!(sniffed(req), Sniffed::Other), "{req:?}");
         }
-        assert!(matches!(sniffed("GET /ew"), Sniffed::Other), "told early");
+        assert!(matches!(sniffed("PUT"), Sniffed::Other), "told early");
+        assert!(
+            matches!(sniffed("GET /ew "), Sniffed::Other),
+            "told by the target"
+        );
+        assert!(
+            matches!(sniffed("GET /events\r\n"), Sniffed::Other),
+            "no version"
+        );
+    }
+
+    #[test]
+    fn bytes_sent_after_the_head_are_left_to_the_caller() {
+        let first = "GET /events HTTP/1.1\r\nHost: x\r\n\r\n";
+        let both = format!("{first}GET /api/v1/tasks HTTP/1.1\r\n\r\n");
+        let Sniffed::Head(head) = sniffed(&both) else {
+            panic!("taken")
+        };
+        assert_eq!(head.len, first.len());
+    }
+
+    #[test]
+    fn targets_are_paths_with_or_without_a_query() {
+        assert!(is_path("/events", "/events"));
+        assert!(is_path("/events?since=1", "/events"));
+        assert!(!is_path("/events/x", "/events"));
+        assert!(!is_path("/eventsx?since=1", "/events"));
     }
 
     #[test]
