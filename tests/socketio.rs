@@ -268,3 +268,33 @@ fn task_events(prefix: &str, n: usize) -> String {
         .collect();
     serde_json::to_string(&events).unwrap()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_tells_socketio_clients_why_before_closing() {
+    // The seeds' clients show `closing`'s reason and reconnect elsewhere: it must leave
+    // before the session closes, not race it.
+    let host = common::start().await;
+    let s = admin_in_tasks_room(&host).await;
+    let waiting = tokio::spawn(async move { s.poll().await });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await; // the poll is held
+    let stopping = tokio::spawn(host.running.stop());
+    let packets = waiting.await.unwrap();
+    let closing = packets
+        .iter()
+        .filter_map(|p| p.strip_prefix("42"))
+        .map(|p| serde_json::from_str::<Value>(p).unwrap())
+        .find(|ev| ev[0] == "closing");
+    let closing = closing.unwrap_or_else(|| panic!("no `closing` in {packets:?}"));
+    assert!(
+        closing[1]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("shutting down"),
+        "{closing}"
+    );
+    tokio::time::timeout(std::time::Duration::from_secs(10), stopping)
+        .await
+        .expect("shutdown completes")
+        .unwrap()
+        .unwrap();
+}

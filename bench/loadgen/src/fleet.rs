@@ -19,11 +19,13 @@ pub struct Fleet {
 }
 
 impl Fleet {
-    /// Connects `clients` clients, spread over `targets` in turn (several hosts of one
+    /// Connects `clients` clients, numbered from `first` (a shard's part of a larger
+    /// fleet), spread by number over `targets` in turn (several hosts of one
     /// deployment) and over loopback `sources`, `concurrency` handshakes at a time, and
     /// returns once every one has subscribed or failed.
     pub async fn connect(
         targets: &[Target],
+        first: usize,
         clients: usize,
         concurrency: usize,
         clock: &Arc<Clock>,
@@ -32,7 +34,7 @@ impl Fleet {
         let (stop, stop_rx) = watch::channel(false);
         let (ready, mut ready_rx) = mpsc::channel::<bool>(clients.max(1));
         let limit = Arc::new(Semaphore::new(concurrency.max(1)));
-        let tasks = (0..clients)
+        let tasks = (first..first + clients)
             .map(|i| {
                 let (target, clock, stop_rx, ready, limit) = (
                     targets[i % targets.len()].clone(),

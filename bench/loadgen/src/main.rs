@@ -18,7 +18,8 @@
 //! protocol), [`ids`] (event ids), [`net`] (TCP from several source addresses),
 //! [`fleet`] (many clients), [`publish`] (the publisher), [`scenario`] (`run` and
 //! `idle`), [`ingest`] (ingest throughput), [`proc`] (`/proc` readings), [`report`]
-//! (rows and records), [`results`] (files and tables).
+//! (rows and records), [`results`] (files and tables), [`shard`] (clients in child
+//! processes, past one process's open-file limit).
 
 mod client;
 mod eio;
@@ -31,6 +32,7 @@ mod publish;
 mod report;
 mod results;
 mod scenario;
+mod shard;
 
 use std::io::Write;
 
@@ -59,6 +61,9 @@ enum Command {
     Idle(CommonArgs),
     /// Ingest throughput; prints one markdown row of the ingest table.
     Ingest(IngestArgs),
+    /// One child process's share of the clients (started by `--shards`; see `shard`).
+    #[command(hide = true)]
+    Shard(ShardArgs),
     /// Prints a table's header.
     Header {
         /// Which table.
@@ -140,6 +145,25 @@ pub(crate) struct CommonArgs {
     /// Appends the JSON record to this file.
     #[arg(long)]
     results: Option<String>,
+    /// Child processes the clients are split over: a process can hold only so many
+    /// open files (`ulimit -Hn`), 50 000 clients need several.
+    #[arg(long, default_value_t = 1)]
+    shards: usize,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct ShardArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Number of this shard's first client in the whole fleet.
+    #[arg(long)]
+    first: usize,
+    /// Events the run publishes.
+    #[arg(long)]
+    events: u64,
+    /// The parent's clock start, ns since the Unix epoch.
+    #[arg(long)]
+    origin_ns: u64,
 }
 
 #[derive(clap::Args)]
@@ -183,6 +207,7 @@ async fn main() -> anyhow::Result<()> {
             keep(&args, &record)?;
             println!("{}", report::idle_row(&record));
         }
+        Command::Shard(args) => shard::serve(&args).await?,
         Command::Ingest(a) => {
             let row = ingest::run(
                 &a.server,

@@ -7,14 +7,16 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::client::Received;
 use crate::client::{Clock, Target};
 use crate::fleet::Fleet;
 use crate::net::Sources;
 use crate::publish::{self, Sink};
+use crate::shard::Shards;
 use crate::{proc, report, CommonArgs, RunArgs};
 
-/// Handshakes in flight at once while connecting clients.
-const CONNECT_CONCURRENCY: usize = 100;
+/// Handshakes in flight at once while connecting clients (per process).
+pub const CONNECT_CONCURRENCY: usize = 100;
 /// Pause between the last subscribe and the first publish, so connection set-up work
 /// is not counted in the scenario's CPU seconds.
 const SETTLE: Duration = Duration::from_millis(500);
@@ -23,7 +25,7 @@ const SETTLE: Duration = Duration::from_millis(500);
 const IDLE_SETTLE: Duration = Duration::from_secs(3);
 
 /// One target per host.
-fn targets(args: &CommonArgs) -> Vec<Target> {
+pub fn targets(args: &CommonArgs) -> Vec<Target> {
     args.url
         .iter()
         .map(|url| Target {
@@ -46,26 +48,62 @@ fn status_kib(pids: &[u32], field: &str) -> anyhow::Result<u64> {
     pids.iter().map(|&p| proc::status_kib(p, field)).sum()
 }
 
-async fn connect(args: &CommonArgs, clock: &Arc<Clock>) -> Fleet {
-    let sources = Sources {
-        count: args.sources.max(1),
-    };
-    let fleet = Fleet::connect(
-        &targets(args),
-        args.clients,
-        CONNECT_CONCURRENCY,
-        clock,
-        sources,
-    )
-    .await;
-    eprintln!(
-        "{} ({}): {} clients connected, {} failed",
-        args.server,
-        args.transport.name(),
-        fleet.connected,
-        fleet.failed
-    );
-    fleet
+/// The clients of a run: in this process, or split over `--shards` child processes.
+enum Clients {
+    Here(Fleet),
+    Shards(Shards),
+}
+
+impl Clients {
+    async fn connect(args: &CommonArgs, clock: &Arc<Clock>) -> anyhow::Result<Self> {
+        let clients = if args.shards > 1 {
+            let events = clock.sent.len() as u64;
+            Self::Shards(Shards::connect(args, args.shards, events, clock).await?)
+        } else {
+            let sources = Sources {
+                count: args.sources.max(1),
+            };
+            let targets = targets(args);
+            let fleet = Fleet::connect(
+                &targets,
+                0,
+                args.clients,
+                CONNECT_CONCURRENCY,
+                clock,
+                sources,
+            );
+            Self::Here(fleet.await)
+        };
+        let (connected, failed) = clients.counts();
+        eprintln!(
+            "{} ({}): {connected} clients connected, {failed} failed",
+            args.server,
+            args.transport.name(),
+        );
+        Ok(clients)
+    }
+
+    fn counts(&self) -> (usize, usize) {
+        match self {
+            Self::Here(f) => (f.connected, f.failed),
+            Self::Shards(s) => (s.connected, s.failed),
+        }
+    }
+
+    fn delivered(&self, clock: &Clock) -> u64 {
+        match self {
+            Self::Here(_) => clock.delivered.load(Ordering::Relaxed),
+            Self::Shards(s) => s.delivered(),
+        }
+    }
+
+    /// Disconnects every client; what each received, in client order.
+    async fn stop(self, clock: &Clock) -> anyhow::Result<Vec<Received>> {
+        match self {
+            Self::Here(f) => Ok(f.stop().await),
+            Self::Shards(s) => s.stop(&clock.sent_times()).await,
+        }
+    }
 }
 
 /// One scenario: its record, and with several hosts a second one for the clients on
@@ -74,7 +112,7 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Vec<Value>> {
     let c = &args.common;
     let events = (args.rate as f64 * args.seconds).round() as u64;
     let clock = Arc::new(Clock::new(events));
-    let fleet = connect(c, &clock).await;
+    let clients = Clients::connect(c, &clock).await?;
     tokio::time::sleep(SETTLE).await;
     let cpu_before = cpu_seconds(&c.pid)?;
     let first_ns = clock.now_ns();
@@ -87,16 +125,14 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Vec<Value>> {
     let tick = Duration::from_millis(args.tick_ms.max(1));
     let published = publish::run(sink, clock.clone(), args.rate, tick).await;
     report_publishing(&c.server, &published);
-    let expected = fleet.connected as u64 * events;
+    let expected = clients.counts().0 as u64 * events;
     let drain_until = tokio::time::Instant::now() + Duration::from_secs_f64(args.drain);
-    while clock.delivered.load(Ordering::Relaxed) < expected
-        && tokio::time::Instant::now() < drain_until
-    {
+    while clients.delivered(&clock) < expected && tokio::time::Instant::now() < drain_until {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let cpu_s = cpu_seconds(&c.pid)? - cpu_before;
     let peak_kib = status_kib(&c.pid, "VmHWM")?;
-    let received = fleet.stop().await;
+    let received = clients.stop(&clock).await?;
     let (duplicates, unknown) = report::anomalies(&received);
     if published.failed_requests + duplicates + unknown > 0 {
         eprintln!(
@@ -157,11 +193,11 @@ fn report_publishing(server: &str, published: &publish::Published) {
 pub async fn idle(args: &CommonArgs) -> anyhow::Result<Value> {
     let clock = Arc::new(Clock::new(0));
     let before = status_kib(&args.pid, "VmRSS")?;
-    let fleet = connect(args, &clock).await;
+    let clients = Clients::connect(args, &clock).await?;
     tokio::time::sleep(IDLE_SETTLE).await;
     let after = status_kib(&args.pid, "VmRSS")?;
-    let connected = fleet.connected;
-    fleet.stop().await;
+    let connected = clients.counts().0;
+    clients.stop(&clock).await?;
     Ok(report::idle_record(
         args.transport,
         &args.server,

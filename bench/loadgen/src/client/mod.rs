@@ -13,7 +13,7 @@ pub mod ws;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use tokio::sync::watch;
@@ -76,10 +76,17 @@ impl Target {
 pub struct Clock {
     /// Zero point of every timestamp.
     pub start: Instant,
+    /// The zero point as wall-clock time (ns since the Unix epoch), which a shard
+    /// process ([`crate::shard`]) takes as its own zero point.
+    pub origin_unix_ns: u64,
     /// Send time of event `n` in ns since `start`, plus one; 0 = not sent yet.
     pub sent: Vec<AtomicU64>,
     /// Deliveries so far, across all clients.
     pub delivered: AtomicU64,
+    /// The publisher is another process: send times are learnt only after the run,
+    /// so deliveries are kept with their arrival time until then
+    /// ([`Received::resolve`]).
+    pub deferred: bool,
 }
 
 impl Clock {
@@ -87,8 +94,24 @@ impl Clock {
     pub fn new(events: u64) -> Self {
         Self {
             start: Instant::now(),
+            origin_unix_ns: unix_ns(),
             sent: (0..events).map(|_| AtomicU64::new(0)).collect(),
             delivered: AtomicU64::new(0),
+            deferred: false,
+        }
+    }
+
+    /// A shard's clock for `events` events published by another process, whose clock
+    /// started at `origin_unix_ns`: both count from the same instant (to the
+    /// wall clock's precision, microseconds on Linux), so latencies are comparable.
+    pub fn shard(events: u64, origin_unix_ns: u64) -> Self {
+        let since = Duration::from_nanos(unix_ns().saturating_sub(origin_unix_ns));
+        let now = Instant::now();
+        Self {
+            start: now.checked_sub(since).unwrap_or(now),
+            origin_unix_ns,
+            deferred: true,
+            ..Self::new(events)
         }
     }
 
@@ -96,6 +119,20 @@ impl Clock {
     pub fn now_ns(&self) -> u64 {
         self.start.elapsed().as_nanos() as u64
     }
+
+    /// Every event's send time as stored in [`Clock::sent`] (0 = never sent).
+    pub fn sent_times(&self) -> Vec<u64> {
+        self.sent
+            .iter()
+            .map(|s| s.load(Ordering::Acquire))
+            .collect()
+    }
+}
+
+fn unix_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// What one client saw.
@@ -112,6 +149,25 @@ pub struct Received {
     /// Why the server ended the connection before the run did (its closing message,
     /// or how it ended); `None` if it stayed up.
     pub ended_early: Option<String>,
+    /// With a deferred clock: (event id, arrival ns) of each first delivery whose
+    /// send time is not known yet.
+    pub pending: Vec<(u32, u64)>,
+}
+
+impl Received {
+    /// Turns pending deliveries into latencies, given every event's send time as in
+    /// [`Clock::sent`]; a delivery of an event never sent counts as unknown.
+    pub fn resolve(&mut self, sent: &[u64]) {
+        for (id, at) in std::mem::take(&mut self.pending) {
+            match sent.get(id as usize) {
+                Some(&s) if s > 0 => {
+                    let us = at.saturating_sub(s - 1) / 1000;
+                    self.latencies_us.push(us.min(u64::from(u32::MAX)) as u32);
+                }
+                _ => self.unknown += 1,
+            }
+        }
+    }
 }
 
 /// One client's record of the events it got: each id once, with its latency.
@@ -144,6 +200,12 @@ impl Recorder {
                 .map(|s| s.load(Ordering::Acquire));
             match (self.seen.get_mut(id as usize), sent) {
                 (Some(true), _) => self.got.duplicates += 1,
+                (Some(slot), Some(0)) if self.clock.deferred => {
+                    *slot = true;
+                    self.got.pending.push((id as u32, now));
+                    self.got.last_ns = now;
+                    self.clock.delivered.fetch_add(1, Ordering::Relaxed);
+                }
                 (Some(slot), Some(sent)) if sent > 0 => {
                     *slot = true;
                     let us = now.saturating_sub(sent - 1) / 1000;

@@ -100,7 +100,7 @@ enum Command {
     UpdateFilter(u64, Option<Filter>, oneshot::Sender<bool>),
     Publish(Vec<Arc<Published>>),
     Replay(Box<ReplayRequest>),
-    CloseAll(String),
+    CloseAll(String, oneshot::Sender<()>),
 }
 
 /// Handle to the hub task.
@@ -246,9 +246,19 @@ impl Hub {
         frames.await.unwrap_or_default()
     }
 
-    /// Ends every subscription with `reason` (e.g. on shutdown, so clients reconnect elsewhere).
+    /// Ends every subscription with `reason` (e.g. on shutdown, so clients reconnect
+    /// elsewhere); returns once every subscriber's farewell is queued, so that closing
+    /// the connections next sends it rather than racing it.
     pub async fn close_all(&self, reason: &str) {
-        let _ = self.tx.send(Command::CloseAll(reason.to_owned())).await;
+        let (done, queued) = oneshot::channel();
+        if self
+            .tx
+            .send(Command::CloseAll(reason.to_owned(), done))
+            .await
+            .is_ok()
+        {
+            let _ = queued.await;
+        }
     }
 
     /// Whether the hub task has stopped.

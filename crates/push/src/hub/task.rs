@@ -60,13 +60,14 @@ impl HubTask {
                         let ReplayRequest { id, events, upto, done } = *r;
                         let _ = done.send(self.replay(id, &events, upto).await);
                     }
-                    Some(Command::CloseAll(reason)) => {
+                    Some(Command::CloseAll(reason, done)) => {
                         for sub in &mut self.subs {
                             tracing::debug!(subscriber = sub.id, "closing subscriber");
                             end(sub, &reason);
                         }
                         self.subs.clear();
                         self.roster.stale = true;
+                        let _ = done.send(());
                     }
                     None => return,
                 },

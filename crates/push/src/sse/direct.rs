@@ -16,7 +16,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use vigil_core::error::ApiError;
 use vigil_runtime::error::HttpError;
 use vigil_transport::stream::sse::run;
-use vigil_transport::wire::http::Head;
+use vigil_transport::wire::http::{date_line, Head};
 
 use super::{open, response_headers, watch, Opened};
 use crate::{PushQuery, PushState};
@@ -70,7 +70,7 @@ pub async fn serve<IO: AsyncRead + AsyncWrite + Unpin>(app: PushState, mut io: I
 /// The response head: `200`, the SSE headers, and `Connection: close` (the body ends
 /// with the connection).
 fn response_head(gzip: bool) -> Bytes {
-    let mut head = String::from("HTTP/1.1 200 OK\r\n");
+    let mut head = String::from("HTTP/1.1 200 OK\r\n") + &date_line();
     for (name, value) in response_headers(gzip) {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
@@ -84,10 +84,11 @@ fn refusal_bytes(e: &ApiError) -> Vec<u8> {
         http::StatusCode::from_u16(e.status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
     let body = e.to_json();
     format!(
-        "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+        "HTTP/1.1 {} {}\r\n{}content-type: application/json\r\ncontent-length: {}\r\n\
          connection: close\r\n\r\n{body}",
         status.as_u16(),
         status.canonical_reason().unwrap_or(""),
+        date_line(),
         body.len()
     )
     .into_bytes()
@@ -104,6 +105,7 @@ mod tests {
         assert!(head.contains("content-type: text/event-stream\r\n"));
         assert!(head.contains("content-encoding: gzip\r\n"));
         assert!(head.ends_with("connection: close\r\n\r\n"));
+        assert_has_date(&head);
         let plain = String::from_utf8(response_head(false).to_vec()).unwrap();
         assert!(!plain.contains("content-encoding"));
     }
@@ -117,5 +119,17 @@ mod tests {
         assert!(head.contains(&format!("content-length: {}", body.len())));
         let json: serde_json::Value = serde_json::from_str(body).unwrap();
         assert_eq!(json["error"]["message"], "the server is shutting down");
+        assert_has_date(head);
+    }
+
+    /// A `date` header of now, in HTTP's format.
+    fn assert_has_date(head: &str) {
+        let date = head
+            .lines()
+            .find_map(|l| l.strip_prefix("date: "))
+            .unwrap_or_else(|| panic!("no date in {head:?}"));
+        let at = httpdate::parse_http_date(date).unwrap();
+        let age = std::time::SystemTime::now().duration_since(at).unwrap();
+        assert!(age.as_secs() < 5, "{date}");
     }
 }

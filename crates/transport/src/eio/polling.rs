@@ -87,11 +87,12 @@ pub async fn poll<H: Handler>(
         session.close(server, "multiple long-polling requests");
         return Refused::BadRequest.response();
     }
-    let upgrading = std::future::poll_fn(|cx| {
-        if session.transport() != Transport::Polling {
-            return std::task::Poll::Ready(true);
-        }
-        session.queue.poll_ready(cx).map(|()| false)
+    let upgrading = std::future::poll_fn(|cx| match session.transport() {
+        Transport::Polling => session.queue.poll_ready(cx).map(|()| false),
+        // A session closed while this poll waited: the poll still carries what was
+        // queued before the close (the reason, the DISCONNECTs), or the close itself.
+        Transport::Closed => std::task::Poll::Ready(false),
+        Transport::Upgrading | Transport::WebSocket => std::task::Poll::Ready(true),
     })
     .await;
     let body = if upgrading {

@@ -18,6 +18,15 @@ pub const MAX_HEAD: usize = 16 * 1024;
 /// Most headers parsed; a request with more goes to the HTTP server.
 const MAX_HEADERS: usize = 64;
 
+/// The `date` header line every response written off the HTTP server carries, as the
+/// HTTP server's own do (RFC 9110 §6.6.1: a server with a clock sends one).
+pub fn date_line() -> String {
+    format!(
+        "date: {}\r\n",
+        httpdate::fmt_http_date(std::time::SystemTime::now())
+    )
+}
+
 /// The head of a request taken off the connection.
 #[derive(Debug)]
 pub struct Head {
