@@ -198,8 +198,7 @@ fn response_head(
         None => {}
     }
     if !parts.headers.contains_key(http::header::DATE) {
-        let date = httpdate::fmt_http_date(std::time::SystemTime::now());
-        out.extend_from_slice(format!("date: {date}\r\n").as_bytes());
+        out.extend_from_slice(vigil_transport::wire::http::date_line().as_bytes());
     }
     if close {
         out.extend_from_slice(b"connection: close\r\n");
