@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 use anyhow::{bail, Context};
 use serde_json::Value;
 
+use crate::longpoll;
 use crate::report::{self, number, text};
 
 /// Marks where the generated tables begin in the README.
@@ -33,15 +34,20 @@ pub fn read(path: &str) -> anyhow::Result<Vec<Value>> {
 pub fn tables(records: &[Value]) -> String {
     let mut out = String::new();
     if let Some(run) = records.iter().find(|r| r["kind"] == "run") {
+        // A long-poll run publishes once per row: no seconds of publishing.
+        let seconds = run["seconds"].as_f64().map_or(String::new(), |s| {
+            format!(", {s} s of publishing per scenario")
+        });
         out += &format!(
-            "Run of {}: {} cores, load average {} before the run, {} s of publishing per scenario.\n\n",
+            "Run of {}: {} cores, load average {} before the run{seconds}.\n\n",
             text(&run["date"]),
             run["cores"],
             text(&run["load"]),
-            run["seconds"],
         );
     }
-    out += &summary(records);
+    if records.iter().any(|r| r["kind"] == "load") {
+        out += &summary(records);
+    }
     for t in TRANSPORTS {
         let rows: Vec<&Value> = of(records, "load", t).collect();
         if rows.is_empty() {
@@ -58,6 +64,14 @@ pub fn tables(records: &[Value]) -> String {
         out += "\n**Idle connections**\n\n| transport | server | idle connections | RSS before MB | RSS after MB | KB per connection |\n| --- | --- | ---: | ---: | ---: | ---: |\n";
         for r in idle {
             out += &format!("| {} {}\n", text(&r["transport"]), report::idle_row(r));
+        }
+    }
+    let longpolls: Vec<&Value> = records.iter().filter(|r| r["kind"] == "longpoll").collect();
+    if !longpolls.is_empty() {
+        out += &format!("\n**Long-polls**\n\n{}\n", longpoll::HEADER);
+        for r in longpolls {
+            out += &longpoll::row(r);
+            out.push('\n');
         }
     }
     out
