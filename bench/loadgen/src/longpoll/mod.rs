@@ -9,8 +9,9 @@
 //! `/metrics` says all are held (`vigil_long_polls_parked`), one `POST /api/v1/events`
 //! with a `task-succeeded` for every job finishes them all: each answer is timed from
 //! that request's 202 (*from ack*; negative when the answer came first) and from its
-//! sending (*from send*). The server's CPU is counted from just before that request
-//! until the last answer was read.
+//! sending (*from send*). The server's CPU (its threads' run time, `schedstat`, not
+//! `stat`'s 10 ms ticks) is counted from just before that request until the last
+//! answer was read, and the driver's own likewise.
 //!
 //! The floor (`vigil-bench-floor`) takes the same requests with no work per request:
 //! `--flavor floor` only skips submitting jobs and reading the head, which it has not.
@@ -33,7 +34,7 @@ use crate::report::{number, text};
 use client::{Outcome, Shared};
 
 /// Header of the long-poll table; one row per (clients, server).
-pub const HEADER: &str = "| clients | server | held | answered | p50 ms from ack | p99 ms from ack | max ms from ack | p99 ms from send | server CPU ms | CPU µs per answer | RSS KiB per long-poll |\n| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |";
+pub const HEADER: &str = "| clients | server | held | answered | p50 ms from ack | p99 ms from ack | max ms from ack | p99 ms from send | server CPU ms | CPU µs per answer | driver CPU ms | RSS KiB per long-poll |\n| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |";
 
 /// How often the driver sends the next few long-polls while connecting.
 const PACE: Duration = Duration::from_millis(10);
@@ -150,7 +151,8 @@ pub async fn run(a: &Args) -> anyhow::Result<Value> {
         );
         tokio::time::sleep(Duration::from_secs_f64(a.pause_before_ingest)).await;
     }
-    let cpu_before = proc::cpu_seconds(a.pid)?;
+    let cpu_before = proc::thread_run_ns(a.pid)?;
+    let driver_before = proc::thread_run_ns(std::process::id())?;
     let (sent_ns, acked_ns) = finish_jobs(&http, a, &ids, origin).await?;
     let mut after = Vec::with_capacity(a.clients);
     let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(a.settle);
@@ -160,7 +162,9 @@ pub async fn run(a: &Args) -> anyhow::Result<Value> {
             Ok(None) | Err(_) => break,
         }
     }
-    let cpu_ms = (proc::cpu_seconds(a.pid)? - cpu_before) * 1000.0;
+    let cpu_ms = proc::run_seconds_between(&cpu_before, &proc::thread_run_ns(a.pid)?) * 1000.0;
+    let driver_after = proc::thread_run_ns(std::process::id())?;
+    let driver_cpu_ms = proc::run_seconds_between(&driver_before, &driver_after) * 1000.0;
     let _ = stop.send(true);
     for t in tasks {
         let _ = t.await;
@@ -175,6 +179,7 @@ pub async fn run(a: &Args) -> anyhow::Result<Value> {
             .count(),
         per_long_poll_kib: rss_held.saturating_sub(rss_before) as f64 / held.max(1) as f64,
         cpu_ms,
+        driver_cpu_ms,
     };
     Ok(record(a, &counts, &after, sent_ns, acked_ns))
 }
@@ -306,6 +311,8 @@ struct Counts {
     refused: usize,
     per_long_poll_kib: f64,
     cpu_ms: f64,
+    /// The driver's own CPU over the same span: reading the answers costs it too.
+    driver_cpu_ms: f64,
 }
 
 /// The JSON record of a run whose answers after the ingest are `after`.
@@ -335,6 +342,7 @@ fn record(a: &Args, c: &Counts, after: &[Outcome], sent_ns: u64, acked_ns: u64) 
         "ack_ms": (acked_ns - sent_ns) as f64 / 1e6,
         "cpu_ms": c.cpu_ms.round(),
         "cpu_us_per_answer": (n > 0).then(|| (c.cpu_ms * 1000.0 / n as f64).round()),
+        "driver_cpu_ms": c.driver_cpu_ms.round(),
         "rss_kib_per_long_poll": (c.per_long_poll_kib * 10.0).round() / 10.0,
     })
 }
@@ -350,7 +358,7 @@ fn percentile(sorted_us: &[i64], p: f64) -> Value {
 /// The markdown row of a long-poll record.
 pub fn row(r: &Value) -> String {
     format!(
-        "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+        "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
         r["clients"],
         text(&r["server"]),
         r["held"],
@@ -361,6 +369,7 @@ pub fn row(r: &Value) -> String {
         number(&r["p99_from_send_ms"], 1),
         number(&r["cpu_ms"], 0),
         number(&r["cpu_us_per_answer"], 0),
+        number(&r["driver_cpu_ms"], 0),
         number(&r["rss_kib_per_long_poll"], 1),
     )
 }
@@ -401,6 +410,7 @@ mod tests {
             refused: 0,
             per_long_poll_kib: 5.0,
             cpu_ms: 20.0,
+            driver_cpu_ms: 10.0,
         };
         let late = Outcome {
             answered: false,
@@ -411,7 +421,7 @@ mod tests {
         assert_eq!(r["answered"], 3);
         assert_eq!(
             row(&r),
-            "| 4 | floor | 4 | 3 | 4.0 | 10.0 | 10.0 | 15.0 | 20 | 6667 | 5.0 |"
+            "| 4 | floor | 4 | 3 | 4.0 | 10.0 | 10.0 | 15.0 | 20 | 6667 | 10 | 5.0 |"
         );
         assert_eq!(r["ack_ms"], 5.0);
         let first = percentile(&[-1000, 2000], 0.0);
