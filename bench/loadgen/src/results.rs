@@ -68,7 +68,10 @@ pub fn tables(records: &[Value]) -> String {
     }
     let longpolls: Vec<&Value> = records.iter().filter(|r| r["kind"] == "longpoll").collect();
     if !longpolls.is_empty() {
-        out += &format!("\n**Long-polls**\n\n{}\n", longpoll::HEADER);
+        if !out.is_empty() && !out.ends_with("\n\n") {
+            out.push('\n');
+        }
+        out += &format!("**Long-polls**\n\n{}\n", longpoll::HEADER);
         for r in longpolls {
             out += &longpoll::row(r);
             out.push('\n');
@@ -187,6 +190,30 @@ mod tests {
         );
         assert!(out.contains("**SSE**"));
         assert!(!out.contains("**WebSocket**"));
+    }
+
+    #[test]
+    fn a_long_poll_run_has_its_own_table_and_no_push_summary() {
+        let records = [
+            json!({"kind": "run", "date": "d", "cores": 2, "load": "1 1 1"}),
+            json!({
+                "kind": "longpoll", "server": "floor", "clients": 10, "held": 10, "answered": 10,
+                "p50_ms": 1.0, "p99_ms": 2.0, "max_ms": 2.0, "p99_from_send_ms": 3.0,
+                "cpu_ms": 1.0, "cpu_us_per_answer": 100.0, "driver_cpu_ms": 1.0,
+                "rss_kib_per_long_poll": 2.5,
+            }),
+        ];
+        let out = tables(&records);
+        assert!(
+            out.starts_with(
+                "Run of d: 2 cores, load average 1 1 1 before the run.\n\n**Long-polls**\n"
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains("| 10 | floor | 10 | 10 | 1.0 | 2.0 | 2.0 | 3.0 | 1 | 100 | 1 | 2.5 |")
+        );
+        assert!(!out.contains("Vigil ÷ floor"));
     }
 
     #[test]
