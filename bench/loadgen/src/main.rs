@@ -7,6 +7,8 @@
 //!   and the server's CPU seconds and peak RSS.
 //! - `idle`: N clients connect and subscribe; the server's RSS growth per connection.
 //! - `ingest`: producers post batches as fast as they are acknowledged; events/s.
+//! - `longpoll`: N long-polls held, one ingest concerning all; each answer's time from
+//!   its acknowledgement, and the server's CPU per answer.
 //! - `tables`: the README tables from a results file.
 //!
 //! `run` and `idle` also append their JSON records to `--results`. Several `--url`s
@@ -19,13 +21,14 @@
 //! [`fleet`] (many clients), [`publish`] (the publisher), [`scenario`] (`run` and
 //! `idle`), [`ingest`] (ingest throughput), [`proc`] (`/proc` readings), [`report`]
 //! (rows and records), [`results`] (files and tables), [`shard`] (clients in child
-//! processes, past one process's open-file limit).
+//! processes, past one process's open-file limit), [`longpoll`] (long-polls).
 
 mod client;
 mod eio;
 mod fleet;
 mod ids;
 mod ingest;
+mod longpoll;
 mod net;
 mod proc;
 mod publish;
@@ -64,6 +67,9 @@ enum Command {
     /// One child process's share of the clients (started by `--shards`; see `shard`).
     #[command(hide = true)]
     Shard(ShardArgs),
+    /// Long-polls held, then woken by one ingest; prints one markdown row of the
+    /// long-poll table.
+    Longpoll(longpoll::Args),
     /// Prints a table's header.
     Header {
         /// Which table.
@@ -85,6 +91,7 @@ enum Table {
     Load,
     Idle,
     Ingest,
+    Longpoll,
 }
 
 #[derive(clap::Args)]
@@ -193,9 +200,21 @@ pub(crate) struct RunArgs {
     tick_ms: u64,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
+fn main() -> anyhow::Result<()> {
+    let command = Cli::parse().command;
+    // The long-poll driver shares the machine's cores with the server it measures:
+    // one thread's epoll loop reads every answer. The push clients use every core.
+    let runtime = match command {
+        Command::Longpoll(_) => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    }
+    .enable_all()
+    .build()?;
+    runtime.block_on(execute(command))
+}
+
+async fn execute(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Run(args) => {
             for record in scenario::run(&args).await? {
                 keep(&args.common, &record)?;
@@ -219,11 +238,19 @@ async fn main() -> anyhow::Result<()> {
             );
             println!("{}", row.await);
         }
+        Command::Longpoll(args) => {
+            let record = longpoll::run(&args).await?;
+            append(args.results.as_deref(), &record)?;
+            println!("{}", longpoll::row(&record));
+        }
         Command::Header { table: Table::Load } => println!("{}", report::LOAD_HEADER),
         Command::Header { table: Table::Idle } => println!("{}", report::IDLE_HEADER),
         Command::Header {
             table: Table::Ingest,
         } => println!("{}", ingest::HEADER),
+        Command::Header {
+            table: Table::Longpoll,
+        } => println!("{}", longpoll::HEADER),
         Command::Tables { file, readme } => {
             let tables = results::tables(&results::read(&file)?);
             match readme {
@@ -241,7 +268,12 @@ async fn main() -> anyhow::Result<()> {
 
 /// Appends `record` to the results file, if one was named.
 fn keep(args: &CommonArgs, record: &Value) -> anyhow::Result<()> {
-    let Some(path) = &args.results else {
+    append(args.results.as_deref(), record)
+}
+
+/// Appends `record` to the results file at `path`, if there is one.
+fn append(path: Option<&str>, record: &Value) -> anyhow::Result<()> {
+    let Some(path) = path else {
         return Ok(());
     };
     let mut file = std::fs::OpenOptions::new()

@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 use anyhow::{bail, Context};
 use serde_json::Value;
 
+use crate::longpoll;
 use crate::report::{self, number, text};
 
 /// Marks where the generated tables begin in the README.
@@ -33,15 +34,20 @@ pub fn read(path: &str) -> anyhow::Result<Vec<Value>> {
 pub fn tables(records: &[Value]) -> String {
     let mut out = String::new();
     if let Some(run) = records.iter().find(|r| r["kind"] == "run") {
+        // A long-poll run publishes once per row: no seconds of publishing.
+        let seconds = run["seconds"].as_f64().map_or(String::new(), |s| {
+            format!(", {s} s of publishing per scenario")
+        });
         out += &format!(
-            "Run of {}: {} cores, load average {} before the run, {} s of publishing per scenario.\n\n",
+            "Run of {}: {} cores, load average {} before the run{seconds}.\n\n",
             text(&run["date"]),
             run["cores"],
             text(&run["load"]),
-            run["seconds"],
         );
     }
-    out += &summary(records);
+    if records.iter().any(|r| r["kind"] == "load") {
+        out += &summary(records);
+    }
     for t in TRANSPORTS {
         let rows: Vec<&Value> = of(records, "load", t).collect();
         if rows.is_empty() {
@@ -58,6 +64,17 @@ pub fn tables(records: &[Value]) -> String {
         out += "\n**Idle connections**\n\n| transport | server | idle connections | RSS before MB | RSS after MB | KB per connection |\n| --- | --- | ---: | ---: | ---: | ---: |\n";
         for r in idle {
             out += &format!("| {} {}\n", text(&r["transport"]), report::idle_row(r));
+        }
+    }
+    let longpolls: Vec<&Value> = records.iter().filter(|r| r["kind"] == "longpoll").collect();
+    if !longpolls.is_empty() {
+        if !out.is_empty() && !out.ends_with("\n\n") {
+            out.push('\n');
+        }
+        out += &format!("**Long-polls**\n\n{}\n", longpoll::HEADER);
+        for r in longpolls {
+            out += &longpoll::row(r);
+            out.push('\n');
         }
     }
     out
@@ -173,6 +190,30 @@ mod tests {
         );
         assert!(out.contains("**SSE**"));
         assert!(!out.contains("**WebSocket**"));
+    }
+
+    #[test]
+    fn a_long_poll_run_has_its_own_table_and_no_push_summary() {
+        let records = [
+            json!({"kind": "run", "date": "d", "cores": 2, "load": "1 1 1"}),
+            json!({
+                "kind": "longpoll", "server": "floor", "clients": 10, "held": 10, "answered": 10,
+                "p50_ms": 1.0, "p99_ms": 2.0, "max_ms": 2.0, "p99_from_send_ms": 3.0,
+                "cpu_ms": 1.0, "cpu_us_per_answer": 100.0, "driver_cpu_ms": 1.0,
+                "rss_kib_per_long_poll": 2.5,
+            }),
+        ];
+        let out = tables(&records);
+        assert!(
+            out.starts_with(
+                "Run of d: 2 cores, load average 1 1 1 before the run.\n\n**Long-polls**\n"
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains("| 10 | floor | 10 | 10 | 1.0 | 2.0 | 2.0 | 3.0 | 1 | 100 | 1 | 2.5 |")
+        );
+        assert!(!out.contains("Vigil ÷ floor"));
     }
 
     #[test]

@@ -11,6 +11,9 @@
 //! - SSE ([`sse`]): `GET /events?access_token=…&topics=<room>`, then one SSE message per
 //!   event, on a body that ends with the connection (no chunk framing).
 //!
+//! - Long-polls ([`longpoll`]): every `GET /api/…` held until `POST /api/v1/events`,
+//!   which writes one fixed answer to all of them (`scripts/bench longpoll`).
+//!
 //! `POST /publish` `[{room, event, data}]`, as the Node reference takes it, encodes each
 //! event once per transport into bytes ready for the wire and queues them for every
 //! member of the room ([`hub`]); each connection's writer sends all it has queued with
@@ -25,6 +28,7 @@
 mod frame;
 mod hub;
 mod jwt;
+mod longpoll;
 mod socketio;
 mod sse;
 mod writer;
@@ -57,6 +61,7 @@ async fn main() -> std::io::Result<()> {
     };
     let secret = std::env::var("JWT_SECRET").unwrap_or_default();
     let hub = Arc::new(Hub::new(secret.into_bytes()));
+    let lot = Arc::new(longpoll::Lot::default());
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await?;
     println!("listening on {}", listener.local_addr()?.port());
     loop {
@@ -69,10 +74,14 @@ async fn main() -> std::io::Result<()> {
             }
         };
         let _ = stream.set_nodelay(true);
-        let hub = hub.clone();
+        let (hub, lot) = (hub.clone(), lot.clone());
         tokio::spawn(async move {
-            if sse::is_sse(&stream).await {
+            let start = peek(&stream).await;
+            if sse::is_sse(&start) {
                 return sse::serve(hub, stream).await;
+            }
+            if longpoll::is_longpoll(&start) {
+                return longpoll::serve(lot, stream).await;
             }
             let service = service_fn(move |req| handle(hub.clone(), req));
             let _ = http1::Builder::new()
@@ -81,6 +90,22 @@ async fn main() -> std::io::Result<()> {
                 .await;
         });
     }
+}
+
+/// The first bytes of the request at the front of `stream`, looking without taking
+/// anything off it (fewer if the client sends fewer and waits).
+async fn peek(stream: &TcpStream) -> Vec<u8> {
+    let mut peek = [0; 12];
+    // The request line arrives in one segment in practice; wait for its first bytes.
+    for _ in 0..100 {
+        match stream.peek(&mut peek).await {
+            Ok(n) if n >= peek.len() => break,
+            Ok(0) | Err(_) => return Vec::new(),
+            Ok(_) => tokio::time::sleep(Duration::from_millis(1)).await,
+        }
+    }
+    let n = stream.peek(&mut peek).await.unwrap_or(0);
+    peek[..n].to_vec()
 }
 
 type Answer = Response<Full<Bytes>>;

@@ -18,19 +18,9 @@ const MAX_HEAD: usize = 8 * 1024;
 const OK: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\nconnection: close\r\n\r\nevent: connected\ndata: {}\n\n";
 const UNAUTHORIZED: &[u8] = b"HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\ncontent-length: 28\r\nconnection: close\r\n\r\n{\"error\":\"401 unauthorized\"}";
 
-/// Whether the request at the front of `stream` is an SSE subscription, looking
-/// without taking anything off it.
-pub async fn is_sse(stream: &TcpStream) -> bool {
-    let mut peek = [0; 12];
-    // The request line arrives in one segment in practice; wait for its first bytes.
-    for _ in 0..100 {
-        match stream.peek(&mut peek).await {
-            Ok(n) if n >= peek.len() => return &peek == b"GET /events?",
-            Ok(0) | Err(_) => return false,
-            Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(1)).await,
-        }
-    }
-    false
+/// Whether a connection whose first bytes are `start` is an SSE subscription.
+pub fn is_sse(start: &[u8]) -> bool {
+    start.starts_with(b"GET /events?")
 }
 
 /// Serves one SSE subscription until the client goes away.
