@@ -113,7 +113,7 @@ impl KvBackend for SqliteStore {
     }
 
     async fn increment(&self, key: &str, delta: i64) -> anyhow::Result<i64> {
-        self.group.write_all(|c| {
+        let add = |c: &Connection| {
             // Spin's own encoding of a counter in this schema: i64, little-endian.
             let n = match self.get_one(c, key)? {
                 None => 0,
@@ -131,7 +131,15 @@ impl KvBackend for SqliteStore {
                     .execute(params![self.label, key, next.to_le_bytes()])?;
             }
             Ok(next)
-        })
+        };
+        if delta == 0 {
+            // How counters are read: no group to open.
+            return self.group.read(add);
+        }
+        // One write statement after a read, under the group's lock: no savepoint needed
+        // (a failing upsert changes nothing), and a savepoint costs two statements and
+        // a sub-journal of every page the upsert touches.
+        self.group.write(add)
     }
 
     async fn compare_and_swap(

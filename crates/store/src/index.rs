@@ -71,16 +71,37 @@ pub fn read_dir<K: Kv>(kv: &K, index: &str) -> Result<Dir> {
     }
 }
 
+/// Reads the directories of several indexes in one round trip, in order.
+pub fn read_dirs<K: Kv>(kv: &K, indexes: &[&str]) -> Result<Vec<Dir>> {
+    let keys: Vec<String> = indexes.iter().map(|i| keys::index_dir(i)).collect();
+    kv.get_many(&keys)?
+        .into_iter()
+        .zip(&keys)
+        .map(|(bytes, key)| match bytes {
+            None => Ok(Dir::default()),
+            Some(b) => decode_dir(key, &b),
+        })
+        .collect()
+}
+
 /// Applies `ops` to `index`: one compare-and-swap per touched page.
 pub fn apply<K: Kv>(kv: &K, index: &str, ops: Vec<Op>) -> Result<()> {
     if ops.is_empty() {
         return Ok(());
     }
-    let dir = read_dir(kv, index)?;
+    apply_with(kv, index, &read_dir(kv, index)?, ops)
+}
+
+/// [`apply`] with the index's directory already read (it may be stale: the markers it
+/// leads to are followed, as for any reader).
+pub fn apply_with<K: Kv>(kv: &K, index: &str, dir: &Dir, ops: Vec<Op>) -> Result<()> {
+    if ops.is_empty() {
+        return Ok(());
+    }
     let mut w = Writer {
         kv,
         index,
-        dir: &dir,
+        dir,
         edits: Vec::new(),
     };
     let top = dir.pages.last().map(|(_, id)| *id);

@@ -77,6 +77,11 @@ pub fn update<K: Kv, T>(
         let Some((value, out)) = change(current.as_deref())? else {
             return Ok(None);
         };
+        if current.as_deref() == Some(value.as_slice()) {
+            // Nothing to write: the change is a no-op on what was read, and takes
+            // effect there (as a read would).
+            return Ok(Some(out));
+        }
         if kv.swap(cas, &value)? {
             return Ok(Some(out));
         }
@@ -104,6 +109,18 @@ mod tests {
             update(&kv, "k", |_| Ok(None::<(Vec<u8>, ())>)).unwrap(),
             None
         );
+    }
+
+    #[test]
+    fn an_update_to_the_same_bytes_writes_nothing() {
+        let kv = MemoryKv::new();
+        kv.set("k", b"v").unwrap();
+        kv.reset_counts();
+        let out = update(&kv, "k", |cur| {
+            Ok(Some((cur.unwrap_or_default().to_vec(), 7)))
+        });
+        assert_eq!(out.unwrap(), Some(7));
+        assert_eq!(kv.writes(), 0);
     }
 
     #[test]

@@ -20,6 +20,8 @@ pub struct MemoryKv {
     reads: AtomicU64,
     writes: AtomicU64,
     conflicts: AtomicU64,
+    /// Keys read one at a time ([`Kv::get`]) since the last reset.
+    single_gets: Mutex<Vec<String>>,
     fail_swaps: AtomicU32,
     seed: AtomicU64,
     hook: Mutex<Option<SwapHook>>,
@@ -81,10 +83,27 @@ impl MemoryKv {
         self.conflicts.load(Ordering::SeqCst)
     }
 
+    /// Keys read one at a time with `get` (not `get_many`) since the last reset.
+    pub fn single_gets(&self) -> Vec<String> {
+        self.single_gets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// Zeroes the read and write counts.
     pub fn reset_counts(&self) {
         self.reads.store(0, Ordering::SeqCst);
         self.writes.store(0, Ordering::SeqCst);
+        self.single_gets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
+    fn read(&self, key: &str) -> Option<Vec<u8>> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        self.map().get(key).map(|(v, _)| v.clone())
     }
 
     /// Every key, in order (tests only: the store never lists keys).
@@ -103,12 +122,15 @@ impl Kv for MemoryKv {
     type Cas = MemoryCas;
 
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        self.reads.fetch_add(1, Ordering::SeqCst);
-        Ok(self.map().get(key).map(|(v, _)| v.clone()))
+        self.single_gets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(key.to_owned());
+        Ok(self.read(key))
     }
 
     fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
-        keys.iter().map(|k| self.get(k)).collect()
+        Ok(keys.iter().map(|k| self.read(k)).collect())
     }
 
     fn set(&self, key: &str, value: &[u8]) -> Result<()> {

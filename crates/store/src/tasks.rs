@@ -205,14 +205,20 @@ pub(crate) fn removes(before: Option<&Stored>, next: Option<&Stored>) -> Vec<(St
         .collect()
 }
 
-/// Applies index operations, one [`index::apply`] per index.
+/// Applies index operations: every touched index's directory read in one round trip
+/// (a new task touches seven), then one [`index::apply_with`] per index.
 pub(crate) fn apply_ops<K: Kv>(kv: &K, ops: impl IntoIterator<Item = (String, Op)>) -> Result<()> {
     let mut by_index: BTreeMap<String, Vec<Op>> = BTreeMap::new();
     for (set, op) in ops {
         by_index.entry(set).or_default().push(op);
     }
-    for (set, ops) in by_index {
-        index::apply(kv, &set, ops)?;
+    if by_index.is_empty() {
+        return Ok(());
+    }
+    let (names, ops): (Vec<String>, Vec<Vec<Op>>) = by_index.into_iter().unzip();
+    let dirs = index::read_dirs(kv, &names.iter().map(String::as_str).collect::<Vec<_>>())?;
+    for ((set, ops), dir) in names.iter().zip(ops).zip(&dirs) {
+        index::apply_with(kv, set, dir, ops)?;
     }
     Ok(())
 }

@@ -45,6 +45,23 @@ fn a_lifecycle_moves_the_task_through_its_indexes_and_counts() {
 }
 
 #[test]
+fn a_batch_reads_the_directories_of_the_indexes_it_touches_at_once() {
+    let kv = MemoryKv::new();
+    let all = lifecycle(2);
+    ingest(&kv, &all[..1]);
+    kv.reset_counts();
+    // A new task (seven indexes), and a task that moves on (entries added and removed).
+    ingest(&kv, &all[1..]);
+    let dirs: Vec<String> = kv
+        .single_gets()
+        .into_iter()
+        .filter(|k| k.starts_with("ix/") && !k.contains('#'))
+        .collect();
+    assert!(dirs.is_empty(), "read one by one: {dirs:?}");
+    assert_eq!(observe(&kv).indexes["all"], ["t0000", "t0001"]);
+}
+
+#[test]
 fn shuffled_concurrent_producers_match_the_sequential_result() {
     let all = lifecycle(300);
     let expected = sequential(&all);
