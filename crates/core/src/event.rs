@@ -83,16 +83,33 @@ impl Event {
 
     /// The event published when a task record changes.
     pub fn task_update(task: &crate::task::Task, ts_ms: u64) -> Self {
+        Self::about_task(
+            task,
+            TASK_UPDATE.to_owned(),
+            TASKS_TOPIC,
+            ts_ms,
+            task.view(),
+        )
+    }
+
+    /// An event about `task`, keyed and filtered by it (id, owner, queue, state).
+    pub fn about_task(
+        task: &crate::task::Task,
+        kind: String,
+        topic: &str,
+        ts_ms: u64,
+        data: Value,
+    ) -> Self {
         Self {
             seq: 0,
-            kind: TASK_UPDATE.to_owned(),
-            topic: TASKS_TOPIC.to_owned(),
+            kind,
+            topic: topic.to_owned(),
             ts: ts_ms,
             key: Some(task.id.clone()),
             owner: task.owner.clone(),
             queue: task.queue.clone(),
             state: Some(task.state.as_str().to_owned()),
-            data: task.view(),
+            data,
         }
     }
 }

@@ -47,12 +47,7 @@ pub fn job_event(task: &Task, ts_ms: u64) -> Event {
                 .filter_map(|(k, v)| Some((k.to_owned(), v?))),
         );
     }
-    Event {
-        kind: format!("job-{status}"),
-        topic: JOBS_TOPIC.to_owned(),
-        data,
-        ..Event::task_update(task, ts_ms)
-    }
+    Event::about_task(task, format!("job-{status}"), JOBS_TOPIC, ts_ms, data)
 }
 
 /// The job notification a logged `task_update` stands for, with its sequence number.
