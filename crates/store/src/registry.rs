@@ -31,17 +31,38 @@ fn decode(key: &str, bytes: &[u8]) -> Result<BTreeSet<String>> {
 
 /// Adds the names of `wanted` that registry `key` lacks (one read when none is new).
 pub fn ensure<K: Kv>(kv: &K, key: &str, wanted: BTreeSet<&str>) -> Result<()> {
+    ensure_all(kv, [(key, wanted)])
+}
+
+/// [`ensure`] for several registries, all read in one round trip.
+pub fn ensure_all<'n, K: Kv>(
+    kv: &K,
+    wanted: impl IntoIterator<Item = (&'n str, BTreeSet<&'n str>)>,
+) -> Result<()> {
+    let wanted: Vec<(&str, BTreeSet<&str>)> =
+        wanted.into_iter().filter(|(_, w)| !w.is_empty()).collect();
     if wanted.is_empty() {
         return Ok(());
     }
-    let have: BTreeSet<String> = names(kv, key)?.into_iter().collect();
-    if wanted.iter().all(|n| have.contains(*n)) {
-        return Ok(());
+    let keys: Vec<String> = wanted.iter().map(|(k, _)| (*k).to_owned()).collect();
+    for ((key, names), stored) in wanted.iter().zip(kv.get_many(&keys)?) {
+        let have = stored
+            .map(|b| decode(key, &b))
+            .transpose()?
+            .unwrap_or_default();
+        if !names.iter().all(|n| have.contains(*n)) {
+            add(kv, key, names)?;
+        }
     }
+    Ok(())
+}
+
+/// Adds `names` to registry `key`, by compare-and-swap.
+fn add<K: Kv>(kv: &K, key: &str, names: &BTreeSet<&str>) -> Result<()> {
     update(kv, key, |cur| {
         let mut set = cur.map(|b| decode(key, b)).transpose()?.unwrap_or_default();
         let before = set.len();
-        for n in &wanted {
+        for n in names {
             if set.len() < MAX_NAMES {
                 set.insert((*n).to_owned());
             }
@@ -52,17 +73,20 @@ pub fn ensure<K: Kv>(kv: &K, key: &str, wanted: BTreeSet<&str>) -> Result<()> {
     Ok(())
 }
 
-/// Registers the queues and task names of `tasks`.
+/// Registers the queues and task names of `tasks` (one read when none is new).
 pub fn note_tasks<'t, K: Kv>(kv: &K, tasks: impl Iterator<Item = &'t Task> + Clone) -> Result<()> {
-    ensure(
+    ensure_all(
         kv,
-        keys::QUEUE_NAMES,
-        tasks.clone().filter_map(|t| t.queue.as_deref()).collect(),
-    )?;
-    ensure(
-        kv,
-        keys::TASK_NAMES,
-        tasks.filter_map(|t| t.name.as_deref()).collect(),
+        [
+            (
+                keys::QUEUE_NAMES,
+                tasks.clone().filter_map(|t| t.queue.as_deref()).collect(),
+            ),
+            (
+                keys::TASK_NAMES,
+                tasks.filter_map(|t| t.name.as_deref()).collect(),
+            ),
+        ],
     )
 }
 
@@ -80,5 +104,20 @@ mod tests {
         kv.reset_counts();
         ensure(&kv, "reg/x", ["c"].into()).unwrap();
         assert_eq!((kv.reads(), kv.writes()), (1, 0));
+    }
+
+    #[test]
+    fn a_batch_with_no_new_name_reads_both_registries_at_once() {
+        let kv = MemoryKv::new();
+        let mut t = Task::new("t1");
+        t.queue = Some("q".into());
+        t.name = Some("n".into());
+        note_tasks(&kv, [&t].into_iter()).unwrap();
+        assert_eq!(names(&kv, keys::QUEUE_NAMES).unwrap(), ["q"]);
+        assert_eq!(names(&kv, keys::TASK_NAMES).unwrap(), ["n"]);
+        kv.reset_counts();
+        note_tasks(&kv, [&t].into_iter()).unwrap();
+        assert_eq!((kv.reads(), kv.writes()), (2, 0));
+        assert!(kv.single_gets().is_empty(), "{:?}", kv.single_gets());
     }
 }
