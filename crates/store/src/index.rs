@@ -62,13 +62,15 @@ enum Edit {
     Remove(u64),
 }
 
-/// Reads an index's directory (a missing one is a new index: one page, id 0).
+/// Reads an index's directory.
 pub fn read_dir<K: Kv>(kv: &K, index: &str) -> Result<Dir> {
     let key = keys::index_dir(index);
-    match kv.get(&key)? {
-        None => Ok(Dir::default()),
-        Some(b) => decode_dir(&key, &b),
-    }
+    dir_at(&key, kv.get(&key)?)
+}
+
+/// The directory stored at `key` (a missing one is a new index: one page, id 0).
+fn dir_at(key: &str, bytes: Option<Vec<u8>>) -> Result<Dir> {
+    bytes.map_or_else(|| Ok(Dir::default()), |b| decode_dir(key, &b))
 }
 
 /// Reads the directories of several indexes in one round trip, in order.
@@ -77,10 +79,7 @@ pub fn read_dirs<K: Kv>(kv: &K, indexes: &[&str]) -> Result<Vec<Dir>> {
     kv.get_many(&keys)?
         .into_iter()
         .zip(&keys)
-        .map(|(bytes, key)| match bytes {
-            None => Ok(Dir::default()),
-            Some(b) => decode_dir(key, &b),
-        })
+        .map(|(bytes, key)| dir_at(key, bytes))
         .collect()
 }
 

@@ -16,10 +16,12 @@ pub const MAX_NAMES: usize = 10_000;
 
 /// The names in registry `key`, sorted.
 pub fn names<K: Kv>(kv: &K, key: &str) -> Result<Vec<String>> {
-    match kv.get(key)? {
-        None => Ok(Vec::new()),
-        Some(b) => decode(key, &b).map(|s| s.into_iter().collect()),
-    }
+    Ok(stored(key, kv.get(key)?)?.into_iter().collect())
+}
+
+/// The names stored at `key` (none if it is missing).
+fn stored(key: &str, bytes: Option<Vec<u8>>) -> Result<BTreeSet<String>> {
+    bytes.map_or_else(|| Ok(BTreeSet::new()), |b| decode(key, &b))
 }
 
 fn decode(key: &str, bytes: &[u8]) -> Result<BTreeSet<String>> {
@@ -45,11 +47,8 @@ pub fn ensure_all<'n, K: Kv>(
         return Ok(());
     }
     let keys: Vec<String> = wanted.iter().map(|(k, _)| (*k).to_owned()).collect();
-    for ((key, names), stored) in wanted.iter().zip(kv.get_many(&keys)?) {
-        let have = stored
-            .map(|b| decode(key, &b))
-            .transpose()?
-            .unwrap_or_default();
+    for ((key, names), bytes) in wanted.iter().zip(kv.get_many(&keys)?) {
+        let have = stored(key, bytes)?;
         if !names.iter().all(|n| have.contains(*n)) {
             add(kv, key, names)?;
         }
