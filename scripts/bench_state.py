@@ -178,7 +178,13 @@ def reads(admin, viewer):
     ]
 
 
-def run(base, admin, viewer, producer, pid, n, reads_only):
+def run(base, admin, viewer, producer, pid, n, reads_only, fill_only):
+    if fill_only:
+        secs, events, errors = fill(base, producer, n)
+        if errors:
+            raise SystemExit(f"{len(errors)} ingest requests failed, first: {errors[0]}")
+        print(f"filled {n} tasks ({events} events) in {secs:.1f} s")
+        return
     if reads_only:
         print(f"\nN = {n} (already stored); host RSS {rss_mib(pid)[0]:.0f} MiB\n")
     else:
@@ -208,15 +214,19 @@ def run(base, admin, viewer, producer, pid, n, reads_only):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--base", required=True)
-    p.add_argument("--admin", required=True)
-    p.add_argument("--viewer", required=True)
+    p.add_argument("--admin")
+    p.add_argument("--viewer")
     p.add_argument("--producer", required=True)
-    p.add_argument("--pid", type=int, required=True)
+    p.add_argument("--pid", type=int)
     p.add_argument("--tasks", type=int, required=True)
     p.add_argument("--reads-only", action="store_true",
                    help="time the reads of a host already filled with --tasks tasks")
+    p.add_argument("--fill-only", action="store_true",
+                   help="fill --tasks tasks and stop (scripts/bench ingest's BENCH_INGEST_FILL)")
     a = p.parse_args()
-    run(a.base, a.admin, a.viewer, a.producer, a.pid, a.tasks, a.reads_only)
+    if not a.fill_only and None in (a.admin, a.viewer, a.pid):
+        p.error("--admin, --viewer and --pid are needed unless --fill-only")
+    run(a.base, a.admin, a.viewer, a.producer, a.pid, a.tasks, a.reads_only, a.fill_only)
 
 
 if __name__ == "__main__":

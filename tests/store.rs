@@ -259,3 +259,49 @@ async fn the_dashboard_snapshot_is_bounded_and_counts_everything() {
         .sum();
     assert_eq!(counted, 65);
 }
+
+/// Past ~14 000 entries an index's directory is cut into chunks (`vigil_store::dir`):
+/// 20 000 tasks, ingested in batches, are all listed once each, newest first, through
+/// the chunked directory of `all`, and the newest page still comes first.
+#[tokio::test]
+async fn an_index_past_its_directorys_first_cut_lists_every_task_in_order() {
+    let (host, _dir) = host().await;
+    let base = common::now_secs() as f64 - 7200.0;
+    let n = 20_000;
+    let events: Vec<Value> = (0..n)
+        .map(|i| {
+            json!({"type":"task-received","uuid":format!("t-{i:05}"),"name":"big.index",
+                "timestamp": base + i as f64 * 0.1})
+        })
+        .collect();
+    send_all(&host, events.chunks(1000).map(<[Value]>::to_vec)).await;
+    let mut seen: Vec<String> = Vec::new();
+    let mut path = "/api/v1/tasks?limit=1000".to_owned();
+    loop {
+        let (s, l) = host.get(&path).await;
+        assert_eq!(s, 200, "{l}");
+        seen.extend(
+            l["tasks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["id"].as_str().unwrap().to_owned()),
+        );
+        match l["next_cursor"].as_str() {
+            Some(c) => path = format!("/api/v1/tasks?limit=1000&cursor={c}"),
+            None => break,
+        }
+    }
+    let want: Vec<String> = (0..n).rev().map(|i| format!("t-{i:05}")).collect();
+    assert_eq!(seen.len(), want.len());
+    assert!(seen == want, "not every task once, newest first");
+    // A new task lands at the top of the chunked index.
+    host.ingest(
+        &json!({"type":"task-received","uuid":"newest","timestamp": base + 7000.0}).to_string(),
+    )
+    .await;
+    let (_, first) = host.get("/api/v1/tasks?limit=1").await;
+    assert_eq!(first["tasks"][0]["id"], "newest");
+    let (_, counts) = host.get("/api/v1/tasks?limit=1&name=big.index").await;
+    assert_eq!(counts["total"], n);
+}

@@ -12,8 +12,9 @@
 //! - `meta/seq`: the last sequence number the relay assigned.
 //! - `worker/{hostname}`, `queue/{name}` (reported stats), `breaker/{queue}`,
 //!   `metrics/system`: the other records.
-//! - `ix/{index}` and `ix/{index}#{page:x}`: the directory and pages of an ordered index
-//!   of tasks (`vigil-store`); `count/{set}`: how many tasks a set holds;
+//! - `ix/{index}`, `ix/{index}#{page:x}` and `ix/{index}##{chunk:x}`: the directory,
+//!   pages and (in a large index) directory chunks of an ordered index of tasks
+//!   (`vigil-store`); `count/{set}`: how many tasks a set holds;
 //!   `agg/…`: per-queue aggregates; `reg/queues`, `reg/workers`, `reg/names`: the
 //!   queue, worker and task names in use.
 //!   User-supplied parts of these keys are [`escape`]d, so `/` and `#` only separate.
@@ -120,6 +121,11 @@ pub fn index_page(index: &str, page: u64) -> String {
     format!("{INDEX_PREFIX}{index}#{page:x}")
 }
 
+/// Key of one chunk of a large index's directory (`##`: no page key has two `#`).
+pub fn index_chunk(index: &str, chunk: u64) -> String {
+    format!("{INDEX_PREFIX}{index}##{chunk:x}")
+}
+
 /// Key of the counter of a set of tasks (see `vigil-store`'s `sets`).
 pub fn count(set: &str) -> String {
     format!("{COUNT_PREFIX}{set}")
@@ -165,6 +171,7 @@ mod tests {
             index_page("q/x", 1)
         );
         assert_eq!(index_page("all", 255), "ix/all#ff");
+        assert_eq!(index_chunk("all", 255), "ix/all##ff");
         assert_eq!(aggregate("wait_ms", "a/b"), "agg/wait_ms/a%2Fb");
     }
 }

@@ -3,8 +3,10 @@
 //! every listing and every ingest batch.
 //!
 //! ```text
-//! value  := VERSION (dir | node)
-//! dir    := 'D' count (bound page-id)*
+//! value  := VERSION (dir | root | chunk | node)
+//! dir    := 'D' count (bound page-id)*      every page of a small index
+//! root   := 'R' count (bound chunk-id)*     a large index: its chunks of pages
+//! chunk  := 'C' count (bound page-id)*      the pages of one chunk, from its root bound
 //! node   := 'L' bound count (pos rev)*      a page of entries, from `bound` up
 //!         | 'S' count (bound page-id)*      split: replaced by these pages
 //!         | 'M' page-id                     emptied: merged into the page on its left
@@ -53,10 +55,37 @@ impl Default for Dir {
     }
 }
 
+/// What an index's directory key holds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Root {
+    /// Every live page (a small index).
+    Pages(Dir),
+    /// The chunks the page list is cut into: `(lower bound, chunk id)`, sorted, the first
+    /// bound minus infinity.
+    Chunks(Vec<(Bound, u64)>),
+}
+
 /// Encodes a directory.
 pub fn encode_dir(dir: &Dir) -> Vec<u8> {
-    let mut out = vec![VERSION, b'D'];
-    slots(&mut out, &dir.pages);
+    tagged(b'D', &dir.pages)
+}
+
+/// Encodes a directory key's value.
+pub fn encode_root(root: &Root) -> Vec<u8> {
+    match root {
+        Root::Pages(dir) => encode_dir(dir),
+        Root::Chunks(chunks) => tagged(b'R', chunks),
+    }
+}
+
+/// Encodes one chunk of a large directory: its pages, from the chunk's root bound up.
+pub fn encode_chunk(pages: &[(Bound, u64)]) -> Vec<u8> {
+    tagged(b'C', pages)
+}
+
+fn tagged(kind: u8, list: &[(Bound, u64)]) -> Vec<u8> {
+    let mut out = vec![VERSION, kind];
+    slots(&mut out, list);
     out
 }
 
@@ -130,15 +159,46 @@ fn varint(out: &mut Vec<u8>, mut n: u64) {
     out.push(n as u8);
 }
 
-/// Decodes a directory stored at `key`.
+/// Decodes a directory stored at `key` (a small index's: see [`decode_root`]).
 pub fn decode_dir(key: &str, bytes: &[u8]) -> Result<Dir> {
-    let mut r = Reader { key, bytes, at: 0 };
-    r.header(b'D')?;
-    let pages = r.slots()?;
-    if pages.first().is_none_or(|(lo, _)| lo.is_some()) {
-        return Err(r.corrupt("a directory must start with an unbounded page"));
+    match decode_root(key, bytes)? {
+        Root::Pages(dir) => Ok(dir),
+        Root::Chunks(_) => Err(KvError::Corrupt {
+            key: key.to_owned(),
+            why: "a chunked directory where a page list was expected".into(),
+        }),
     }
-    Ok(Dir { pages })
+}
+
+/// Decodes a directory key's value.
+pub fn decode_root(key: &str, bytes: &[u8]) -> Result<Root> {
+    let mut r = Reader { key, bytes, at: 0 };
+    if r.byte()? != VERSION {
+        return Err(r.corrupt("unknown format version"));
+    }
+    let kind = r.byte()?;
+    if kind != b'D' && kind != b'R' {
+        return Err(r.corrupt("not an index directory"));
+    }
+    let list = r.slots()?;
+    if list.first().is_none_or(|(lo, _)| lo.is_some()) {
+        return Err(r.corrupt("a directory must start with an unbounded slot"));
+    }
+    Ok(match kind {
+        b'D' => Root::Pages(Dir { pages: list }),
+        _ => Root::Chunks(list),
+    })
+}
+
+/// Decodes a chunk stored at `key`: its pages, at least one.
+pub fn decode_chunk(key: &str, bytes: &[u8]) -> Result<Vec<(Bound, u64)>> {
+    let mut r = Reader { key, bytes, at: 0 };
+    r.header(b'C')?;
+    let pages = r.slots()?;
+    if pages.is_empty() {
+        return Err(r.corrupt("an empty chunk"));
+    }
+    Ok(pages)
 }
 
 /// Decodes a page stored at `key`.
@@ -304,7 +364,7 @@ impl<'a> Reader<'a> {
 
     fn header(&mut self, kind: u8) -> Result<()> {
         if self.byte()? != VERSION || self.byte()? != kind {
-            return Err(self.corrupt("not an index directory"));
+            return Err(self.corrupt("not an index directory chunk"));
         }
         Ok(())
     }

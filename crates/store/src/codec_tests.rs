@@ -25,6 +25,31 @@ fn nodes_and_dirs_round_trip() {
         pages: vec![(None, 0), (Some(Pos::new(Key::Num(5.0), "")), 42)],
     };
     assert_eq!(decode_dir("k", &encode_dir(&dir)).unwrap(), dir);
+    let root = Root::Chunks(vec![(None, 3), (Some(Pos::new(Key::Num(9.0), "z")), 4)]);
+    assert_eq!(decode_root("k", &encode_root(&root)).unwrap(), root);
+    assert_eq!(
+        decode_root("k", &encode_dir(&dir)).unwrap(),
+        Root::Pages(dir.clone())
+    );
+    let chunk = vec![(Some(Pos::new(Key::Num(9.0), "z")), 4), (None, 1)];
+    assert_eq!(decode_chunk("k", &encode_chunk(&chunk)).unwrap(), chunk);
+}
+
+#[test]
+fn directory_kinds_are_not_mistaken_for_each_other() {
+    let root = encode_root(&Root::Chunks(vec![(None, 3)]));
+    assert!(matches!(
+        decode_dir("k", &root),
+        Err(KvError::Corrupt { .. })
+    ));
+    assert!(decode_chunk("k", &root).is_err());
+    assert!(decode_root("k", &encode_chunk(&[(None, 1)])).is_err());
+    assert!(
+        decode_chunk("k", &encode_chunk(&[])).is_err(),
+        "an empty chunk"
+    );
+    let no_first = encode_root(&Root::Chunks(vec![(Some(Pos::new(Key::Num(1.0), "")), 1)]));
+    assert!(decode_root("k", &no_first).is_err());
 }
 
 #[test]

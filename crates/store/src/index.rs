@@ -1,5 +1,6 @@
-//! Writing an ordered index: a directory key listing pages by the lower bound of their
-//! range, and pages of at most [`PAGE_MAX`] entries, each changed by compare-and-swap.
+//! Writing an ordered index: a directory listing pages by the lower bound of their
+//! range ([`crate::dir`]), and pages of at most [`PAGE_MAX`] entries, each changed by
+//! compare-and-swap.
 //!
 //! A batch of changes costs one swap per touched page. A page that overflows is
 //! **split**: its pieces are written under fresh keys, then the page itself is swapped
@@ -15,8 +16,9 @@ use std::collections::BTreeMap;
 
 use vigil_core::keys;
 
-use crate::codec::{decode_dir, decode_node, encode_dir, encode_node, read_leaf, Dir, Item, Node};
-use crate::kv::{update, Kv, KvError, Result, MAX_CAS_RETRIES};
+use crate::codec::{decode_node, encode_node, read_leaf, Item, Node};
+use crate::dir::{self, Edit, Part, View};
+use crate::kv::{Kv, KvError, Result, MAX_CAS_RETRIES};
 use crate::page::{cut, merge};
 use crate::pos::{route, Bound, Entry, Pos};
 
@@ -55,59 +57,39 @@ impl Op {
     }
 }
 
-/// A change to the directory, found while changing pages.
-#[derive(Debug, Clone, PartialEq)]
-enum Edit {
-    Replace(u64, Vec<(Bound, u64)>),
-    Remove(u64),
-}
-
-/// Reads an index's directory.
-pub fn read_dir<K: Kv>(kv: &K, index: &str) -> Result<Dir> {
-    let key = keys::index_dir(index);
-    dir_at(&key, kv.get(&key)?)
-}
-
-/// The directory stored at `key` (a missing one is a new index: one page, id 0).
-fn dir_at(key: &str, bytes: Option<Vec<u8>>) -> Result<Dir> {
-    bytes.map_or_else(|| Ok(Dir::default()), |b| decode_dir(key, &b))
-}
-
-/// Reads the directories of several indexes in one round trip, in order.
-pub fn read_dirs<K: Kv>(kv: &K, indexes: &[&str]) -> Result<Vec<Dir>> {
-    let keys: Vec<String> = indexes.iter().map(|i| keys::index_dir(i)).collect();
-    kv.get_many(&keys)?
-        .into_iter()
-        .zip(&keys)
-        .map(|(bytes, key)| dir_at(key, bytes))
-        .collect()
-}
-
 /// Applies `ops` to `index`: one compare-and-swap per touched page.
 pub fn apply<K: Kv>(kv: &K, index: &str, ops: Vec<Op>) -> Result<()> {
     if ops.is_empty() {
         return Ok(());
     }
-    apply_with(kv, index, &read_dir(kv, index)?, ops)
+    let positions = ops.iter().map(Op::pos).collect();
+    let view = dir::read_views(kv, &[(index, positions)])?.remove(0);
+    apply_with(kv, index, &view, ops)
 }
 
-/// [`apply`] with the index's directory already read (it may be stale: the markers it
-/// leads to are followed, as for any reader).
-pub fn apply_with<K: Kv>(kv: &K, index: &str, dir: &Dir, ops: Vec<Op>) -> Result<()> {
-    if ops.is_empty() {
-        return Ok(());
+/// [`apply`] with the parts of the index's directory holding the ops' positions already
+/// read ([`dir::read_views`]); they may be stale: the markers they lead to are followed,
+/// as for any reader.
+pub fn apply_with<K: Kv>(kv: &K, index: &str, view: &View, ops: Vec<Op>) -> Result<()> {
+    let mut by_part: BTreeMap<usize, Vec<Op>> = BTreeMap::new();
+    for op in ops {
+        by_part.entry(view.part_of(op.pos())).or_default().push(op);
     }
-    let mut w = Writer {
-        kv,
-        index,
-        dir,
-        edits: Vec::new(),
-    };
-    let top = dir.pages.last().map(|(_, id)| *id);
-    for (page, ops) in group(&dir.pages, ops) {
-        w.page(page, ops, Some(page) == top, 0)?;
+    for (n, ops) in by_part {
+        let part = &view.parts[n];
+        let mut w = Writer {
+            kv,
+            index,
+            part,
+            edits: Vec::new(),
+        };
+        let top = part.pages.last().filter(|_| part.last).map(|(_, id)| *id);
+        for (page, ops) in group(&part.pages, ops) {
+            w.page(page, ops, Some(page) == top, 0)?;
+        }
+        dir::fold(kv, index, part, &w.edits)?;
     }
-    edit_dir(kv, index, &w.edits)
+    Ok(())
 }
 
 /// Sorts `ops` into the slots that hold their positions.
@@ -124,7 +106,8 @@ fn group(slots: &[(Bound, u64)], mut ops: Vec<Op>) -> BTreeMap<u64, Vec<Op>> {
 struct Writer<'a, K> {
     kv: &'a K,
     index: &'a str,
-    dir: &'a Dir,
+    /// The list of pages the ops were routed through.
+    part: &'a Part,
     edits: Vec<Edit>,
 }
 
@@ -219,8 +202,9 @@ impl<K: Kv> Writer<'_, K> {
     /// always point to a lower range or to fresh pieces and never form a cycle.
     fn left_of(&self, id: u64, lo: &Bound) -> Option<u64> {
         let lo = lo.as_ref()?;
-        let at = self.dir.pages.iter().position(|(_, p)| *p == id)?;
-        (at > 0 && self.dir.pages[at].0.as_ref() == Some(lo)).then(|| self.dir.pages[at - 1].1)
+        let pages = &self.part.pages;
+        let at = pages.iter().position(|(_, p)| *p == id)?;
+        (at > 0 && pages[at].0.as_ref() == Some(lo)).then(|| pages[at - 1].1)
     }
 
     fn split(
@@ -264,56 +248,6 @@ impl<K: Kv> Writer<'_, K> {
             why: format!("more than {MAX_HOPS} page markers in a row"),
         }
     }
-}
-
-/// Folds structural changes into the directory (idempotent: a change already there, or
-/// superseded, is skipped).
-fn edit_dir<K: Kv>(kv: &K, index: &str, edits: &[Edit]) -> Result<()> {
-    if edits.is_empty() {
-        return Ok(());
-    }
-    let key = keys::index_dir(index);
-    update(kv, &key, |cur| {
-        let mut dir = match cur {
-            None => Dir::default(),
-            Some(b) => decode_dir(&key, b)?,
-        };
-        let mut changed = false;
-        for e in edits {
-            changed |= edit(&mut dir, e);
-        }
-        Ok(changed.then(|| (encode_dir(&dir), ())))
-    })?;
-    Ok(())
-}
-
-fn edit(dir: &mut Dir, e: &Edit) -> bool {
-    let (Edit::Replace(id, _) | Edit::Remove(id)) = e;
-    let Some(at) = dir.pages.iter().position(|(_, p)| p == id) else {
-        return false;
-    };
-    match e {
-        Edit::Replace(_, pieces) => {
-            let lo = dir.pages[at].0.clone();
-            let mut with = pieces.clone();
-            if let Some(first) = with.first_mut() {
-                first.0 = lo;
-            }
-            let last = with.last().and_then(|(b, _)| b.clone());
-            let end = at + with.len();
-            dir.pages.splice(at..=at, with);
-            // A piece reaching past the next bounds holds entries of pages that merged
-            // into the split page: those pages are gone, drop them to keep the order.
-            while dir.pages.get(end).is_some_and(|(b, _)| *b <= last) {
-                dir.pages.remove(end);
-            }
-        }
-        Edit::Remove(_) if at == 0 => return false,
-        Edit::Remove(_) => {
-            dir.pages.remove(at);
-        }
-    }
-    true
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use super::*;
+use crate::dir::read_dir;
 use crate::memory::{shuffle, MemoryKv};
 use crate::pos::Key;
 use crate::scan::Scanner;
@@ -87,7 +88,104 @@ fn appends_leave_pages_nearly_full_and_reads_stay_small() {
     kv.reset_counts();
     let mut s = Scanner::open(&kv, "t", true, None).unwrap();
     assert_eq!(s.take(50).unwrap()[0].pos.id, "039999");
-    assert!(kv.reads() <= 3, "newest 50 read {} keys", kv.reads());
+    // The directory's root, its top chunk, two pages.
+    assert!(kv.reads() <= 4, "newest 50 read {} keys", kv.reads());
+}
+
+/// Appends `from..to` in batches of `batch`, ids `{n:06}` at key `n`.
+fn append(kv: &MemoryKv, range: std::ops::Range<usize>, batch: usize) {
+    let all: Vec<usize> = range.collect();
+    for chunk in all.chunks(batch) {
+        let ops = chunk
+            .iter()
+            .map(|&n| add(n as f64, &format!("{n:06}")))
+            .collect();
+        apply(kv, "t", ops).unwrap();
+    }
+}
+
+/// Keys and bytes one new entry at the top reads.
+fn cost_of_one_append(kv: &MemoryKv, n: usize) -> (u64, usize) {
+    kv.reset_counts();
+    let root = kv.get(&keys::index_dir("t")).unwrap().unwrap().len();
+    kv.reset_counts();
+    apply(kv, "t", vec![add(n as f64, &format!("{n:06}"))]).unwrap();
+    (kv.reads(), root)
+}
+
+#[test]
+fn a_large_directory_is_cut_into_chunks_and_a_write_reads_one() {
+    let kv = MemoryKv::new();
+    append(&kv, 0..10_000, 500);
+    assert!(matches!(
+        crate::codec::decode_root("d", &kv.get(&keys::index_dir("t")).unwrap().unwrap()),
+        Ok(crate::codec::Root::Pages(_))
+    ));
+    let (small_reads, small_root) = cost_of_one_append(&kv, 10_000);
+    append(&kv, 10_001..120_000, 1000);
+    let root = kv.get(&keys::index_dir("t")).unwrap().unwrap();
+    let Ok(crate::codec::Root::Chunks(chunks)) = crate::codec::decode_root("d", &root) else {
+        panic!("120 000 entries and still one list");
+    };
+    assert!(chunks.len() >= 5, "{} chunks", chunks.len());
+    let pages = read_dir(&kv, "t").unwrap().pages;
+    assert!(pages.len() > 400 && pages.windows(2).all(|w| w[0].0 < w[1].0));
+    // At twelve times the entries, a write reads as many keys (the root, one chunk,
+    // the page; a list of 44 pages was one key) and a root smaller than the list was.
+    let (reads, root_len) = cost_of_one_append(&kv, 120_000);
+    assert!(
+        reads <= small_reads + 1,
+        "{reads} keys read, {small_reads} before"
+    );
+    assert!(
+        root_len < small_root,
+        "root of {root_len} bytes, list of {small_root}"
+    );
+    // Every entry, in order, both ways, from anywhere.
+    let want: Vec<String> = (0..=120_000).map(|n| format!("{n:06}")).collect();
+    let got = walk(&kv, false, None);
+    assert_eq!(got.len(), want.len());
+    assert!(got == want);
+    let mut desc = want.clone();
+    desc.reverse();
+    assert!(walk(&kv, true, None) == desc);
+    let from = Some(Pos::new(Key::Num(60_000.0), "060000"));
+    assert!(walk(&kv, true, from.clone()) == desc[60_001..]);
+    assert!(walk(&kv, false, from) == want[60_001..]);
+    // Emptying most pages merges them away inside each chunk; the rest stay in order.
+    let ops = (0..120_000)
+        .filter(|n| n % 1000 != 0)
+        .map(|n| remove(n as f64, &format!("{n:06}")))
+        .collect();
+    apply(&kv, "t", ops).unwrap();
+    let left: Vec<String> = (0..=120_000)
+        .filter(|n| n % 1000 == 0)
+        .map(|n| format!("{n:06}"))
+        .collect();
+    assert!(walk(&kv, false, None) == left);
+    assert!(read_dir(&kv, "t").unwrap().pages.len() < pages.len() / 2);
+}
+
+#[test]
+fn a_root_left_behind_is_detoured() {
+    let kv = MemoryKv::new();
+    append(&kv, 0..14_000, 1000);
+    let old = kv.get(&keys::index_dir("t")).unwrap().unwrap();
+    assert!(matches!(
+        crate::codec::decode_root("d", &old),
+        Ok(crate::codec::Root::Pages(_))
+    ));
+    append(&kv, 14_000..20_000, 1000);
+    // A crash put the directory key back to its list from before it was cut into
+    // chunks: the pages' markers still lead to every entry, and writers carry on.
+    kv.set(&keys::index_dir("t"), &old).unwrap();
+    let want: Vec<String> = (0..20_000).map(|n| format!("{n:06}")).collect();
+    assert!(walk(&kv, false, None) == want);
+    append(&kv, 20_000..21_000, 100);
+    let mut want: Vec<String> = (0..21_000).map(|n| format!("{n:06}")).collect();
+    assert!(walk(&kv, false, None) == want);
+    want.reverse();
+    assert!(walk(&kv, true, None) == want);
 }
 
 #[test]
@@ -188,6 +286,46 @@ fn concurrent_writers_lose_nothing() {
         .map(|i| format!("{i:05}"))
         .collect();
     assert_eq!(walk(&kv, false, None), expected);
+    assert!(
+        kv.conflicts() > 0,
+        "the writers never raced: the test proves nothing"
+    );
+}
+
+#[test]
+fn concurrent_writers_across_chunk_cuts_lose_nothing() {
+    let kv = Arc::new(MemoryKv::new().jitter());
+    // Four writers, each through the same region at a time, in shuffled batches.
+    let threads: Vec<_> = (0..4u64)
+        .map(|t| {
+            let kv = kv.clone();
+            std::thread::spawn(move || {
+                let mut mine: Vec<usize> = (0..6_000).map(|i| i * 4 + t as usize).collect();
+                shuffle(&mut mine, t + 1);
+                mine.sort_by_key(|i| i / 2000);
+                for chunk in mine.chunks(100) {
+                    let ops = chunk
+                        .iter()
+                        .map(|&i| add(i as f64, &format!("{i:05}")))
+                        .collect();
+                    apply(&*kv, "t", ops).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(walk(&kv, false, None), ids(0..24_000));
+    let root = kv.get(&keys::index_dir("t")).unwrap().unwrap();
+    let Ok(crate::codec::Root::Chunks(chunks)) = crate::codec::decode_root("d", &root) else {
+        panic!("24 000 entries and still one list");
+    };
+    let stored = kv.keys().into_iter().filter(|k| k.contains("##")).count();
+    assert!(
+        stored > chunks.len(),
+        "no chunk was ever cut after the first"
+    );
     assert!(
         kv.conflicts() > 0,
         "the writers never raced: the test proves nothing"

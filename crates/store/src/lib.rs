@@ -5,7 +5,8 @@
 //!
 //! - [`kv`], [`memory`]: the key-value operations, and an in-memory store for tests.
 //! - [`pos`], [`codec`]: index positions and the stored form of index pages.
-//! - [`index`], [`scan`]: writing and walking a paged ordered index.
+//! - [`index`], [`dir`], [`scan`]: writing a paged ordered index, its directory, and
+//!   walking it.
 //! - [`record`], [`sets`]: the stored task record, and the indexes and counters a task
 //!   belongs to.
 //! - [`tasks`]: writing task records by compare-and-swap, with their index entries and
@@ -17,6 +18,7 @@
 
 pub mod aggregate;
 pub mod codec;
+pub mod dir;
 pub mod index;
 pub mod kv;
 pub mod listing;

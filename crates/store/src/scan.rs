@@ -1,5 +1,6 @@
 //! Reading an ordered index in either direction from any position, a few pages at a
-//! time: the directory is read once, then only the pages the caller walks through.
+//! time: the directory is read once (of a large index, its root, then each chunk the
+//! walk reaches), then only the pages the caller walks through.
 //! Each directory slot is read for the range the directory gives it, following
 //! `Split`/`Merged` markers, so entries are returned once each, in order, even while
 //! writers split and merge pages.
@@ -8,8 +9,8 @@ use std::collections::VecDeque;
 
 use vigil_core::keys;
 
-use crate::codec::{decode_node, Node};
-use crate::index::{read_dir, MAX_HOPS};
+use crate::codec::{decode_chunk, decode_node, decode_root, Node, Root};
+use crate::index::MAX_HOPS;
 use crate::kv::{Kv, KvError, Result};
 use crate::pos::{in_range, Bound, Entry, Pos};
 
@@ -24,6 +25,9 @@ pub struct Scanner<'a, K: Kv> {
     index: String,
     /// `(lo, hi, page)` in walking order.
     slots: VecDeque<(Bound, Bound, u64)>,
+    /// Of a large index, the directory chunks not read yet: `(lo, hi, chunk)` in
+    /// walking order.
+    chunks: VecDeque<(Bound, Bound, u64)>,
     desc: bool,
     after: Option<Pos>,
     buf: VecDeque<Entry>,
@@ -34,36 +38,71 @@ pub struct Scanner<'a, K: Kv> {
 impl<'a, K: Kv> Scanner<'a, K> {
     /// Starts a walk of `index`, descending or ascending, strictly after `after`.
     pub fn open(kv: &'a K, index: &str, desc: bool, after: Option<Pos>) -> Result<Self> {
-        let dir = read_dir(kv, index)?;
-        let mut slots: VecDeque<(Bound, Bound, u64)> = VecDeque::new();
-        for (i, (lo, page)) in dir.pages.iter().enumerate() {
-            let hi = dir.pages.get(i + 1).and_then(|(b, _)| b.clone());
+        let key = keys::index_dir(index);
+        let root = match kv.get(&key)? {
+            Some(bytes) => decode_root(&key, &bytes)?,
+            None => Root::Pages(Default::default()),
+        };
+        let mut s = Self {
+            kv,
+            index: index.to_owned(),
+            slots: VecDeque::new(),
+            chunks: VecDeque::new(),
+            desc,
+            after,
+            buf: VecDeque::new(),
+            prefetch: FIRST_PREFETCH,
+            pages_read: 0,
+        };
+        match root {
+            Root::Pages(dir) => s.slots = s.wanted(&dir.pages, &None),
+            Root::Chunks(chunks) => s.chunks = s.wanted(&chunks, &None),
+        }
+        Ok(s)
+    }
+
+    /// `(lo, hi, id)` of each of `list`'s slots (the last one ending at `end`) that can
+    /// hold entries after the start, in walking order.
+    fn wanted(&self, list: &[(Bound, u64)], end: &Bound) -> VecDeque<(Bound, Bound, u64)> {
+        let mut out = VecDeque::new();
+        for (i, (lo, id)) in list.iter().enumerate() {
+            let hi = list
+                .get(i + 1)
+                .map_or_else(|| end.clone(), |(b, _)| b.clone());
             // Descending, a slot starting at or above `after` holds nothing below it;
             // ascending, a slot ending at or below `after` holds nothing above it.
-            let wanted = after.as_ref().is_none_or(|a| {
-                if desc {
+            let wanted = self.after.as_ref().is_none_or(|a| {
+                if self.desc {
                     lo.as_ref().is_none_or(|l| l < a)
                 } else {
                     hi.as_ref().is_none_or(|h| h > a)
                 }
             });
             if wanted {
-                slots.push_back((lo.clone(), hi, *page));
+                out.push_back((lo.clone(), hi, *id));
             }
         }
-        if desc {
-            slots = slots.into_iter().rev().collect();
+        if self.desc {
+            out = out.into_iter().rev().collect();
         }
-        Ok(Self {
-            kv,
-            index: index.to_owned(),
-            slots,
-            desc,
-            after,
-            buf: VecDeque::new(),
-            prefetch: FIRST_PREFETCH,
-            pages_read: 0,
-        })
+        out
+    }
+
+    /// Reads the next directory chunk's slots; `false` when none is left.
+    fn next_chunk(&mut self) -> Result<bool> {
+        let Some((lo, hi, id)) = self.chunks.pop_front() else {
+            return Ok(false);
+        };
+        let key = keys::index_chunk(&self.index, id);
+        let bytes = self.kv.get(&key)?.ok_or_else(|| KvError::Corrupt {
+            key: key.clone(),
+            why: "a directory chunk the root names is missing".into(),
+        })?;
+        let mut list = decode_chunk(&key, &bytes)?;
+        // The chunk's range starts at its root bound.
+        list[0].0 = lo;
+        self.slots = self.wanted(&list, &hi);
+        Ok(true)
     }
 
     /// Pages read so far (for tests and bounds).
@@ -75,7 +114,10 @@ impl<'a, K: Kv> Scanner<'a, K> {
     pub fn next_entry(&mut self) -> Result<Option<Entry>> {
         while self.buf.is_empty() {
             if self.slots.is_empty() {
-                return Ok(None);
+                if !self.next_chunk()? {
+                    return Ok(None);
+                }
+                continue;
             }
             self.fill()?;
         }

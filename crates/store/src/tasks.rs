@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use vigil_core::keys;
 use vigil_core::task::Task;
 
+use crate::dir;
 use crate::index::{self, Op};
 use crate::kv::{Kv, KvError, Result, MAX_CAS_RETRIES};
 use crate::pos::{Entry, Pos};
@@ -205,8 +206,9 @@ pub(crate) fn removes(before: Option<&Stored>, next: Option<&Stored>) -> Vec<(St
         .collect()
 }
 
-/// Applies index operations: every touched index's directory read in one round trip
-/// (a new task touches seven), then one [`index::apply_with`] per index.
+/// Applies index operations: the directories of every touched index read in one round
+/// trip (a new task touches seven; large ones take one more for their chunks), then one
+/// [`index::apply_with`] per index.
 pub(crate) fn apply_ops<K: Kv>(kv: &K, ops: impl IntoIterator<Item = (String, Op)>) -> Result<()> {
     let mut by_index: BTreeMap<String, Vec<Op>> = BTreeMap::new();
     for (set, op) in ops {
@@ -215,10 +217,13 @@ pub(crate) fn apply_ops<K: Kv>(kv: &K, ops: impl IntoIterator<Item = (String, Op
     if by_index.is_empty() {
         return Ok(());
     }
-    let (names, ops): (Vec<String>, Vec<Vec<Op>>) = by_index.into_iter().unzip();
-    let dirs = index::read_dirs(kv, &names.iter().map(String::as_str).collect::<Vec<_>>())?;
-    for ((set, ops), dir) in names.iter().zip(ops).zip(&dirs) {
-        index::apply_with(kv, set, dir, ops)?;
+    let wanted: Vec<(&str, Vec<&Pos>)> = by_index
+        .iter()
+        .map(|(set, ops)| (set.as_str(), ops.iter().map(Op::pos).collect()))
+        .collect();
+    let views = dir::read_views(kv, &wanted)?;
+    for ((set, ops), view) in by_index.into_iter().zip(&views) {
+        index::apply_with(kv, &set, view, ops)?;
     }
     Ok(())
 }
