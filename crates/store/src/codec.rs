@@ -350,6 +350,7 @@ impl<'a> Reader<'a> {
         }
     }
 
+    #[inline]
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         let end = self.at.checked_add(n).filter(|&e| e <= self.bytes.len());
         let end = end.ok_or_else(|| self.corrupt("truncated"))?;
@@ -358,6 +359,7 @@ impl<'a> Reader<'a> {
         Ok(s)
     }
 
+    #[inline]
     fn byte(&mut self) -> Result<u8> {
         Ok(self.take(1)?[0])
     }
@@ -374,6 +376,7 @@ impl<'a> Reader<'a> {
         Ok(u64::from_le_bytes(b.try_into().unwrap_or_default()))
     }
 
+    #[inline]
     fn varint(&mut self) -> Result<u64> {
         let mut n = 0u64;
         for shift in (0..64).step_by(7) {
@@ -416,22 +419,22 @@ impl<'a> Reader<'a> {
         })
     }
 
-    /// A position, borrowed from the bytes.
+    /// A position, borrowed from the bytes (texts unchecked: see [`KeyRef`]).
     fn pos_ref(&mut self) -> Result<PosRef<'a>> {
         let key = match self.byte()? {
             b'n' => KeyRef::Num(f64::from_be_bytes(
                 self.take(8)?.try_into().unwrap_or_default(),
             )),
-            b't' => KeyRef::Text(self.text_ref()?),
+            b't' => KeyRef::Text(self.bytes_ref()?),
             _ => return Err(self.corrupt("unknown key kind")),
         };
-        Ok((key, self.text_ref()?))
+        Ok((key, self.bytes_ref()?))
     }
 
-    fn text_ref(&mut self) -> Result<&'a str> {
+    /// A text's bytes, borrowed.
+    fn bytes_ref(&mut self) -> Result<&'a [u8]> {
         let n = self.count()?;
-        let b = self.take(n)?;
-        std::str::from_utf8(b).map_err(|_| self.corrupt("text is not UTF-8"))
+        self.take(n)
     }
 
     fn bound(&mut self) -> Result<Bound> {

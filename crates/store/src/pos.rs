@@ -21,19 +21,21 @@ impl Key {
     pub fn as_ref(&self) -> KeyRef<'_> {
         match self {
             Key::Num(x) => KeyRef::Num(*x),
-            Key::Text(s) => KeyRef::Text(s),
+            Key::Text(s) => KeyRef::Text(s.as_bytes()),
         }
     }
 }
 
 /// A sort key borrowed from where it is stored: pages are changed in place by comparing
-/// these, without decoding every entry (see [`crate::codec::read_leaf`]).
+/// these, without decoding every entry (see [`crate::codec::read_leaf`]). Texts are
+/// their UTF-8 bytes, which order as the texts do, so a page changed in place is never
+/// checked for UTF-8 (a full decode, as readers do, still is).
 #[derive(Debug, Clone, Copy)]
 pub enum KeyRef<'a> {
     /// Times, runtimes.
     Num(f64),
-    /// Names.
-    Text(&'a str),
+    /// Names, as UTF-8 bytes.
+    Text(&'a [u8]),
 }
 
 /// The one order of keys: numbers (by `total_cmp`) before texts (bytewise).
@@ -62,8 +64,8 @@ impl PartialEq for KeyRef<'_> {
 
 impl Eq for KeyRef<'_> {}
 
-/// A position borrowed, ordered as [`Pos`]: key, then id.
-pub type PosRef<'a> = (KeyRef<'a>, &'a str);
+/// A position borrowed, ordered as [`Pos`]: key, then id (as UTF-8 bytes).
+pub type PosRef<'a> = (KeyRef<'a>, &'a [u8]);
 
 impl Ord for Key {
     fn cmp(&self, other: &Self) -> Ordering {
@@ -102,7 +104,7 @@ impl Pos {
 
     /// The position borrowed.
     pub fn as_ref(&self) -> PosRef<'_> {
-        (self.key.as_ref(), &self.id)
+        (self.key.as_ref(), self.id.as_bytes())
     }
 }
 
