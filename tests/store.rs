@@ -118,6 +118,16 @@ async fn observe(host: &common::TestHost, ids: &[String]) -> Value {
             "queues": queues, "breakers": outcomes })
 }
 
+/// The ids of a listing's tasks, in its order.
+fn ids_of(listing: &Value) -> Vec<String> {
+    listing["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 async fn send_all(host: &common::TestHost, batches: impl IntoIterator<Item = Vec<Value>>) {
     for b in batches {
         let (s, body) = host.ingest(&Value::Array(b).to_string()).await;
@@ -187,25 +197,14 @@ async fn cursor_pages_have_no_gaps_or_duplicates_while_tasks_arrive() {
     let events = cluster(250);
     send_all(&host, events.chunks(100).map(<[Value]>::to_vec)).await;
     let (_, all) = host.get("/api/v1/tasks?limit=1000").await;
-    let before: BTreeSet<String> = all["tasks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["id"].as_str().unwrap().to_owned())
-        .collect();
+    let before: BTreeSet<String> = ids_of(&all).into_iter().collect();
     assert_eq!(before.len(), 250);
     let mut seen = Vec::new();
     let mut path = "/api/v1/tasks?limit=40".to_owned();
     for page in 0.. {
         let (s, l) = host.get(&path).await;
         assert_eq!(s, 200, "{l}");
-        seen.extend(
-            l["tasks"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|t| t["id"].as_str().unwrap().to_owned()),
-        );
+        seen.extend(ids_of(&l));
         // New tasks, and changes to old ones, arrive between pages.
         let now = common::now_secs() as f64;
         host.ingest(
@@ -280,13 +279,7 @@ async fn an_index_past_its_directorys_first_cut_lists_every_task_in_order() {
     loop {
         let (s, l) = host.get(&path).await;
         assert_eq!(s, 200, "{l}");
-        seen.extend(
-            l["tasks"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|t| t["id"].as_str().unwrap().to_owned()),
-        );
+        seen.extend(ids_of(&l));
         match l["next_cursor"].as_str() {
             Some(c) => path = format!("/api/v1/tasks?limit=1000&cursor={c}"),
             None => break,
