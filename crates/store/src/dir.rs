@@ -68,22 +68,32 @@ pub(crate) enum Edit {
     Remove(u64),
 }
 
-fn missing(key: &str) -> KvError {
-    KvError::Corrupt {
-        key: key.to_owned(),
-        why: "a directory chunk the root names is missing".into(),
-    }
-}
-
 /// The directory key's value (a missing one is a new index: one page, id 0).
 fn root_at(key: &str, bytes: Option<Vec<u8>>) -> Result<Root> {
     bytes.map_or_else(|| Ok(Root::Pages(Dir::default())), |b| decode_root(key, &b))
 }
 
+/// Reads what an index's directory key holds.
+pub(crate) fn read_root<K: Kv>(kv: &K, index: &str) -> Result<Root> {
+    let key = keys::index_dir(index);
+    root_at(&key, kv.get(&key)?)
+}
+
+/// The pages of the chunk stored at `key`, whose range starts at `lo` (its root
+/// bound). A chunk the root names is never deleted: a missing one is corrupt.
+pub(crate) fn chunk_at(key: &str, bytes: Option<Vec<u8>>, lo: Bound) -> Result<Vec<(Bound, u64)>> {
+    let bytes = bytes.ok_or_else(|| KvError::Corrupt {
+        key: key.to_owned(),
+        why: "a directory chunk the root names is missing".into(),
+    })?;
+    let mut pages = decode_chunk(key, &bytes)?;
+    pages[0].0 = lo;
+    Ok(pages)
+}
+
 /// Reads an index's whole directory: every live page, in order.
 pub fn read_dir<K: Kv>(kv: &K, index: &str) -> Result<Dir> {
-    let key = keys::index_dir(index);
-    let chunks = match root_at(&key, kv.get(&key)?)? {
+    let chunks = match read_root(kv, index)? {
         Root::Pages(dir) => return Ok(dir),
         Root::Chunks(chunks) => chunks,
     };
@@ -93,10 +103,7 @@ pub fn read_dir<K: Kv>(kv: &K, index: &str) -> Result<Dir> {
         .collect();
     let mut pages = Vec::new();
     for (((lo, _), key), value) in chunks.into_iter().zip(&keys).zip(kv.get_many(&keys)?) {
-        let mut list = decode_chunk(key, &value.ok_or_else(|| missing(key))?)?;
-        // The chunk's range starts at its root bound (its first page's, unless corrupt).
-        list[0].0 = lo;
-        pages.extend(list);
+        pages.extend(chunk_at(key, value, lo)?);
     }
     Ok(Dir { pages })
 }
@@ -141,11 +148,10 @@ pub fn read_views<K: Kv>(kv: &K, wanted: &[(&str, Vec<&Pos>)]) -> Result<Vec<Vie
     }
     let values = kv.get_many(&chunk_keys)?;
     for ((n, lo, id, last), (key, value)) in need.into_iter().zip(chunk_keys.iter().zip(values)) {
-        let pages = decode_chunk(key, &value.ok_or_else(|| missing(key))?)?;
         views[n].parts.push(Part {
+            pages: chunk_at(key, value, lo.clone())?,
             lo,
             chunk: Some(id),
-            pages,
             last,
         });
     }
@@ -161,7 +167,7 @@ pub(crate) fn fold<K: Kv>(kv: &K, index: &str, part: &Part, edits: &[Edit]) -> R
     }
     match part.chunk {
         None => fold_root(kv, index, edits),
-        Some(id) => fold_chunk(kv, index, id, part.last, edits),
+        Some(id) => fold_chunk(kv, index, id, part, edits),
     }
 }
 
@@ -194,12 +200,13 @@ fn fold_root<K: Kv>(kv: &K, index: &str, edits: &[Edit]) -> Result<()> {
     Err(KvError::Contention(key))
 }
 
-/// Edits one chunk; past [`CHUNK_MAX`] pages its pieces take its place in the root.
-fn fold_chunk<K: Kv>(kv: &K, index: &str, id: u64, last: bool, edits: &[Edit]) -> Result<()> {
+/// Edits chunk `id` (of `part`); past [`CHUNK_MAX`] pages its pieces take its place in
+/// the root.
+fn fold_chunk<K: Kv>(kv: &K, index: &str, id: u64, part: &Part, edits: &[Edit]) -> Result<()> {
     let key = keys::index_chunk(index, id);
     for _ in 0..MAX_CAS_RETRIES {
         let (cas, cur) = kv.cas(&key)?;
-        let mut pages = decode_chunk(&key, &cur.ok_or_else(|| missing(&key))?)?;
+        let mut pages = chunk_at(&key, cur, part.lo.clone())?;
         if !apply_edits(&mut pages, edits) {
             return Ok(());
         }
@@ -210,7 +217,7 @@ fn fold_chunk<K: Kv>(kv: &K, index: &str, id: u64, last: bool, edits: &[Edit]) -
             continue;
         }
         // The old chunk stays as it was: a stale list for whoever holds the old root.
-        let pieces = write_chunks(kv, index, cut(pages, last))?;
+        let pieces = write_chunks(kv, index, cut(pages, part.last))?;
         if !replace_in_root(kv, index, id, &pieces)? {
             delete_chunks(kv, index, &pieces)?;
         }

@@ -9,7 +9,8 @@ use std::collections::VecDeque;
 
 use vigil_core::keys;
 
-use crate::codec::{decode_chunk, decode_node, decode_root, Node, Root};
+use crate::codec::{decode_node, Node, Root};
+use crate::dir::{chunk_at, read_root};
 use crate::index::MAX_HOPS;
 use crate::kv::{Kv, KvError, Result};
 use crate::pos::{in_range, Bound, Entry, Pos};
@@ -38,11 +39,7 @@ pub struct Scanner<'a, K: Kv> {
 impl<'a, K: Kv> Scanner<'a, K> {
     /// Starts a walk of `index`, descending or ascending, strictly after `after`.
     pub fn open(kv: &'a K, index: &str, desc: bool, after: Option<Pos>) -> Result<Self> {
-        let key = keys::index_dir(index);
-        let root = match kv.get(&key)? {
-            Some(bytes) => decode_root(&key, &bytes)?,
-            None => Root::Pages(Default::default()),
-        };
+        let root = read_root(kv, index)?;
         let mut s = Self {
             kv,
             index: index.to_owned(),
@@ -94,13 +91,7 @@ impl<'a, K: Kv> Scanner<'a, K> {
             return Ok(false);
         };
         let key = keys::index_chunk(&self.index, id);
-        let bytes = self.kv.get(&key)?.ok_or_else(|| KvError::Corrupt {
-            key: key.clone(),
-            why: "a directory chunk the root names is missing".into(),
-        })?;
-        let mut list = decode_chunk(&key, &bytes)?;
-        // The chunk's range starts at its root bound.
-        list[0].0 = lo;
+        let list = chunk_at(&key, self.kv.get(&key)?, lo)?;
         self.slots = self.wanted(&list, &hi);
         Ok(true)
     }
