@@ -65,15 +65,10 @@ pub enum Root {
     Chunks(Vec<(Bound, u64)>),
 }
 
-/// Encodes a directory.
-pub fn encode_dir(dir: &Dir) -> Vec<u8> {
-    tagged(b'D', &dir.pages)
-}
-
 /// Encodes a directory key's value.
 pub fn encode_root(root: &Root) -> Vec<u8> {
     match root {
-        Root::Pages(dir) => encode_dir(dir),
+        Root::Pages(dir) => tagged(b'D', &dir.pages),
         Root::Chunks(chunks) => tagged(b'R', chunks),
     }
 }
@@ -157,17 +152,6 @@ fn varint(out: &mut Vec<u8>, mut n: u64) {
         n >>= 7;
     }
     out.push(n as u8);
-}
-
-/// Decodes a directory stored at `key` (a small index's: see [`decode_root`]).
-pub fn decode_dir(key: &str, bytes: &[u8]) -> Result<Dir> {
-    match decode_root(key, bytes)? {
-        Root::Pages(dir) => Ok(dir),
-        Root::Chunks(_) => Err(KvError::Corrupt {
-            key: key.to_owned(),
-            why: "a chunked directory where a page list was expected".into(),
-        }),
-    }
 }
 
 /// Decodes a directory key's value.

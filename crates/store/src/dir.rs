@@ -17,15 +17,13 @@ use vigil_core::keys;
 
 use crate::codec::{decode_chunk, decode_root, encode_chunk, encode_root, Dir, Root};
 use crate::kv::{Kv, KvError, Result, MAX_CAS_RETRIES};
+use crate::page::piece_size;
 use crate::pos::{route, Bound, Pos};
 
 /// Most pages a list holds (the directory key's own, or a chunk's) before it is cut:
 /// ~1.2 KiB (a bound is mostly its sort key alone, ~19 bytes a page), covering ~14 000
 /// entries. A million-entry index has a root of ~80 chunks.
 pub const CHUNK_MAX: usize = 64;
-/// Pages the lower piece keeps when the highest list is cut: new pages mostly arrive
-/// at the top, so the chunks left behind stay 7/8 full.
-const CHUNK_HEAD_FILL: usize = CHUNK_MAX * 7 / 8;
 
 /// One list of pages a writer routes through: a small index's whole directory, or one
 /// chunk of a large one.
@@ -91,8 +89,10 @@ pub(crate) fn chunk_at(key: &str, bytes: Option<Vec<u8>>, lo: Bound) -> Result<V
     Ok(pages)
 }
 
-/// Reads an index's whole directory: every live page, in order.
-pub fn read_dir<K: Kv>(kv: &K, index: &str) -> Result<Dir> {
+/// Reads an index's whole directory: every live page, in order (walks read a large
+/// one chunk by chunk instead: [`crate::scan`]).
+#[cfg(test)]
+pub(crate) fn read_dir<K: Kv>(kv: &K, index: &str) -> Result<Dir> {
     let chunks = match read_root(kv, index)? {
         Root::Pages(dir) => return Ok(dir),
         Root::Chunks(chunks) => chunks,
@@ -248,15 +248,9 @@ fn replace_in_root<K: Kv>(kv: &K, index: &str, id: u64, pieces: &[(Bound, u64)])
     Err(KvError::Contention(key))
 }
 
-/// Cuts an overflowing list into pieces: the highest keeps [`CHUNK_HEAD_FILL`] pages
-/// per lower piece (new pages arrive above), others split evenly.
+/// Cuts an overflowing list into pieces, as pages are cut ([`piece_size`]).
 fn cut(pages: Vec<(Bound, u64)>, top: bool) -> Vec<Vec<(Bound, u64)>> {
-    let n = pages.len();
-    let size = if top {
-        CHUNK_HEAD_FILL
-    } else {
-        n.div_ceil(n.div_ceil(CHUNK_MAX / 2))
-    };
+    let size = piece_size(pages.len(), CHUNK_MAX, top);
     pages.chunks(size).map(<[_]>::to_vec).collect()
 }
 

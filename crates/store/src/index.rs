@@ -24,11 +24,11 @@ use crate::pos::{route, Bound, Entry, Pos};
 
 /// Most entries a page holds. A listing of 50 reads one or two pages; an ingest batch
 /// rewrites the pages it touches, so pages stay small (~12 KiB with uuid ids), and a
-/// million-entry index still has a directory of only ~5 000 bounds (~130 KiB).
+/// million-entry index has ~4 500 pages (its directory cut into chunks: [`crate::dir`]).
 pub const PAGE_MAX: usize = 256;
 /// Entries the lower piece keeps when the highest page splits. New entries mostly
 /// arrive at the top (newest timestamps), so the pages left behind stay 7/8 full.
-pub const HEAD_FILL: usize = PAGE_MAX * 7 / 8;
+pub const HEAD_FILL: usize = crate::page::head_fill(PAGE_MAX);
 /// Longest chain of `Split`/`Merged` markers followed before giving up (each one is a
 /// structural change not yet folded into the directory; a handful at most).
 pub const MAX_HOPS: usize = 32;

@@ -1,7 +1,7 @@
 //! What happens inside one page of an index: applying a batch of changes to its sorted
 //! entries, and cutting an overflowing page into pieces with their lower bounds.
 
-use crate::index::{Op, HEAD_FILL, PAGE_MAX};
+use crate::index::{Op, PAGE_MAX};
 use crate::pos::{Bound, Entry, Pos, PosRef};
 
 /// An entry of a page as [`merge`] sees it: decoded, or still in the stored bytes.
@@ -52,15 +52,26 @@ pub(crate) fn merge<'o, S: Slot>(
     changed
 }
 
-/// Cuts an overflowing page into pieces with their lower bounds. The top page keeps
-/// [`HEAD_FILL`] entries per lower piece (appends continue above); others split evenly.
-pub(crate) fn cut(lo: Bound, entries: Vec<Entry>, top: bool) -> Vec<(Bound, Vec<Entry>)> {
-    let n = entries.len();
-    let size = if top {
-        HEAD_FILL
+/// How many items each piece of an overflowing list of `n` (at most `max` a list) gets,
+/// for pages and directory chunks alike: the highest list keeps [`head_fill`] per lower
+/// piece (appends continue above, so what is left behind stays 7/8 full); others split
+/// evenly into pieces of about half.
+pub(crate) fn piece_size(n: usize, max: usize, top: bool) -> usize {
+    if top {
+        head_fill(max)
     } else {
-        n.div_ceil(n.div_ceil(PAGE_MAX / 2))
-    };
+        n.div_ceil(n.div_ceil(max / 2))
+    }
+}
+
+/// What the lower piece keeps when the highest list of at most `max` is cut.
+pub const fn head_fill(max: usize) -> usize {
+    max * 7 / 8
+}
+
+/// Cuts an overflowing page into pieces with their lower bounds ([`piece_size`]).
+pub(crate) fn cut(lo: Bound, entries: Vec<Entry>, top: bool) -> Vec<(Bound, Vec<Entry>)> {
+    let size = piece_size(entries.len(), PAGE_MAX, top);
     let mut pieces: Vec<(Bound, Vec<Entry>)> = Vec::new();
     let mut rest = entries.into_iter().peekable();
     let mut prev: Option<Pos> = None;
