@@ -272,7 +272,7 @@ function drawBreakers(store) {
   const names = [...new Set([...store.queues.keys(), ...store.breakers.keys()])].sort();
   const box = $('breakers');
   const cards = new Map([...box.children].map((c) => [c.dataset.queue, c]));
-  names.forEach((q) => {
+  names.forEach((q, i) => {
     // One card per queue, kept across redraws (see fillRow for why).
     const card = cards.get(q) || breakerCard(q, store.claims.role === 'admin');
     const b = store.breakers.get(q) || { state: 'closed', metadata: {} };
@@ -290,7 +290,9 @@ function drawBreakers(store) {
       btn.textContent = open ? 'Close breaker' : 'Open breaker';
       btn.disabled = false;
     }
-    box.append(card); // in name order
+    // In name order, moved only when out of place: re-appending a card already there
+    // detaches it too, and a press on its button then never becomes a click.
+    if (box.children[i] !== card) box.insertBefore(card, box.children[i] || null);
   });
 }
 
