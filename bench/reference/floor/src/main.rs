@@ -23,10 +23,16 @@
 //! other than `/`, leaving rooms (except by disconnecting), compression, and the
 //! limits and back-pressure policy a real server needs (a full queue drops frames).
 //!
-//! Environment: PORT (0 = any free port), JWT_SECRET. Prints `listening on <port>`.
+//! - Ingest ([`ingest`], with `INGEST_DB=<file>`): `POST /api/v1/events` stores each
+//!   Celery event's task record and logs it in SQLite, committed in groups, and answers
+//!   once durable (`scripts/bench ingest`).
+//!
+//! Environment: PORT (0 = any free port), JWT_SECRET, INGEST_DB. Prints
+//! `listening on <port>`.
 
 mod frame;
 mod hub;
+mod ingest;
 mod jwt;
 mod longpoll;
 mod socketio;
@@ -60,8 +66,15 @@ async fn main() -> std::io::Result<()> {
         Err(_) => 0,
     };
     let secret = std::env::var("JWT_SECRET").unwrap_or_default();
-    let hub = Arc::new(Hub::new(secret.into_bytes()));
+    let hub = Arc::new(Hub::new(secret.clone().into_bytes()));
     let lot = Arc::new(longpoll::Lot::default());
+    let ingest = match std::env::var_os("INGEST_DB") {
+        Some(path) => Some(Arc::new(ingest::Ingest::open(
+            path.as_ref(),
+            secret.clone().into_bytes(),
+        )?)),
+        None => None,
+    };
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await?;
     println!("listening on {}", listener.local_addr()?.port());
     loop {
@@ -74,16 +87,20 @@ async fn main() -> std::io::Result<()> {
             }
         };
         let _ = stream.set_nodelay(true);
-        let (hub, lot) = (hub.clone(), lot.clone());
+        let (hub, lot, ingest) = (hub.clone(), lot.clone(), ingest.clone());
         tokio::spawn(async move {
-            let start = peek(&stream).await;
-            if sse::is_sse(&start) {
-                return sse::serve(hub, stream).await;
+            // The ingest floor serves `POST /api/v1/events` itself, through HTTP, where the
+            // long-poll floor would take that connection over.
+            if ingest.is_none() {
+                let start = peek(&stream).await;
+                if sse::is_sse(&start) {
+                    return sse::serve(hub, stream).await;
+                }
+                if longpoll::is_longpoll(&start) {
+                    return longpoll::serve(lot, stream).await;
+                }
             }
-            if longpoll::is_longpoll(&start) {
-                return longpoll::serve(lot, stream).await;
-            }
-            let service = service_fn(move |req| handle(hub.clone(), req));
+            let service = service_fn(move |req| handle(hub.clone(), ingest.clone(), req));
             let _ = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
                 .with_upgrades()
@@ -110,17 +127,28 @@ async fn peek(stream: &TcpStream) -> Vec<u8> {
 
 type Answer = Response<Full<Bytes>>;
 
-async fn handle(hub: Arc<Hub>, req: Request<Incoming>) -> Result<Answer, Infallible> {
+async fn handle(
+    hub: Arc<Hub>,
+    ingest: Option<Arc<ingest::Ingest>>,
+    req: Request<Incoming>,
+) -> Result<Answer, Infallible> {
     let path = req.uri().path();
-    Ok(if req.method() == Method::POST && path == "/publish" {
-        publish(&hub, req).await
-    } else if req.method() == Method::GET && matches!(path, "/socket.io/" | "/socket.io") {
-        upgrade(hub, req)
-    } else if req.method() == Method::GET && path == "/ws" {
-        upgrade_ws(hub, req)
-    } else {
-        respond(StatusCode::NOT_FOUND, "")
-    })
+    Ok(
+        if req.method() == Method::POST && path == "/api/v1/events" {
+            match ingest {
+                Some(ingest) => ingest.accept(req).await,
+                None => respond(StatusCode::NOT_FOUND, ""),
+            }
+        } else if req.method() == Method::POST && path == "/publish" {
+            publish(&hub, req).await
+        } else if req.method() == Method::GET && matches!(path, "/socket.io/" | "/socket.io") {
+            upgrade(hub, req)
+        } else if req.method() == Method::GET && path == "/ws" {
+            upgrade_ws(hub, req)
+        } else {
+            respond(StatusCode::NOT_FOUND, "")
+        },
+    )
 }
 
 /// `POST /publish`: `{room, event, data}` or an array of them; 202 `{"accepted": n}`.
