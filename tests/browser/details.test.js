@@ -51,3 +51,24 @@ test('a worker opens in the drawer and its controls publish commands', async () 
   assert.deepEqual([cmd.destination, cmd.arguments], [[host], { n: 2 }]);
   await page.close();
 });
+
+test('a click held while the workers table redraws still opens the worker', async () => {
+  // A user's press lasts ~100 ms and the table redraws every second and on every worker
+  // event: a row rebuilt between mouse-down and mouse-up would swallow the click.
+  const host = `celery@${uid('held')}`;
+  await ingest({ type: 'worker-online', hostname: host, pid: 4343, sw_ident: 'py-celery', sw_ver: '5.7.0', sw_sys: 'Linux', freq: 2, timestamp: now() });
+  const page = await open(browser, ADMIN);
+  await waitMode(page, 'live', 'ws');
+  const row = `#workers tr[data-worker="${host}"]`;
+  const cell = await page.waitForSelector(`${row} td:first-child`);
+  await cell.scrollIntoViewIfNeeded();
+  const box = await cell.boundingBox();
+  await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+  await page.mouse.down();
+  // A redraw while the button is down: this worker's heartbeat, seen in its row.
+  await ingest({ type: 'worker-heartbeat', hostname: host, active: 7, processed: 31, timestamp: now() });
+  await page.waitForFunction((sel) => document.querySelector(sel)?.cells[6].textContent === '31', row);
+  await page.mouse.up();
+  await page.waitForFunction(() => document.getElementById('drawer').textContent.includes('4343'), null, { timeout: 5000 });
+  await page.close();
+});

@@ -313,23 +313,42 @@ function breakerCard(q, admin) {
 
 // ---- workers -------------------------------------------------------------------------
 
+const WORKER_COLUMNS = ['worker', 'status', 'heartbeat', 'cpu %', 'mem MiB', 'active', 'processed', 'failed'];
+
 function drawWorkers(store) {
   const now = Date.now() / 1000;
-  const head = el('tr', {}, ...['worker', 'status', 'heartbeat', 'cpu %', 'mem MiB', 'active', 'processed', 'failed']
-    .map((h) => el('th', { textContent: h })));
-  const rows = [...store.workers.values()].sort((a, b) => a.id.localeCompare(b.id)).map((w) => {
+  const table = $('workers');
+  if (!table.tBodies.length) {
+    const head = el('tr', {}, ...WORKER_COLUMNS.map((h) => el('th', { textContent: h })));
+    table.replaceChildren(el('thead', {}, head), el('tbody'));
+  }
+  const body = table.tBodies[0];
+  const stale = new Map([...body.rows].map((r) => [r.dataset.worker, r]));
+  [...store.workers.values()].sort((a, b) => a.id.localeCompare(b.id)).forEach((w, i) => {
+    // One row per worker, kept across redraws (redrawn every second; see fillRow for why).
+    const row = stale.get(w.id) || workerRow(w.id);
+    stale.delete(w.id);
     const age = w.heartbeat_at ? now - w.heartbeat_at : null;
     // Health: the server's status, plus "late" when heartbeats stop before it says offline.
     const health = w.status === 'offline' ? 'offline' : age != null && age > 15 ? 'late' : w.status;
-    const name = el('td', { textContent: w.id, title: 'open the worker' });
-    name.onclick = () => actions.openWorker(w.id);
-    return el('tr', { 'data-worker': w.id, 'data-health': health },
-      name,
-      el('td', {}, el('span', { class: `badge w-${health}`, textContent: health })),
-      el('td', { textContent: age == null ? '—' : `${Math.max(0, Math.round(age))} s ago` }),
-      ...[fmt(w.cpu), fmt(w.memory), w.active, w.processed, w.failed].map((v) => el('td', { textContent: v ?? '—' })));
+    row.dataset.health = health;
+    const [, status, heartbeat, ...figures] = row.cells;
+    status.firstChild.className = `badge w-${health}`;
+    status.firstChild.textContent = health;
+    heartbeat.textContent = age == null ? '—' : `${Math.max(0, Math.round(age))} s ago`;
+    [fmt(w.cpu), fmt(w.memory), w.active, w.processed, w.failed]
+      .forEach((v, j) => { figures[j].textContent = v ?? '—'; });
+    // In id order, moved only when out of place (see drawBreakers).
+    if (body.rows[i] !== row) body.insertBefore(row, body.rows[i] || null);
   });
-  $('workers').replaceChildren(el('thead', {}, head), el('tbody', {}, ...rows));
+  stale.forEach((row) => row.remove());
+}
+
+function workerRow(id) {
+  const name = el('td', { textContent: id, title: 'open the worker' });
+  name.onclick = () => actions.openWorker(id);
+  return el('tr', { 'data-worker': id }, name, el('td', {}, el('span')),
+    ...WORKER_COLUMNS.slice(2).map(() => el('td')));
 }
 
 // ---- system metrics (admins) ---------------------------------------------------------
