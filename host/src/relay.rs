@@ -37,7 +37,7 @@ impl TakeOver for OutboxTakeOver {
         let events: Vec<Event> = serde_json::from_slice(value).map_err(|e| {
             anyhow::anyhow!("outbox entry {key} is not a JSON array of events: {e}")
         })?;
-        self.0.append(&events, None).await?;
+        self.0.append(events, None).await?;
         Ok(())
     }
 }
@@ -125,7 +125,7 @@ impl Relay {
             tracing::error!(%key, "unreadable outbox entry dropped");
             Vec::new()
         });
-        if self.log.append(&events, Some(key)).await?.is_none() {
+        if self.log.append(events, Some(key)).await?.is_none() {
             tracing::debug!(%key, "outbox entry already moved by another host");
         }
         Ok(())

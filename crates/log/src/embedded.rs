@@ -45,7 +45,7 @@ impl KvLog {
 impl EventLog for KvLog {
     async fn append(
         &self,
-        events: &[Event],
+        events: Vec<Event>,
         consumed: Option<&str>,
     ) -> anyhow::Result<Option<Vec<Arc<Published>>>> {
         let mut seq = self.seq.lock().await;
@@ -58,9 +58,9 @@ impl EventLog for KvLog {
         }
         let first = *seq + 1;
         let out = events
-            .iter()
+            .into_iter()
             .zip(first..)
-            .map(|(e, s)| Published::new(e.clone(), s).map(Arc::new))
+            .map(|(e, s)| Published::new(e, s).map(Arc::new))
             .collect::<anyhow::Result<Vec<_>>>()?;
         let head = *seq + out.len() as u64;
         let mut sets: Vec<(String, Vec<u8>)> = out
@@ -130,10 +130,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (kv, log) = log(&dir, 3).await;
         let mut heads = log.heads();
-        let got = log.append(&events(2), None).await.unwrap().unwrap();
+        let got = log.append(events(2), None).await.unwrap().unwrap();
         assert_eq!(seqs(&got), [1, 2]);
         assert_eq!(*heads.borrow_and_update(), 2);
-        log.append(&events(3), None).await.unwrap();
+        log.append(events(3), None).await.unwrap();
         assert_eq!(log.head().await.unwrap(), 5);
         assert_eq!(
             kv.get(keys::SEQ_KEY).await.unwrap().as_deref(),
@@ -148,7 +148,7 @@ mod tests {
         drop(log);
         let (_, again) = self::log(&dir, 3).await;
         assert_eq!(
-            seqs(&again.append(&events(1), None).await.unwrap().unwrap()),
+            seqs(&again.append(events(1), None).await.unwrap().unwrap()),
             [6]
         );
         assert_eq!(
@@ -167,13 +167,13 @@ mod tests {
         let (kv, log) = log(&dir, 100).await;
         kv.set("outbox/1", b"[]").await.unwrap();
         assert!(log
-            .append(&events(2), Some("outbox/1"))
+            .append(events(2), Some("outbox/1"))
             .await
             .unwrap()
             .is_some());
         assert!(!kv.exists("outbox/1").await.unwrap());
         assert!(log
-            .append(&events(2), Some("outbox/1"))
+            .append(events(2), Some("outbox/1"))
             .await
             .unwrap()
             .is_none());

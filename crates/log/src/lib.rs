@@ -73,10 +73,11 @@ pub trait EventLog: Send + Sync + 'static {
     /// Numbers `events` after the head, stores them and trims the log to its history,
     /// in one atomic step. With `consumed` (an outbox entry holding these events), that
     /// key is deleted in the same step; if it is already gone (another host moved it)
-    /// nothing is appended and the answer is `None`.
+    /// nothing is appended and the answer is `None`. The events are taken, not copied:
+    /// each becomes its [`Published`] as it is.
     async fn append(
         &self,
-        events: &[Event],
+        events: Vec<Event>,
         consumed: Option<&str>,
     ) -> anyhow::Result<Option<Vec<Arc<Published>>>>;
 

@@ -114,10 +114,9 @@ impl RedisLog {
 }
 
 /// The JSON of `event` after its `{"seq":0` opening (the script puts the number in).
-fn template(event: &Event) -> anyhow::Result<String> {
-    let mut e = event.clone();
-    e.seq = 0;
-    let json = serde_json::to_string(&e)?;
+fn template(event: &mut Event) -> anyhow::Result<String> {
+    event.seq = 0;
+    let json = serde_json::to_string(event)?;
     json.strip_prefix(r#"{"seq":0"#)
         .map(str::to_owned)
         .ok_or_else(|| anyhow::anyhow!("an event's JSON does not start with its seq"))
@@ -127,11 +126,11 @@ fn template(event: &Event) -> anyhow::Result<String> {
 impl EventLog for RedisLog {
     async fn append(
         &self,
-        events: &[Event],
+        mut events: Vec<Event>,
         consumed: Option<&str>,
     ) -> anyhow::Result<Option<Vec<Arc<Published>>>> {
         let templates = events
-            .iter()
+            .iter_mut()
             .map(template)
             .collect::<anyhow::Result<Vec<_>>>()?;
         let mut call = self.append.key(keys::SEQ_KEY);
@@ -149,11 +148,11 @@ impl EventLog for RedisLog {
         };
         let first = head + 1 - events.len() as u64;
         let out: Vec<Arc<Published>> = events
-            .iter()
+            .into_iter()
             .zip(templates)
             .zip(first..)
-            .map(|((e, t), seq)| {
-                let event = Event { seq, ..e.clone() };
+            .map(|((event, t), seq)| {
+                let event = Event { seq, ..event };
                 Arc::new(Published {
                     event,
                     json: format!(r#"{{"seq":{seq}{t}"#),
