@@ -32,6 +32,15 @@ function el(tag, props = {}, ...children) {
   return e;
 }
 
+/**
+ * Puts `child` at position `i` of `parent`, moving it only when it is not there already:
+ * re-inserting a node detaches it too, and a press that began on it then never becomes
+ * a click (panels redraw many times a second).
+ */
+function placeAt(parent, child, i) {
+  if (parent.children[i] !== child) parent.insertBefore(child, parent.children[i] || null);
+}
+
 export function init(store, act) {
   storeRef = store;
   actions = act;
@@ -290,9 +299,7 @@ function drawBreakers(store) {
       btn.textContent = open ? 'Close breaker' : 'Open breaker';
       btn.disabled = false;
     }
-    // In name order, moved only when out of place: re-appending a card already there
-    // detaches it too, and a press on its button then never becomes a click.
-    if (box.children[i] !== card) box.insertBefore(card, box.children[i] || null);
+    placeAt(box, card, i); // in name order
   });
 }
 
@@ -317,15 +324,15 @@ const WORKER_COLUMNS = ['worker', 'status', 'heartbeat', 'cpu %', 'mem MiB', 'ac
 
 function drawWorkers(store) {
   const now = Date.now() / 1000;
-  const table = $('workers');
-  if (!table.tBodies.length) {
+  const grid = $('workers');
+  if (!grid.tBodies.length) {
     const head = el('tr', {}, ...WORKER_COLUMNS.map((h) => el('th', { textContent: h })));
-    table.replaceChildren(el('thead', {}, head), el('tbody'));
+    grid.replaceChildren(el('thead', {}, head), el('tbody'));
   }
-  const body = table.tBodies[0];
+  const body = grid.tBodies[0];
   const stale = new Map([...body.rows].map((r) => [r.dataset.worker, r]));
   [...store.workers.values()].sort((a, b) => a.id.localeCompare(b.id)).forEach((w, i) => {
-    // One row per worker, kept across redraws (redrawn every second; see fillRow for why).
+    // One row per worker, kept across redraws (redrawn every second; see placeAt).
     const row = stale.get(w.id) || workerRow(w.id);
     stale.delete(w.id);
     const age = w.heartbeat_at ? now - w.heartbeat_at : null;
@@ -338,8 +345,7 @@ function drawWorkers(store) {
     heartbeat.textContent = age == null ? '—' : `${Math.max(0, Math.round(age))} s ago`;
     [fmt(w.cpu), fmt(w.memory), w.active, w.processed, w.failed]
       .forEach((v, j) => { figures[j].textContent = v ?? '—'; });
-    // In id order, moved only when out of place (see drawBreakers).
-    if (body.rows[i] !== row) body.insertBefore(row, body.rows[i] || null);
+    placeAt(body, row, i); // in id order
   });
   stale.forEach((row) => row.remove());
 }

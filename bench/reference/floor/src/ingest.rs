@@ -210,6 +210,8 @@ fn write_groups(conn: Connection, mut head: u64, queue: mpsc::Receiver<Job>) {
     }
 }
 
+/// Stores every event of `group` in one transaction, numbering them after `head` (left
+/// advanced: the caller rolls back and restores it if this fails).
 fn commit(conn: &Connection, head: &mut u64, group: &[Job]) -> rusqlite::Result<()> {
     conn.execute_batch("BEGIN IMMEDIATE")?;
     let mut select =
